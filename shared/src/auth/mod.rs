@@ -1,0 +1,9 @@
+//! Access tokens and password hashing.
+
+mod password;
+mod session;
+mod tokens;
+
+pub use password::{hash_password, verify_password};
+pub use session::authenticate;
+pub use tokens::{Claims, IssuedToken, TokenError, Tokens};

@@ -1,0 +1,24 @@
+use lambda_http::Request;
+use time::OffsetDateTime;
+
+use crate::domain::User;
+use crate::http::bearer_token;
+use crate::{ApiError, AppState};
+
+use super::Claims;
+
+/// The active user a request's bearer token belongs to. One DynamoDB round trip reads the user
+/// and the token's revocation record together.
+pub async fn authenticate(req: &Request, state: &AppState) -> Result<(User, Claims), ApiError> {
+    const NOT_AUTHENTICATED: ApiError = ApiError::Unauthorized("Could not validate credentials");
+    let token = bearer_token(req).ok_or(ApiError::Unauthorized("Not authenticated"))?;
+    let claims = state.tokens.verify(token).map_err(|_| NOT_AUTHENTICATED)?;
+    let session = state
+        .store
+        .session(claims.sub, claims.jti, OffsetDateTime::now_utc())
+        .await?;
+    match session.user {
+        Some(user) if user.is_active && !session.revoked => Ok((user, claims)),
+        _ => Err(NOT_AUTHENTICATED),
+    }
+}

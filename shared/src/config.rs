@@ -1,0 +1,114 @@
+use secrecy::{ExposeSecret, SecretString};
+
+/// JWT HMAC keys shorter than this are refused at start-up.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+const DEFAULT_TOKEN_MINUTES: i64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Settings read once per cold start.
+#[derive(Debug)]
+pub struct Config {
+    pub table_name: String,
+    /// Set only for a local DynamoDB-compatible server; empty means the AWS endpoint.
+    pub dynamodb_endpoint: Option<String>,
+    pub jwt_secret: SecretString,
+    pub access_token_minutes: i64,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |name: &str| lookup(name).filter(|value| !value.is_empty());
+        let table_name = non_empty("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let jwt_secret = SecretString::from(
+            non_empty("JWT_SECRET").ok_or(ConfigError::Missing("JWT_SECRET"))?,
+        );
+        if jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+            });
+        }
+        let access_token_minutes = match non_empty("ACCESS_TOKEN_EXPIRE_MINUTES") {
+            None => DEFAULT_TOKEN_MINUTES,
+            Some(raw) => raw
+                .parse::<i64>()
+                .ok()
+                .filter(|minutes| (1..=24 * 60).contains(minutes))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "ACCESS_TOKEN_EXPIRE_MINUTES",
+                    reason: "must be a whole number of minutes from 1 to 1440".into(),
+                })?,
+        };
+        Ok(Self {
+            table_name,
+            dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
+            jwt_secret,
+            access_token_minutes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        })
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn reads_required_and_defaulted_settings() {
+        let config = config(&[("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(config.table_name, "t");
+        assert_eq!(config.access_token_minutes, 30);
+        assert!(config.dynamodb_endpoint.is_none());
+    }
+
+    #[test]
+    fn refuses_a_short_or_missing_secret() {
+        let short = &SECRET[..31];
+        assert!(matches!(
+            config(&[("TABLE_NAME", "t"), ("JWT_SECRET", short)]),
+            Err(ConfigError::Invalid { name: "JWT_SECRET", .. })
+        ));
+        assert!(matches!(
+            config(&[("TABLE_NAME", "t")]),
+            Err(ConfigError::Missing("JWT_SECRET"))
+        ));
+    }
+
+    #[test]
+    fn refuses_a_nonsense_token_lifetime() {
+        for bad in ["0", "-5", "abc", "1441"] {
+            let result = config(&[
+                ("TABLE_NAME", "t"),
+                ("JWT_SECRET", SECRET),
+                ("ACCESS_TOKEN_EXPIRE_MINUTES", bad),
+            ]);
+            assert!(result.is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let config = config(&[("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)]).unwrap();
+        assert!(!format!("{config:?}").contains(SECRET));
+    }
+}

@@ -1,0 +1,91 @@
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use secrecy::SecretString;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::auth::{authenticate, hash_password, verify_password};
+use crate::domain::{Email, Fields, Password, User, Username};
+use crate::http::{bearer_token, json, json_body};
+use crate::store::{CreateUserError, LoginRecord};
+use crate::{ApiError, AppState};
+
+/// `POST /api/auth/register`
+pub async fn register(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
+    let mut fields = Fields::new(json_body(&req)?);
+    let username = fields.string("username", Username::parse);
+    let email = fields.string("email", Email::parse);
+    let password = fields.string("password", Password::parse);
+    let (Some(username), Some(email), Some(password)) = (username, email, password) else {
+        return Err(fields.into_error());
+    };
+    let password_hash = hash_password(password).await?;
+    let user = User::new(&username, &email, OffsetDateTime::now_utc());
+    state
+        .store
+        .create_user(&user, &password_hash)
+        .await
+        .map_err(|error| match error {
+            CreateUserError::UsernameTaken => ApiError::BadRequest("Username already registered".into()),
+            CreateUserError::EmailTaken => ApiError::BadRequest("Email already registered".into()),
+            CreateUserError::Store(error) => error.into(),
+        })?;
+    tracing::info!(user_id = %user.id, "user registered");
+    Ok(json(StatusCode::CREATED, &user))
+}
+
+/// `POST /api/auth/login`
+pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
+    const REFUSED: ApiError = ApiError::Unauthorized("Incorrect username or password");
+    let mut fields = Fields::new(json_body(&req)?);
+    let username = fields.string("username", |raw| Ok(raw.to_owned()));
+    let password = fields.string("password", |raw| Ok(SecretString::from(raw)));
+    let (Some(username), Some(password)) = (username, password) else {
+        return Err(fields.into_error());
+    };
+    let credential = match Username::parse(&username) {
+        Ok(username) => state.store.credential(username.as_str()).await?,
+        Err(_) => None,
+    };
+    let stored_hash = credential.as_ref().map(|credential| credential.password_hash.clone());
+    let verified = verify_password(password, stored_hash).await;
+    let credential = credential.filter(|_| verified).ok_or_else(|| {
+        tracing::info!("login refused: bad credentials");
+        REFUSED
+    })?;
+    let now = OffsetDateTime::now_utc();
+    match state.store.record_login(credential.user_id, now).await? {
+        LoginRecord::Disabled => {
+            tracing::info!(user_id = %credential.user_id, "login refused: account disabled");
+            Err(ApiError::Forbidden("Account is disabled".into()))
+        }
+        LoginRecord::Recorded(user) => {
+            let issued = state.tokens.issue(&user, now);
+            Ok(json(
+                StatusCode::OK,
+                &json!({
+                    "access_token": issued.token,
+                    "token_type": "bearer",
+                    "expires_in": issued.expires_in,
+                }),
+            ))
+        }
+    }
+}
+
+/// `GET /api/auth/me`
+pub async fn me(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
+    let (user, _) = authenticate(&req, state).await?;
+    Ok(json(StatusCode::OK, &user))
+}
+
+/// `POST /api/auth/logout`: always succeeds; a valid token is revoked until it expires.
+pub async fn logout(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
+    if let Some(claims) = bearer_token(&req).and_then(|token| state.tokens.verify(token).ok()) {
+        state.store.revoke_token(claims.jti, claims.exp).await?;
+    }
+    Ok(json(
+        StatusCode::OK,
+        &json!({"success": true, "message": "Successfully logged out"}),
+    ))
+}

@@ -1,0 +1,37 @@
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use crate::http::json;
+use crate::{ApiError, AppState};
+
+const SERVICE: &str = "Fog Compute API";
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Every route of the API, as `template.yaml` declares them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/health"),
+    ("POST", "/api/auth/register"),
+    ("POST", "/api/auth/login"),
+    ("GET", "/api/auth/me"),
+    ("POST", "/api/auth/logout"),
+];
+
+/// `GET /health`
+pub async fn health(_req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
+    state.store.ping().await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({"status": "healthy", "service": SERVICE, "version": VERSION, "database": "reachable"}),
+    ))
+}
+
+/// `GET /`
+pub async fn root(_req: Request, _state: &AppState) -> Result<Response<Body>, ApiError> {
+    let endpoints: Vec<String> = ROUTES.iter().map(|(method, path)| format!("{method} {path}")).collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({"name": SERVICE, "version": VERSION, "endpoints": endpoints}),
+    ))
+}

@@ -1,0 +1,113 @@
+use lambda_http::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt};
+use serde_json::{Map, Value};
+
+use crate::ApiError;
+
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The JSON object a request carries, after checking its media type and size.
+pub fn json_body(req: &Request) -> Result<Map<String, Value>, ApiError> {
+    let is_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|media_type| media_type.trim().eq_ignore_ascii_case("application/json"))
+        .unwrap_or(false);
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => return Err(ApiError::BadRequest("Unsupported request body".into())),
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::validation("body", "must be a JSON object")),
+        Err(error) => Err(ApiError::BadRequest(format!("Malformed JSON body: {error}"))),
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub fn bearer_token(req: &Request) -> Option<&str> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The client address API Gateway saw. Never taken from a client-sent header.
+pub fn source_ip(req: &Request) -> Option<&str> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context.http.source_ip.as_deref(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::http;
+
+    fn request(content_type: Option<&str>, body: &str) -> Request {
+        let mut builder = http::Request::builder().method("POST").uri("/x");
+        if let Some(content_type) = content_type {
+            builder = builder.header(CONTENT_TYPE, content_type);
+        }
+        builder.body(Body::Text(body.to_owned())).unwrap()
+    }
+
+    #[test]
+    fn accepts_a_json_object() {
+        let body = json_body(&request(Some("application/json; charset=utf-8"), r#"{"a":1}"#)).unwrap();
+        assert_eq!(body["a"], 1);
+    }
+
+    #[test]
+    fn refuses_other_media_types() {
+        for content_type in [None, Some("text/html"), Some("application/x-www-form-urlencoded")] {
+            assert!(matches!(
+                json_body(&request(content_type, "{}")),
+                Err(ApiError::UnsupportedMediaType)
+            ));
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_non_object_and_oversize_bodies() {
+        let json = Some("application/json");
+        assert!(matches!(json_body(&request(json, "{bad")), Err(ApiError::BadRequest(_))));
+        assert!(matches!(json_body(&request(json, "")), Err(ApiError::BadRequest(_))));
+        assert!(matches!(json_body(&request(json, "[1]")), Err(ApiError::Validation(_))));
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(matches!(json_body(&request(json, &deep)), Err(ApiError::BadRequest(_))));
+        let at_limit = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_BODY_BYTES - 8));
+        assert_eq!(at_limit.len(), MAX_BODY_BYTES);
+        assert!(json_body(&request(json, &at_limit)).is_ok());
+        let over = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_BODY_BYTES - 7));
+        assert!(matches!(json_body(&request(json, &over)), Err(ApiError::PayloadTooLarge(_))));
+    }
+
+    #[test]
+    fn reads_bearer_tokens_only() {
+        let with = |value: &str| {
+            http::Request::builder()
+                .header(AUTHORIZATION, value)
+                .body(Body::Empty)
+                .unwrap()
+        };
+        assert_eq!(bearer_token(&with("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&with("bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&with("Bearer")), None);
+        assert_eq!(bearer_token(&with("Bearer ")), None);
+        assert_eq!(bearer_token(&with("Basic dXNlcjpwYXNz")), None);
+        assert_eq!(bearer_token(&with("")), None);
+    }
+}

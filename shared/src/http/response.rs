@@ -1,0 +1,106 @@
+use lambda_http::http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use lambda_http::http::{HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::ApiError;
+
+/// Seconds a client should wait before retrying after a 503.
+const UNAVAILABLE_RETRY_AFTER_SECONDS: u32 = 1;
+
+pub fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    let body = serde_json::to_string(value).expect("response types serialise infallibly");
+    with_body(status, "application/json", body)
+}
+
+/// The RFC 9457 problem+json answer for an error: the one shape every failure takes.
+pub fn problem(error: &ApiError) -> Response<Body> {
+    let status = match error {
+        ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+        ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+        ApiError::Conflict(_) => StatusCode::CONFLICT,
+        ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut body = json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": error.to_string(),
+    });
+    if let ApiError::Validation(errors) = error {
+        body["errors"] = json!(errors);
+    }
+    let mut response = with_body(status, "application/problem+json", body.to_string());
+    let headers = response.headers_mut();
+    match error {
+        ApiError::Unauthorized(_) => {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        ApiError::Unavailable => {
+            headers.insert(RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECONDS.into());
+        }
+        _ => {}
+    }
+    response
+}
+
+fn with_body(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::FieldError;
+
+    fn body(response: &Response<Body>) -> serde_json::Value {
+        match response.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            _ => panic!("expected a text body"),
+        }
+    }
+
+    #[test]
+    fn validation_problems_list_their_fields() {
+        let error = ApiError::Validation(vec![FieldError {
+            field: "email".into(),
+            message: "must be a valid email address".into(),
+        }]);
+        let response = problem(&error);
+        assert_eq!(response.status(), 422);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        let body = body(&response);
+        assert_eq!(body["status"], 422);
+        assert!(body["detail"].is_string());
+        assert_eq!(body["errors"][0]["field"], "email");
+    }
+
+    #[test]
+    fn unauthorized_and_unavailable_carry_their_headers() {
+        let response = problem(&ApiError::Unauthorized("Not authenticated"));
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer");
+        let response = problem(&ApiError::Unavailable);
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn internal_errors_leak_nothing() {
+        let response = problem(&ApiError::Internal("table fog-users: ValidationException".into()));
+        assert_eq!(response.status(), 500);
+        assert_eq!(body(&response)["detail"], "Internal server error");
+    }
+}

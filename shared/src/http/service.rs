@@ -1,0 +1,76 @@
+use std::convert::Infallible;
+use std::time::Instant;
+
+use lambda_http::http::HeaderValue;
+use lambda_http::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
+    X_CONTENT_TYPE_OPTIONS,
+};
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+
+use crate::{ApiError, AppState, telemetry};
+
+use super::{problem, source_ip};
+
+/// The whole of a function binary's `main`: logging, state built once, then the Lambda loop.
+pub async fn run<H, F>(handler: H) -> Result<(), lambda_http::Error>
+where
+    H: Fn(Request, &'static AppState) -> F + Copy + Send,
+    F: Future<Output = Result<Response<Body>, ApiError>> + Send,
+{
+    telemetry::init();
+    let state: &'static AppState = Box::leak(Box::new(AppState::from_env().await.inspect_err(
+        |error| tracing::error!(%error, "configuration refused; the function cannot start"),
+    )?));
+    lambda_http::run(service_fn(move |req| async move {
+        Ok::<_, Infallible>(dispatch(handler, req, state).await)
+    }))
+    .await
+}
+
+/// Runs one request through a handler: errors become problem responses, every response gets the
+/// security headers, and one log line records the outcome.
+pub async fn dispatch<H, F>(handler: H, req: Request, state: &'static AppState) -> Response<Body>
+where
+    H: Fn(Request, &'static AppState) -> F,
+    F: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path = req.raw_http_path().to_owned();
+    let request_id = req.lambda_context_ref().map(|context| context.request_id.clone());
+    let client_ip = source_ip(&req).map(str::to_owned);
+    let mut response = match handler(req, state).await {
+        Ok(response) => response,
+        Err(error) => {
+            if let ApiError::Internal(reason) = &error {
+                tracing::error!(%reason, "request failed");
+            }
+            problem(&error)
+        }
+    };
+    add_security_headers(&mut response);
+    tracing::info!(
+        request_id,
+        method,
+        path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        source_ip = client_ip,
+        "request"
+    );
+    response
+}
+
+fn add_security_headers(response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (CACHE_CONTROL, "no-store"),
+        (STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"),
+        (CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
+        (REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+}

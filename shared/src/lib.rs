@@ -1,0 +1,16 @@
+//! Everything the Fog Compute Lambda functions share: configuration, domain types, token and
+//! password handling, DynamoDB access, HTTP plumbing and the request handlers themselves.
+//! Each function binary is `shared::http::run(shared::handlers::<name>)`.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod handlers;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+
+pub use app::AppState;
+pub use error::ApiError;

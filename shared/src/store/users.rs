@@ -1,0 +1,263 @@
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::keys::{self, Key};
+use super::{Store, StoreError, TTL_ATTRIBUTE, expired, number, string};
+use crate::domain::User;
+
+const NOT_EXISTS: &str = "attribute_not_exists(PK)";
+/// BatchGetItem may leave keys unprocessed under load; re-ask this many times before giving up.
+const BATCH_GET_ATTEMPTS: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("username taken")]
+    UsernameTaken,
+    #[error("email taken")]
+    EmailTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What login needs to know about a username.
+pub struct Credential {
+    pub user_id: Uuid,
+    pub password_hash: String,
+}
+
+pub enum LoginRecord {
+    Recorded(User),
+    Disabled,
+}
+
+/// A token's user, and whether the token was revoked.
+pub struct Session {
+    pub user: Option<User>,
+    pub revoked: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum UserFlag {
+    Active,
+    Admin,
+}
+
+impl UserFlag {
+    fn attribute(self) -> &'static str {
+        match self {
+            Self::Active => "is_active",
+            Self::Admin => "is_admin",
+        }
+    }
+}
+
+fn with_key(mut item: Key, key: Key) -> Key {
+    item.extend(key);
+    item
+}
+
+impl Store {
+    /// Writes the user, its username credential, its email reservation and its empty wallet in
+    /// one transaction: either all exist afterwards or none does.
+    pub async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), CreateUserError> {
+        let profile = with_key(to_item(user).map_err(StoreError::from)?, keys::user(user.id));
+        let credential = with_key(
+            [
+                ("user_id".to_owned(), string(user.id.to_string())),
+                ("password_hash".to_owned(), string(password_hash)),
+            ]
+            .into(),
+            keys::username(&user.username),
+        );
+        let email = with_key(
+            [("user_id".to_owned(), string(user.id.to_string()))].into(),
+            keys::email(&user.email),
+        );
+        let wallet = with_key(
+            [
+                ("user_id".to_owned(), string(user.id.to_string())),
+                ("balance".to_owned(), number(0)),
+                ("staked".to_owned(), number(0)),
+            ]
+            .into(),
+            keys::wallet(user.wallet_address.as_str()),
+        );
+        let items = [profile, credential, email, wallet].map(|item| {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(NOT_EXISTS)
+                .build()
+                .expect("table and item are set");
+            TransactWriteItem::builder().put(put).build()
+        });
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items.into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    error.as_service_error()
+                {
+                    let failed = |index: usize| {
+                        cancelled
+                            .cancellation_reasons()
+                            .get(index)
+                            .and_then(|reason| reason.code())
+                            == Some("ConditionalCheckFailed")
+                    };
+                    if failed(1) {
+                        return Err(CreateUserError::UsernameTaken);
+                    }
+                    if failed(2) {
+                        return Err(CreateUserError::EmailTaken);
+                    }
+                }
+                Err(StoreError::from(error).into())
+            }
+        }
+    }
+
+    pub async fn credential(&self, username: &str) -> Result<Option<Credential>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::username(username)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        let Some(item) = output.item else { return Ok(None) };
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(|value| value.as_s().ok())
+                .cloned()
+                .ok_or_else(|| StoreError::Unexpected(format!("credential item without {name}")))
+        };
+        let user_id = text("user_id")?
+            .parse()
+            .map_err(|_| StoreError::Unexpected("credential item with a bad user_id".into()))?;
+        Ok(Some(Credential { user_id, password_hash: text("password_hash")? }))
+    }
+
+    /// Sets `last_login`, only while the account is active.
+    pub async fn record_login(&self, user_id: Uuid, at: OffsetDateTime) -> Result<LoginRecord, StoreError> {
+        let at = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::user(user_id)))
+            .update_expression("SET last_login = :at")
+            .condition_expression("attribute_exists(PK) AND is_active = :active")
+            .expression_attribute_values(":at", string(at))
+            .expression_attribute_values(":active", AttributeValue::Bool(true))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output
+                    .attributes
+                    .ok_or_else(|| StoreError::Unexpected("update returned no attributes".into()))?;
+                Ok(LoginRecord::Recorded(from_item(item)?))
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
+            {
+                Ok(LoginRecord::Disabled)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The user a token names and whether the token was revoked, in one round trip.
+    pub async fn session(&self, user_id: Uuid, jti: Uuid, now: OffsetDateTime) -> Result<Session, StoreError> {
+        let user_key = keys::user(user_id);
+        let mut request = KeysAndAttributes::builder()
+            .keys(user_key.clone())
+            .keys(keys::revoked_token(jti))
+            .consistent_read(true)
+            .build()
+            .expect("keys are set");
+        let mut items = Vec::new();
+        for _ in 0..BATCH_GET_ATTEMPTS {
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await?;
+            if let Some(mut responses) = output.responses {
+                items.extend(responses.remove(&self.table).unwrap_or_default());
+            }
+            match output.unprocessed_keys.and_then(|mut keys| keys.remove(&self.table)) {
+                Some(unprocessed) if !unprocessed.keys().is_empty() => request = unprocessed,
+                _ => {
+                    let now = now.unix_timestamp();
+                    let mut session = Session { user: None, revoked: false };
+                    for item in items {
+                        if item.get(keys::PK) == user_key.get(keys::PK) {
+                            session.user = Some(from_item(item)?);
+                        } else if !expired(&item, now) {
+                            session.revoked = true;
+                        }
+                    }
+                    return Ok(session);
+                }
+            }
+        }
+        Err(StoreError::Unavailable("BatchGetItem left keys unprocessed".into()))
+    }
+
+    /// Records a token as revoked until it would have expired anyway.
+    pub async fn revoke_token(&self, jti: Uuid, expires_at: i64) -> Result<(), StoreError> {
+        let mut item = keys::revoked_token(jti);
+        item.insert(TTL_ATTRIBUTE.to_owned(), number(expires_at));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a user's flag by username. `Ok(false)` when there is no such user.
+    pub async fn set_user_flag(&self, username: &str, flag: UserFlag, value: bool) -> Result<bool, StoreError> {
+        let Some(credential) = self.credential(username).await? else { return Ok(false) };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::user(credential.user_id)))
+            .update_expression("SET #flag = :value")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#flag", flag.attribute())
+            .expression_attribute_values(":value", AttributeValue::Bool(value))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
