@@ -30,9 +30,8 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let non_empty = |name: &str| lookup(name).filter(|value| !value.is_empty());
         let table_name = non_empty("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
-        let jwt_secret = SecretString::from(
-            non_empty("JWT_SECRET").ok_or(ConfigError::Missing("JWT_SECRET"))?,
-        );
+        let jwt_secret =
+            SecretString::from(non_empty("JWT_SECRET").ok_or(ConfigError::Missing("JWT_SECRET"))?);
         if jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
             return Err(ConfigError::Invalid {
                 name: "JWT_SECRET",
@@ -86,7 +85,10 @@ mod tests {
         let short = &SECRET[..31];
         assert!(matches!(
             config(&[("TABLE_NAME", "t"), ("JWT_SECRET", short)]),
-            Err(ConfigError::Invalid { name: "JWT_SECRET", .. })
+            Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                ..
+            })
         ));
         assert!(matches!(
             config(&[("TABLE_NAME", "t")]),

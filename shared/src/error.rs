@@ -6,7 +6,7 @@ use crate::domain::FieldError;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("Validation failed")]
+    #[error("Invalid fields: {}", .0.iter().map(|error| error.field.as_str()).collect::<Vec<_>>().join(", "))]
     Validation(Vec<FieldError>),
     /// Answered with `WWW-Authenticate: Bearer`.
     #[error("{0}")]
@@ -31,6 +31,9 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
-        Self::Validation(vec![FieldError { field: field.to_owned(), message: message.into() }])
+        Self::Validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
     }
 }

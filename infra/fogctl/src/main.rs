@@ -16,7 +16,12 @@ struct Cli {
     #[arg(long, env = "TABLE_NAME", default_value = "fog-compute-local")]
     table: String,
     /// A local DynamoDB-compatible endpoint.
-    #[arg(long, env = "DYNAMODB_ENDPOINT", default_value = "http://127.0.0.1:8000", conflicts_with = "aws")]
+    #[arg(
+        long,
+        env = "DYNAMODB_ENDPOINT",
+        default_value = "http://127.0.0.1:8000",
+        conflicts_with = "aws"
+    )]
     endpoint: String,
     /// Use AWS itself rather than a local endpoint.
     #[arg(long)]
@@ -41,8 +46,15 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let (username, flag, value, done) = match &cli.command {
-        Command::Promote { username } => (username, UserFlag::Admin, true, "is now an administrator"),
-        Command::Demote { username } => (username, UserFlag::Admin, false, "is no longer an administrator"),
+        Command::Promote { username } => {
+            (username, UserFlag::Admin, true, "is now an administrator")
+        }
+        Command::Demote { username } => (
+            username,
+            UserFlag::Admin,
+            false,
+            "is no longer an administrator",
+        ),
         Command::Deactivate { username } => (username, UserFlag::Active, false, "is deactivated"),
         Command::Activate { username } => (username, UserFlag::Active, true, "is active"),
     };

@@ -12,11 +12,11 @@ const LANES: u32 = 1;
 
 /// The hash of a random password nobody knows, with the same parameters as real hashes. Login
 /// verifies against it when the username does not exist, so that both failures take as long.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$cUJbXDGrcufBmZqpdic8+w$KWccSO2bdDmt4Iag/twGQmRvjmGGpCVrHZ0dGXxkw/c";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$cUJbXDGrcufBmZqpdic8+w$KWccSO2bdDmt4Iag/twGQmRvjmGGpCVrHZ0dGXxkw/c";
 
 fn argon2id() -> Argon2<'static> {
-    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).expect("constant parameters are valid");
+    let params =
+        Params::new(MEMORY_KIB, PASSES, LANES, None).expect("constant parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -25,7 +25,8 @@ pub async fn hash_password(password: Password) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).map_err(|error| ApiError::Internal(error.to_string()))?;
-        let salt = SaltString::encode_b64(&salt).map_err(|error| ApiError::Internal(error.to_string()))?;
+        let salt =
+            SaltString::encode_b64(&salt).map_err(|error| ApiError::Internal(error.to_string()))?;
         argon2id()
             .hash_password(password.expose().as_bytes(), &salt)
             .map(|hash| hash.to_string())
@@ -60,7 +61,9 @@ mod tests {
 
     #[tokio::test]
     async fn hash_round_trip() {
-        let hash = hash_password(Password::parse("Correct-Horse-9").unwrap()).await.unwrap();
+        let hash = hash_password(Password::parse("Correct-Horse-9").unwrap())
+            .await
+            .unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(verify_password("Correct-Horse-9".into(), Some(hash.clone())).await);
         assert!(!verify_password("Correct-Horse-8".into(), Some(hash)).await);
@@ -68,8 +71,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_same_password_hashes_differently() {
-        let a = hash_password(Password::parse("Correct-Horse-9").unwrap()).await.unwrap();
-        let b = hash_password(Password::parse("Correct-Horse-9").unwrap()).await.unwrap();
+        let a = hash_password(Password::parse("Correct-Horse-9").unwrap())
+            .await
+            .unwrap();
+        let b = hash_password(Password::parse("Correct-Horse-9").unwrap())
+            .await
+            .unwrap();
         assert_ne!(a, b);
     }
 
@@ -78,7 +85,10 @@ mod tests {
         let parsed = PasswordHash::new(DUMMY_HASH).unwrap();
         assert_eq!(parsed.algorithm.as_str(), "argon2id");
         let params = Params::try_from(&parsed).unwrap();
-        assert_eq!((params.m_cost(), params.t_cost(), params.p_cost()), (MEMORY_KIB, PASSES, LANES));
+        assert_eq!(
+            (params.m_cost(), params.t_cost(), params.p_cost()),
+            (MEMORY_KIB, PASSES, LANES)
+        );
     }
 
     #[tokio::test]

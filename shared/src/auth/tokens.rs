@@ -68,7 +68,10 @@ impl Tokens {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of plain claims cannot fail");
-        IssuedToken { token, expires_in: self.lifetime_seconds }
+        IssuedToken {
+            token,
+            expires_in: self.lifetime_seconds,
+        }
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
@@ -98,8 +101,12 @@ mod tests {
     }
 
     fn sign(claims: &serde_json::Value, secret: &str) -> String {
-        encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
-            .unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     }
 
     fn valid_claims() -> serde_json::Value {
@@ -119,7 +126,10 @@ mod tests {
         assert_eq!(claims.sub, user.id);
         assert_eq!(claims.username, "alice");
         assert_eq!(claims.exp - claims.iat, 1800);
-        assert_eq!((claims.iss.as_str(), claims.aud.as_str()), (ISSUER, AUDIENCE));
+        assert_eq!(
+            (claims.iss.as_str(), claims.aud.as_str()),
+            (ISSUER, AUDIENCE)
+        );
     }
 
     #[test]
@@ -140,10 +150,17 @@ mod tests {
     fn expired_tokens_are_refused_beyond_the_leeway() {
         let user = user();
         let an_hour_ago = OffsetDateTime::now_utc() - time::Duration::minutes(31);
-        assert!(tokens().verify(&tokens().issue(&user, an_hour_ago).token).is_err());
+        assert!(
+            tokens()
+                .verify(&tokens().issue(&user, an_hour_ago).token)
+                .is_err()
+        );
         let mut claims = valid_claims();
         claims["exp"] = json!(OffsetDateTime::now_utc().unix_timestamp() - 2);
-        assert!(tokens().verify(&sign(&claims, SECRET)).is_ok(), "within the leeway");
+        assert!(
+            tokens().verify(&sign(&claims, SECRET)).is_ok(),
+            "within the leeway"
+        );
         claims["exp"] = json!(OffsetDateTime::now_utc().unix_timestamp() - 30);
         assert!(tokens().verify(&sign(&claims, SECRET)).is_err());
     }
@@ -158,7 +175,10 @@ mod tests {
     fn alg_none_is_refused() {
         let header = base64_url(r#"{"alg":"none","typ":"JWT"}"#);
         let payload = base64_url(&valid_claims().to_string());
-        for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+        for token in [
+            format!("{header}.{payload}."),
+            format!("{header}.{payload}"),
+        ] {
             assert!(tokens().verify(&token).is_err());
         }
     }
@@ -189,7 +209,10 @@ mod tests {
         for claim in ["exp", "sub", "iss", "aud", "jti"] {
             let mut claims = valid_claims();
             claims.as_object_mut().unwrap().remove(claim);
-            assert!(tokens().verify(&sign(&claims, SECRET)).is_err(), "missing {claim} accepted");
+            assert!(
+                tokens().verify(&sign(&claims, SECRET)).is_err(),
+                "missing {claim} accepted"
+            );
         }
     }
 

@@ -121,13 +121,20 @@ mod tests {
 
     #[test]
     fn email_rules() {
-        assert_eq!(Email::parse("Bob@Example.COM").unwrap().as_str(), "bob@example.com");
+        assert_eq!(
+            Email::parse("Bob@Example.COM").unwrap().as_str(),
+            "bob@example.com"
+        );
         assert!(Email::parse("not-an-email").is_err());
         assert!(Email::parse("a@").is_err());
         let at_limit = format!("user@{}.{}.com", "d".repeat(50), "e".repeat(40));
         assert_eq!(at_limit.len(), EMAIL_MAX_CHARS);
         assert!(Email::parse(&at_limit).is_ok());
-        assert!(Email::parse(&format!("x{at_limit}")).unwrap_err().contains("at most"));
+        assert!(
+            Email::parse(&format!("x{at_limit}"))
+                .unwrap_err()
+                .contains("at most")
+        );
     }
 
     #[test]
@@ -143,8 +150,16 @@ mod tests {
 
     #[test]
     fn password_needs_each_character_class() {
-        assert!(Password::parse("abcdefg1").unwrap_err().contains("upper-case"));
-        assert!(Password::parse("ABCDEFG1").unwrap_err().contains("lower-case"));
+        assert!(
+            Password::parse("abcdefg1")
+                .unwrap_err()
+                .contains("upper-case")
+        );
+        assert!(
+            Password::parse("ABCDEFG1")
+                .unwrap_err()
+                .contains("lower-case")
+        );
         assert!(Password::parse("Abcdefgh").unwrap_err().contains("digit"));
     }
 

@@ -18,11 +18,18 @@ pub struct Fields {
 
 impl Fields {
     pub fn new(body: Map<String, Value>) -> Self {
-        Self { body, errors: Vec::new() }
+        Self {
+            body,
+            errors: Vec::new(),
+        }
     }
 
     /// A required string field, handed to `parse`.
-    pub fn string<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+    pub fn string<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         match self.body.get(name) {
             None | Some(Value::Null) => self.fail(name, "is required"),
             Some(Value::String(text)) => match parse(text) {
@@ -34,7 +41,10 @@ impl Fields {
     }
 
     fn fail<T>(&mut self, name: &str, message: impl Into<String>) -> Option<T> {
-        self.errors.push(FieldError { field: name.to_owned(), message: message.into() });
+        self.errors.push(FieldError {
+            field: name.to_owned(),
+            message: message.into(),
+        });
         None
     }
 
@@ -60,11 +70,20 @@ mod tests {
         assert_eq!(f.string("b", |s| Ok(s.to_owned())), None);
         assert_eq!(f.string("c", |s| Ok(s.to_owned())), Some("ok".to_owned()));
         assert_eq!(f.string("d", |s| Ok(s.to_owned())), None);
-        let ApiError::Validation(errors) = f.into_error() else { panic!("not a validation error") };
-        let failed: Vec<_> = errors.iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
+        let ApiError::Validation(errors) = f.into_error() else {
+            panic!("not a validation error")
+        };
+        let failed: Vec<_> = errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.message.as_str()))
+            .collect();
         assert_eq!(
             failed,
-            [("a", "must be a string"), ("b", "is required"), ("d", "is required")]
+            [
+                ("a", "must be a string"),
+                ("b", "is required"),
+                ("d", "is required")
+            ]
         );
     }
 
@@ -72,7 +91,9 @@ mod tests {
     fn parser_messages_are_kept() {
         let mut f = fields(json!({"n": "x"}));
         assert_eq!(f.string::<()>("n", |_| Err("nope".into())), None);
-        let ApiError::Validation(errors) = f.into_error() else { panic!() };
+        let ApiError::Validation(errors) = f.into_error() else {
+            panic!()
+        };
         assert_eq!(errors[0].message, "nope");
     }
 }

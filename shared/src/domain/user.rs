@@ -88,7 +88,10 @@ mod tests {
     fn addresses_compare_case_insensitively() {
         let lower = format!("0x{}", "ab".repeat(32));
         let upper = format!("0x{}", "AB".repeat(32));
-        assert_eq!(WalletAddress::parse(&upper).unwrap(), WalletAddress::parse(&lower).unwrap());
+        assert_eq!(
+            WalletAddress::parse(&upper).unwrap(),
+            WalletAddress::parse(&lower).unwrap()
+        );
         assert!(WalletAddress::parse(&lower[..65]).is_err());
         assert!(WalletAddress::parse(&format!("0x{}", "g".repeat(64))).is_err());
     }

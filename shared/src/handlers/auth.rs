@@ -26,7 +26,9 @@ pub async fn register(req: Request, state: &AppState) -> Result<Response<Body>, 
         .create_user(&user, &password_hash)
         .await
         .map_err(|error| match error {
-            CreateUserError::UsernameTaken => ApiError::BadRequest("Username already registered".into()),
+            CreateUserError::UsernameTaken => {
+                ApiError::BadRequest("Username already registered".into())
+            }
             CreateUserError::EmailTaken => ApiError::BadRequest("Email already registered".into()),
             CreateUserError::Store(error) => error.into(),
         })?;
@@ -47,7 +49,9 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
         Ok(username) => state.store.credential(username.as_str()).await?,
         Err(_) => None,
     };
-    let stored_hash = credential.as_ref().map(|credential| credential.password_hash.clone());
+    let stored_hash = credential
+        .as_ref()
+        .map(|credential| credential.password_hash.clone());
     let verified = verify_password(password, stored_hash).await;
     let credential = credential.filter(|_| verified).ok_or_else(|| {
         tracing::info!("login refused: bad credentials");

@@ -29,7 +29,10 @@ pub async fn health(_req: Request, state: &AppState) -> Result<Response<Body>, A
 
 /// `GET /`
 pub async fn root(_req: Request, _state: &AppState) -> Result<Response<Body>, ApiError> {
-    let endpoints: Vec<String> = ROUTES.iter().map(|(method, path)| format!("{method} {path}")).collect();
+    let endpoints: Vec<String> = ROUTES
+        .iter()
+        .map(|(method, path)| format!("{method} {path}"))
+        .collect();
     Ok(json(
         StatusCode::OK,
         &json!({"name": SERVICE, "version": VERSION, "endpoints": endpoints}),

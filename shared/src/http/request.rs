@@ -31,7 +31,9 @@ pub fn json_body(req: &Request) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::validation("body", "must be a JSON object")),
-        Err(error) => Err(ApiError::BadRequest(format!("Malformed JSON body: {error}"))),
+        Err(error) => Err(ApiError::BadRequest(format!(
+            "Malformed JSON body: {error}"
+        ))),
     }
 }
 
@@ -66,13 +68,21 @@ mod tests {
 
     #[test]
     fn accepts_a_json_object() {
-        let body = json_body(&request(Some("application/json; charset=utf-8"), r#"{"a":1}"#)).unwrap();
+        let body = json_body(&request(
+            Some("application/json; charset=utf-8"),
+            r#"{"a":1}"#,
+        ))
+        .unwrap();
         assert_eq!(body["a"], 1);
     }
 
     #[test]
     fn refuses_other_media_types() {
-        for content_type in [None, Some("text/html"), Some("application/x-www-form-urlencoded")] {
+        for content_type in [
+            None,
+            Some("text/html"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
             assert!(matches!(
                 json_body(&request(content_type, "{}")),
                 Err(ApiError::UnsupportedMediaType)
@@ -83,16 +93,31 @@ mod tests {
     #[test]
     fn refuses_malformed_non_object_and_oversize_bodies() {
         let json = Some("application/json");
-        assert!(matches!(json_body(&request(json, "{bad")), Err(ApiError::BadRequest(_))));
-        assert!(matches!(json_body(&request(json, "")), Err(ApiError::BadRequest(_))));
-        assert!(matches!(json_body(&request(json, "[1]")), Err(ApiError::Validation(_))));
+        assert!(matches!(
+            json_body(&request(json, "{bad")),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            json_body(&request(json, "")),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            json_body(&request(json, "[1]")),
+            Err(ApiError::Validation(_))
+        ));
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert!(matches!(json_body(&request(json, &deep)), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            json_body(&request(json, &deep)),
+            Err(ApiError::BadRequest(_))
+        ));
         let at_limit = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_BODY_BYTES - 8));
         assert_eq!(at_limit.len(), MAX_BODY_BYTES);
         assert!(json_body(&request(json, &at_limit)).is_ok());
         let over = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_BODY_BYTES - 7));
-        assert!(matches!(json_body(&request(json, &over)), Err(ApiError::PayloadTooLarge(_))));
+        assert!(matches!(
+            json_body(&request(json, &over)),
+            Err(ApiError::PayloadTooLarge(_))
+        ));
     }
 
     #[test]

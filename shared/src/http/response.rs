@@ -99,7 +99,9 @@ mod tests {
 
     #[test]
     fn internal_errors_leak_nothing() {
-        let response = problem(&ApiError::Internal("table fog-users: ValidationException".into()));
+        let response = problem(&ApiError::Internal(
+            "table fog-users: ValidationException".into(),
+        ));
         assert_eq!(response.status(), 500);
         assert_eq!(body(&response)["detail"], "Internal server error");
     }

@@ -38,7 +38,9 @@ where
     let started = Instant::now();
     let method = req.method().to_string();
     let path = req.raw_http_path().to_owned();
-    let request_id = req.lambda_context_ref().map(|context| context.request_id.clone());
+    let request_id = req
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone());
     let client_ip = source_ip(&req).map(str::to_owned);
     let mut response = match handler(req, state).await {
         Ok(response) => response,
@@ -67,8 +69,14 @@ fn add_security_headers(response: &mut Response<Body>) {
     for (name, value) in [
         (X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (CACHE_CONTROL, "no-store"),
-        (STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"),
-        (CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
+        (
+            STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        ),
+        (
+            CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
         (REFERRER_POLICY, "no-referrer"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));

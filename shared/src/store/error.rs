@@ -21,13 +21,17 @@ const RETRYABLE_CODES: &[&str] = &[
     "ServiceUnavailable",
 ];
 
-impl<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug> From<SdkError<E, R>> for StoreError {
+impl<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug> From<SdkError<E, R>>
+    for StoreError
+{
     fn from(error: SdkError<E, R>) -> Self {
         match &error {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
                 Self::Unavailable(format!("{error:?}"))
             }
-            SdkError::ServiceError(service) if RETRYABLE_CODES.contains(&service.err().code().unwrap_or("")) => {
+            SdkError::ServiceError(service)
+                if RETRYABLE_CODES.contains(&service.err().code().unwrap_or("")) =>
+            {
                 Self::Unavailable(format!("{:?}", service.err()))
             }
             _ => Self::Unexpected(format!("{error:?}")),

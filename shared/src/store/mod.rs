@@ -7,9 +7,9 @@ mod users;
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -48,7 +48,10 @@ impl Store {
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .load()
             .await;
-        Self { client: Client::new(&sdk_config), table: table.to_owned() }
+        Self {
+            client: Client::new(&sdk_config),
+            table: table.to_owned(),
+        }
     }
 
     pub fn table(&self) -> &str {

@@ -1,5 +1,7 @@
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
+};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -62,8 +64,15 @@ fn with_key(mut item: Key, key: Key) -> Key {
 impl Store {
     /// Writes the user, its username credential, its email reservation and its empty wallet in
     /// one transaction: either all exist afterwards or none does.
-    pub async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), CreateUserError> {
-        let profile = with_key(to_item(user).map_err(StoreError::from)?, keys::user(user.id));
+    pub async fn create_user(
+        &self,
+        user: &User,
+        password_hash: &str,
+    ) -> Result<(), CreateUserError> {
+        let profile = with_key(
+            to_item(user).map_err(StoreError::from)?,
+            keys::user(user.id),
+        );
         let credential = with_key(
             [
                 ("user_id".to_owned(), string(user.id.to_string())),
@@ -134,7 +143,9 @@ impl Store {
             .consistent_read(true)
             .send()
             .await?;
-        let Some(item) = output.item else { return Ok(None) };
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
         let text = |name: &str| {
             item.get(name)
                 .and_then(|value| value.as_s().ok())
@@ -144,11 +155,18 @@ impl Store {
         let user_id = text("user_id")?
             .parse()
             .map_err(|_| StoreError::Unexpected("credential item with a bad user_id".into()))?;
-        Ok(Some(Credential { user_id, password_hash: text("password_hash")? }))
+        Ok(Some(Credential {
+            user_id,
+            password_hash: text("password_hash")?,
+        }))
     }
 
     /// Sets `last_login`, only while the account is active.
-    pub async fn record_login(&self, user_id: Uuid, at: OffsetDateTime) -> Result<LoginRecord, StoreError> {
+    pub async fn record_login(
+        &self,
+        user_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<LoginRecord, StoreError> {
         let at = at
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|error| StoreError::Unexpected(error.to_string()))?;
@@ -166,9 +184,9 @@ impl Store {
             .await;
         match result {
             Ok(output) => {
-                let item = output
-                    .attributes
-                    .ok_or_else(|| StoreError::Unexpected("update returned no attributes".into()))?;
+                let item = output.attributes.ok_or_else(|| {
+                    StoreError::Unexpected("update returned no attributes".into())
+                })?;
                 Ok(LoginRecord::Recorded(from_item(item)?))
             }
             Err(error)
@@ -183,7 +201,12 @@ impl Store {
     }
 
     /// The user a token names and whether the token was revoked, in one round trip.
-    pub async fn session(&self, user_id: Uuid, jti: Uuid, now: OffsetDateTime) -> Result<Session, StoreError> {
+    pub async fn session(
+        &self,
+        user_id: Uuid,
+        jti: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Session, StoreError> {
         let user_key = keys::user(user_id);
         let mut request = KeysAndAttributes::builder()
             .keys(user_key.clone())
@@ -202,11 +225,17 @@ impl Store {
             if let Some(mut responses) = output.responses {
                 items.extend(responses.remove(&self.table).unwrap_or_default());
             }
-            match output.unprocessed_keys.and_then(|mut keys| keys.remove(&self.table)) {
+            match output
+                .unprocessed_keys
+                .and_then(|mut keys| keys.remove(&self.table))
+            {
                 Some(unprocessed) if !unprocessed.keys().is_empty() => request = unprocessed,
                 _ => {
                     let now = now.unix_timestamp();
-                    let mut session = Session { user: None, revoked: false };
+                    let mut session = Session {
+                        user: None,
+                        revoked: false,
+                    };
                     for item in items {
                         if item.get(keys::PK) == user_key.get(keys::PK) {
                             session.user = Some(from_item(item)?);
@@ -218,7 +247,9 @@ impl Store {
                 }
             }
         }
-        Err(StoreError::Unavailable("BatchGetItem left keys unprocessed".into()))
+        Err(StoreError::Unavailable(
+            "BatchGetItem left keys unprocessed".into(),
+        ))
     }
 
     /// Records a token as revoked until it would have expired anyway.
@@ -235,8 +266,15 @@ impl Store {
     }
 
     /// Sets a user's flag by username. `Ok(false)` when there is no such user.
-    pub async fn set_user_flag(&self, username: &str, flag: UserFlag, value: bool) -> Result<bool, StoreError> {
-        let Some(credential) = self.credential(username).await? else { return Ok(false) };
+    pub async fn set_user_flag(
+        &self,
+        username: &str,
+        flag: UserFlag,
+        value: bool,
+    ) -> Result<bool, StoreError> {
+        let Some(credential) = self.credential(username).await? else {
+            return Ok(false);
+        };
         let result = self
             .client
             .update_item()
