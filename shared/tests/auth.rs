@@ -1,0 +1,175 @@
+//! The auth handlers in-process, against the local DynamoDB.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
+use shared::handlers::{health, login, logout, me};
+use support::{PASSWORD, TestApp, event, unique_username};
+
+fn claims(app: &TestApp, token: &str) -> shared::auth::Claims {
+    app.state.tokens.verify(token).unwrap()
+}
+
+#[tokio::test]
+async fn register_answers_the_user_and_never_a_credential() {
+    let app = TestApp::new().await;
+    let username = unique_username();
+    let response = app.register(&username).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.json()["username"], username.as_str());
+    assert!(!response.text().contains("password"));
+    assert!(!response.text().contains("argon2"));
+}
+
+#[tokio::test]
+async fn the_stored_credential_is_an_argon2id_hash() {
+    let app = TestApp::new().await;
+    let username = unique_username();
+    app.register(&username).await;
+    let item = app
+        .dynamodb()
+        .get_item()
+        .table_name(app.table())
+        .key("PK", AttributeValue::S(format!("USERNAME#{username}")))
+        .key("SK", AttributeValue::S("CREDENTIAL".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let hash = item["password_hash"].as_s().unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    assert!(!hash.contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn a_revocation_counts_until_its_ttl_passes() {
+    let app = TestApp::new().await;
+    let (_, token) = app.user_with_token().await;
+    let jti = claims(&app, &token).jti;
+    let revoke_until = |expires_at: i64| {
+        app.dynamodb()
+            .put_item()
+            .table_name(app.table())
+            .item("PK", AttributeValue::S(format!("TOKEN#{jti}")))
+            .item("SK", AttributeValue::S("REVOKED".into()))
+            .item("expires_at", AttributeValue::N(expires_at.to_string()))
+            .send()
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    revoke_until(now + 600).await.unwrap();
+    let me_event = || event("GET", "/api/auth/me").bearer(&token).build();
+    assert_eq!(app.call(me, me_event()).await.status(), 401);
+    // The local server never deletes expired items, and DynamoDB does so only lazily.
+    revoke_until(now - 1).await.unwrap();
+    assert_eq!(app.call(me, me_event()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn logout_revokes_until_the_token_expires() {
+    let app = TestApp::new().await;
+    let (_, token) = app.user_with_token().await;
+    let response = app
+        .call(
+            logout,
+            event("POST", "/api/auth/logout").bearer(&token).build(),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let claims = claims(&app, &token);
+    let item = app
+        .dynamodb()
+        .get_item()
+        .table_name(app.table())
+        .key("PK", AttributeValue::S(format!("TOKEN#{}", claims.jti)))
+        .key("SK", AttributeValue::S("REVOKED".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("a revocation item");
+    assert_eq!(item["expires_at"].as_n().unwrap(), &claims.exp.to_string());
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_are_indistinguishable() {
+    let app = TestApp::new().await;
+    let (username, _) = app.user_with_token().await;
+    let wrong = app.login(&username, "Wrong-Password-1").await;
+    let unknown = app.login(&unique_username(), "Wrong-Password-1").await;
+    let invalid_name = app.login("not a valid name!", "Wrong-Password-1").await;
+    for response in [&wrong, &unknown, &invalid_name] {
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(response.text(), wrong.text());
+    }
+}
+
+#[tokio::test]
+async fn login_requires_both_fields() {
+    let app = TestApp::new().await;
+    let response = app
+        .call(
+            login,
+            event("POST", "/api/auth/login")
+                .json(&json!({"username": 7}))
+                .build(),
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let fields: Vec<_> = response.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fields, ["username", "password"]);
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = TestApp::new().await;
+    for response in [
+        app.call(me, event("GET", "/api/auth/me").build()).await,
+        app.call(health, event("GET", "/health").build()).await,
+    ] {
+        assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(response.header("cache-control"), Some("no-store"));
+        assert!(response.header("strict-transport-security").is_some());
+        assert_eq!(
+            response.header("content-security-policy"),
+            Some("default-src 'none'; frame-ancestors 'none'")
+        );
+        assert_eq!(response.header("referrer-policy"), Some("no-referrer"));
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_table_gives_503_with_retry_after_quickly() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = TestApp::with_endpoint(Some(&format!("http://127.0.0.1:{closed_port}"))).await;
+    let started = Instant::now();
+    let response = app.call(health, event("GET", "/health").build()).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.header("retry-after"), Some("1"));
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "the function's timeout is 10 s"
+    );
+    let response = app.login("somebody", PASSWORD).await;
+    assert_eq!(response.status(), 503);
+}

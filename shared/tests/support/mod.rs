@@ -1,0 +1,186 @@
+//! In-process harness: handlers called with API Gateway HTTP API v2 events, against the local
+//! DynamoDB that `make test` starts (it sets TABLE_NAME and DYNAMODB_ENDPOINT).
+
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use shared::config::Config;
+use shared::{ApiError, AppState};
+
+pub const PASSWORD: &str = "Fog-Compute-2024";
+const SECRET: &str = "in-process-test-secret-of-at-least-32-bytes";
+
+pub struct TestApp {
+    pub state: &'static AppState,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_endpoint(None).await
+    }
+
+    /// With `endpoint`, the app talks to that address instead of the local DynamoDB.
+    pub async fn with_endpoint(endpoint: Option<&str>) -> Self {
+        let config = Config::from_lookup(|name| match (name, endpoint) {
+            ("JWT_SECRET", _) => Some(SECRET.to_owned()),
+            ("DYNAMODB_ENDPOINT", Some(endpoint)) => Some(endpoint.to_owned()),
+            _ => std::env::var(name).ok(),
+        })
+        .expect("TABLE_NAME and DYNAMODB_ENDPOINT are set by `make test`");
+        Self {
+            state: Box::leak(Box::new(AppState::new(&config).await)),
+        }
+    }
+
+    pub async fn call<H, F>(&self, handler: H, request: Request) -> TestResponse
+    where
+        H: Fn(Request, &'static AppState) -> F,
+        F: Future<Output = Result<Response<Body>, ApiError>>,
+    {
+        TestResponse(shared::http::dispatch(handler, request, self.state).await)
+    }
+
+    pub async fn register(&self, username: &str) -> TestResponse {
+        let body = json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD});
+        self.call(
+            shared::handlers::register,
+            event("POST", "/api/auth/register").json(&body).build(),
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> TestResponse {
+        let body = json!({"username": username, "password": password});
+        self.call(
+            shared::handlers::login,
+            event("POST", "/api/auth/login").json(&body).build(),
+        )
+        .await
+    }
+
+    /// A new user's name and access token.
+    pub async fn user_with_token(&self) -> (String, String) {
+        let username = unique_username();
+        assert_eq!(self.register(&username).await.status(), 201);
+        let login = self.login(&username, PASSWORD).await;
+        assert_eq!(login.status(), 200);
+        (
+            username,
+            login.json()["access_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let endpoint = std::env::var("DYNAMODB_ENDPOINT").expect("set by `make test`");
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    pub fn table(&self) -> &str {
+        self.state.store.table()
+    }
+}
+
+pub fn unique_username() -> String {
+    format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// An API Gateway HTTP API (payload 2.0) event, as API Gateway sends it.
+pub struct EventBuilder {
+    event: Value,
+}
+
+pub fn event(method: &str, path: &str) -> EventBuilder {
+    EventBuilder {
+        event: json!({
+            "version": "2.0",
+            "routeKey": format!("{method} {path}"),
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": {"host": "api.example.com", "user-agent": "in-process-test"},
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "api",
+                "domainName": "api.example.com",
+                "domainPrefix": "api",
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "203.0.113.10",
+                    "userAgent": "in-process-test"
+                },
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "routeKey": format!("{method} {path}"),
+                "stage": "$default",
+                "time": "27/Nov/2026:12:00:00 +0000",
+                "timeEpoch": 1_795_780_800_000_u64
+            },
+            "isBase64Encoded": false
+        }),
+    }
+}
+
+impl EventBuilder {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.event["headers"][name] = json!(value);
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn source_ip(mut self, ip: &str) -> Self {
+        self.event["requestContext"]["http"]["sourceIp"] = json!(ip);
+        self
+    }
+
+    pub fn json(self, body: &Value) -> Self {
+        self.header("content-type", "application/json")
+            .body(&body.to_string())
+    }
+
+    pub fn body(mut self, body: &str) -> Self {
+        self.event["body"] = json!(body);
+        self
+    }
+
+    pub fn build(self) -> Request {
+        lambda_http::request::from_str(&self.event.to_string())
+            .expect("a valid API Gateway v2 event")
+    }
+}
+
+pub struct TestResponse(pub Response<Body>);
+
+impl TestResponse {
+    pub fn status(&self) -> u16 {
+        self.0.status().as_u16()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.0
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    }
+
+    pub fn text(&self) -> &str {
+        match self.0.body() {
+            Body::Text(text) => text,
+            Body::Empty => "",
+            _ => panic!("binary response body"),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.text()).unwrap_or_else(|_| panic!("not JSON: {}", self.text()))
+    }
+}
