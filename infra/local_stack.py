@@ -195,7 +195,9 @@ class Functions:
         self._env_dir.cleanup()
 
 
-def function_env(dynamodb: DynamoDb, table: str) -> dict[str, str]:
+def function_env(dynamodb: DynamoDb, table: str, **overrides: str) -> dict[str, str]:
+    """The functions' environment: a fresh random JWT secret, the caller's settings from
+    PASSTHROUGH_ENV, then `overrides`."""
     env = {
         "TABLE_NAME": table,
         "DYNAMODB_ENDPOINT": dynamodb.endpoint,
@@ -203,6 +205,7 @@ def function_env(dynamodb: DynamoDb, table: str) -> dict[str, str]:
         **LOCAL_AWS_ENV,
     }
     env.update({name: os.environ[name] for name in PASSTHROUGH_ENV if os.environ.get(name)})
+    env.update(overrides)
     return env
 
 

@@ -3,6 +3,7 @@ Lambda Runtime API emulator, on free ports, for the whole test session."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import uuid
@@ -17,6 +18,8 @@ sys.path.insert(0, str(REPO / "infra"))
 import local_stack  # noqa: E402
 
 TABLE = "fog-compute-e2e"
+# Every e2e request comes from 127.0.0.1; limits this high leave the limiter to its own tests.
+UNLIMITED = {f"RATE_LIMIT_{category}_PER_MIN": "100000" for category in ("AUTH", "WRITE", "READ", "ADMIN")}
 STRONG_PASSWORD = "Fog-Compute-2024"
 TIMEOUT = 60
 
@@ -24,10 +27,10 @@ TIMEOUT = 60
 class Api:
     """Request helpers against the running stack."""
 
-    def __init__(self, url: str, dynamodb: local_stack.DynamoDb):
+    def __init__(self, url: str, dynamodb: local_stack.DynamoDb, table: str):
         self.url = url
         self.dynamodb = dynamodb
-        self.http = requests.Session()
+        self.table = table
 
     def request(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
         headers = kwargs.pop("headers", {})
@@ -60,7 +63,7 @@ class Api:
 
     def fogctl(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            ["cargo", "run", "-q", "-p", "fogctl", "--", "--table", TABLE,
+            ["cargo", "run", "-q", "-p", "fogctl", "--", "--table", self.table,
              "--endpoint", self.dynamodb.endpoint, *args],
             cwd=REPO, capture_output=True, text=True, timeout=300,
         )
@@ -80,14 +83,26 @@ def assert_problem(response: requests.Response, status: int) -> dict:
 
 
 @pytest.fixture(scope="session")
-def api() -> Api:
-    dynamodb = local_stack.DynamoDb(local_stack.free_port())
-    functions = None
+def dynamodb() -> local_stack.DynamoDb:
+    server = local_stack.DynamoDb(local_stack.free_port())
     try:
-        dynamodb.create_table(TABLE)
-        functions = local_stack.Functions(local_stack.free_port(), local_stack.function_env(dynamodb, TABLE))
-        yield Api(functions.url, dynamodb)
+        yield server
     finally:
-        if functions:
-            functions.stop()
-        dynamodb.stop()
+        server.stop()
+
+
+@contextlib.contextmanager
+def running_stack(dynamodb: local_stack.DynamoDb, table: str, **settings: str):
+    """The functions on a free port against their own table of the shared DynamoDB server."""
+    dynamodb.create_table(table)
+    functions = local_stack.Functions(local_stack.free_port(), local_stack.function_env(dynamodb, table, **settings))
+    try:
+        yield Api(functions.url, dynamodb, table)
+    finally:
+        functions.stop()
+
+
+@pytest.fixture(scope="session")
+def api(dynamodb) -> Api:
+    with running_stack(dynamodb, TABLE, **UNLIMITED) as stack:
+        yield stack

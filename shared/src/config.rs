@@ -20,6 +20,25 @@ pub struct Config {
     pub dynamodb_endpoint: Option<String>,
     pub jwt_secret: SecretString,
     pub access_token_minutes: i64,
+    pub rate_limits: RateLimits,
+}
+
+/// Requests per identity per 60-second sliding window, by category.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    pub auth: u64,
+    pub write: u64,
+    pub read: u64,
+    pub admin: u64,
+}
+
+impl RateLimits {
+    const DEFAULT: Self = Self {
+        auth: 10,
+        write: 30,
+        read: 100,
+        admin: 200,
+    };
 }
 
 impl Config {
@@ -49,7 +68,26 @@ impl Config {
                     reason: "must be a whole number of minutes from 1 to 1440".into(),
                 })?,
         };
+        let limit = |name: &'static str, default: u64| match non_empty(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|limit| (1..=1_000_000).contains(limit))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name,
+                    reason: "must be a whole number from 1 to 1000000".into(),
+                }),
+        };
+        let defaults = RateLimits::DEFAULT;
+        let rate_limits = RateLimits {
+            auth: limit("RATE_LIMIT_AUTH_PER_MIN", defaults.auth)?,
+            write: limit("RATE_LIMIT_WRITE_PER_MIN", defaults.write)?,
+            read: limit("RATE_LIMIT_READ_PER_MIN", defaults.read)?,
+            admin: limit("RATE_LIMIT_ADMIN_PER_MIN", defaults.admin)?,
+        };
         Ok(Self {
+            rate_limits,
             table_name,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
             jwt_secret,
@@ -78,6 +116,34 @@ mod tests {
         assert_eq!(config.table_name, "t");
         assert_eq!(config.access_token_minutes, 30);
         assert!(config.dynamodb_endpoint.is_none());
+        assert_eq!(
+            config.rate_limits,
+            RateLimits {
+                auth: 10,
+                write: 30,
+                read: 100,
+                admin: 200
+            }
+        );
+    }
+
+    #[test]
+    fn reads_rate_limits_and_refuses_nonsense() {
+        let limited = config(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SECRET", SECRET),
+            ("RATE_LIMIT_AUTH_PER_MIN", "3"),
+        ])
+        .unwrap();
+        assert_eq!(limited.rate_limits.auth, 3);
+        for bad in ["0", "-1", "ten", "1000001"] {
+            let result = config(&[
+                ("TABLE_NAME", "t"),
+                ("JWT_SECRET", SECRET),
+                ("RATE_LIMIT_READ_PER_MIN", bad),
+            ]);
+            assert!(result.is_err(), "{bad} was accepted");
+        }
     }
 
     #[test]

@@ -21,6 +21,12 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
+    /// Answered 429 with `Retry-After` and the `error`/`retry_after` members the frontend reads.
+    #[error("{detail}")]
+    RateLimited {
+        retry_after_seconds: u64,
+        detail: String,
+    },
     /// A dependency (DynamoDB) could not be reached in time; the client may retry.
     #[error("Service temporarily unavailable, retry shortly")]
     Unavailable,

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod handlers;
 pub mod http;
+pub mod ratelimit;
 pub mod store;
 pub mod telemetry;
 

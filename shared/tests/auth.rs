@@ -157,7 +157,8 @@ async fn an_unreachable_table_gives_503_with_retry_after_quickly() {
         .local_addr()
         .unwrap()
         .port();
-    let app = TestApp::with_endpoint(Some(&format!("http://127.0.0.1:{closed_port}"))).await;
+    let endpoint = format!("http://127.0.0.1:{closed_port}");
+    let app = TestApp::with_settings(&[("DYNAMODB_ENDPOINT", &endpoint)]).await;
     let started = Instant::now();
     let response = app.call(health, event("GET", "/health").build()).await;
     assert_eq!(response.status(), 503);

@@ -19,6 +19,10 @@ pub struct Claims {
     pub jti: Uuid,
     pub iss: String,
     pub aud: String,
+    /// Whether the user was an administrator at login; only picks the rate-limit category.
+    /// Authorisation always reads the user's current flag.
+    #[serde(default)]
+    pub adm: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,7 @@ impl Tokens {
             jti: Uuid::new_v4(),
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
+            adm: user.is_admin,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of plain claims cannot fail");

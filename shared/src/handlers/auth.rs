@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use crate::auth::{authenticate, hash_password, verify_password};
 use crate::domain::{Email, Fields, Password, User, Username};
 use crate::http::{bearer_token, json, json_body};
+use crate::ratelimit::{LOCKOUT_SECONDS, lockout_seconds};
 use crate::store::{CreateUserError, LoginRecord};
 use crate::{ApiError, AppState};
 
@@ -45,19 +46,40 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
     let (Some(username), Some(password)) = (username, password) else {
         return Err(fields.into_error());
     };
-    let credential = match Username::parse(&username) {
-        Ok(username) => state.store.credential(username.as_str()).await?,
-        Err(_) => None,
+    let now = OffsetDateTime::now_utc();
+    // Names that cannot exist are not looked up, nor counted, but cost the same verification.
+    let username = Username::parse(&username).ok();
+    let (credential, failures) = match &username {
+        Some(username) => {
+            state
+                .store
+                .login_state(username.as_str(), now.unix_timestamp())
+                .await?
+        }
+        None => (None, Vec::new()),
     };
+    if let Some(retry_after_seconds) = lockout_seconds(&failures, now.unix_timestamp()) {
+        tracing::info!("login refused: too many failed attempts for this username");
+        return Err(ApiError::RateLimited {
+            retry_after_seconds,
+            detail: "Too many failed login attempts; try again later".into(),
+        });
+    }
     let stored_hash = credential
         .as_ref()
         .map(|credential| credential.password_hash.clone());
     let verified = verify_password(password, stored_hash).await;
-    let credential = credential.filter(|_| verified).ok_or_else(|| {
+    let Some(credential) = credential.filter(|_| verified) else {
         tracing::info!("login refused: bad credentials");
-        REFUSED
-    })?;
-    let now = OffsetDateTime::now_utc();
+        if let Some(username) = &username {
+            let at = now.unix_timestamp();
+            state
+                .store
+                .record_login_failure(username.as_str(), at, at + LOCKOUT_SECONDS)
+                .await?;
+        }
+        return Err(REFUSED);
+    };
     match state.store.record_login(credential.user_id, now).await? {
         LoginRecord::Disabled => {
             tracing::info!(user_id = %credential.user_id, "login refused: account disabled");

@@ -25,6 +25,7 @@ pub fn problem(error: &ApiError) -> Response<Body> {
         ApiError::Conflict(_) => StatusCode::CONFLICT,
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -34,8 +35,16 @@ pub fn problem(error: &ApiError) -> Response<Body> {
         "status": status.as_u16(),
         "detail": error.to_string(),
     });
-    if let ApiError::Validation(errors) = error {
-        body["errors"] = json!(errors);
+    match error {
+        ApiError::Validation(errors) => body["errors"] = json!(errors),
+        ApiError::RateLimited {
+            retry_after_seconds,
+            ..
+        } => {
+            body["error"] = json!("Rate limit exceeded");
+            body["retry_after"] = json!(retry_after_seconds);
+        }
+        _ => {}
     }
     let mut response = with_body(status, "application/problem+json", body.to_string());
     let headers = response.headers_mut();
@@ -45,6 +54,12 @@ pub fn problem(error: &ApiError) -> Response<Body> {
         }
         ApiError::Unavailable => {
             headers.insert(RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECONDS.into());
+        }
+        ApiError::RateLimited {
+            retry_after_seconds,
+            ..
+        } => {
+            headers.insert(RETRY_AFTER, (*retry_after_seconds).into());
         }
         _ => {}
     }
@@ -95,6 +110,22 @@ mod tests {
         let response = problem(&ApiError::Unavailable);
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn rate_limited_answers_carry_what_the_frontend_reads() {
+        let response = problem(&ApiError::RateLimited {
+            retry_after_seconds: 12,
+            detail: "Too many requests".into(),
+        });
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[RETRY_AFTER], "12");
+        let body = body(&response);
+        assert_eq!(
+            (body["error"].as_str(), body["retry_after"].as_u64()),
+            (Some("Rate limit exceeded"), Some(12))
+        );
+        assert_eq!(body["detail"], "Too many requests");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 use std::convert::Infallible;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_http::http::HeaderValue;
 use lambda_http::http::header::{
@@ -8,6 +8,7 @@ use lambda_http::http::header::{
 };
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
+use crate::ratelimit::{self, Admission, Decision};
 use crate::{ApiError, AppState, telemetry};
 
 use super::{problem, source_ip};
@@ -36,13 +37,30 @@ where
     F: Future<Output = Result<Response<Body>, ApiError>>,
 {
     let started = Instant::now();
+    let mut req = req;
     let method = req.method().to_string();
     let path = req.raw_http_path().to_owned();
     let request_id = req
         .lambda_context_ref()
         .map(|context| context.request_id.clone());
     let client_ip = source_ip(&req).map(str::to_owned);
-    let mut response = match handler(req, state).await {
+    let (outcome, rate_limit) = match ratelimit::admit(&mut req, state, now_ms()).await {
+        Ok(Admission::Unlimited) => (handler(req, state).await, None),
+        Ok(Admission::Admitted(decision)) => (handler(req, state).await, Some(decision)),
+        Ok(Admission::Refused(decision)) => {
+            let retry_after_seconds = decision.reset_seconds.max(1);
+            let detail = format!("Too many requests; retry in {retry_after_seconds} seconds");
+            (
+                Err(ApiError::RateLimited {
+                    retry_after_seconds,
+                    detail,
+                }),
+                Some(decision),
+            )
+        }
+        Err(error) => (Err(error), None),
+    };
+    let mut response = match outcome {
         Ok(response) => response,
         Err(error) => {
             if let ApiError::Internal(reason) = &error {
@@ -52,6 +70,9 @@ where
         }
     };
     add_security_headers(&mut response);
+    if let Some(decision) = rate_limit {
+        add_rate_limit_headers(&mut response, &decision);
+    }
     tracing::info!(
         request_id,
         method,
@@ -59,9 +80,27 @@ where
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         source_ip = client_ip,
+        rate_limit = match rate_limit {
+            None => "unlimited",
+            Some(decision) if decision.admitted => "admitted",
+            Some(_) => "refused",
+        },
         "request"
     );
     response
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+fn add_rate_limit_headers(response: &mut Response<Body>, decision: &Decision) {
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", decision.limit.into());
+    headers.insert("x-ratelimit-remaining", decision.remaining.into());
+    headers.insert("x-ratelimit-reset", decision.reset_seconds.into());
 }
 
 fn add_security_headers(response: &mut Response<Body>) {

@@ -41,3 +41,16 @@ pub fn revoked_token(jti: Uuid) -> Key {
 pub fn health() -> Key {
     key("HEALTH".to_owned(), "HEALTH")
 }
+
+/// One identity's counter for one rate-limit category and 60-second window.
+pub fn rate_counter(category: &str, identity: &str, window_start_seconds: u64) -> Key {
+    key(
+        format!("RATE#{category}#{identity}"),
+        &format!("WINDOW#{window_start_seconds}"),
+    )
+}
+
+/// The recent failed logins of a username (existing or not).
+pub fn login_failures(username: &str) -> Key {
+    key(format!("LOGINFAIL#{username}"), "LOGINFAIL")
+}

@@ -3,6 +3,7 @@
 
 mod error;
 pub mod keys;
+mod rate_counters;
 mod users;
 
 use std::time::Duration;
@@ -11,10 +12,17 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 pub use error::StoreError;
+pub use keys::Key;
+pub use rate_counters::{counter_hits, login_failure_times};
 pub use users::{CreateUserError, Credential, LoginRecord, Session, UserFlag};
+
+/// BatchGetItem may leave keys unprocessed under load; re-ask this many times before giving up.
+const BATCH_GET_ATTEMPTS: usize = 3;
+
+pub type Item = std::collections::HashMap<String, AttributeValue>;
 
 /// The TTL attribute: epoch seconds after which an item counts as absent.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -68,6 +76,44 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Reads items by key in one consistent BatchGetItem (re-asking for any it leaves unprocessed).
+    pub async fn get_items(&self, keys: Vec<Key>) -> Result<Vec<Item>, StoreError> {
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let mut items = Vec::new();
+        for _ in 0..BATCH_GET_ATTEMPTS {
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await?;
+            if let Some(mut responses) = output.responses {
+                items.extend(responses.remove(&self.table).unwrap_or_default());
+            }
+            match output
+                .unprocessed_keys
+                .and_then(|mut keys| keys.remove(&self.table))
+            {
+                Some(unprocessed) if !unprocessed.keys().is_empty() => request = unprocessed,
+                _ => return Ok(items),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "BatchGetItem left keys unprocessed".into(),
+        ))
+    }
+}
+
+/// The item of `items` that has `key`'s primary key.
+fn find<'a>(items: &'a [Item], key: &Key) -> Option<&'a Item> {
+    items.iter().find(|item| {
+        item.get(keys::PK) == key.get(keys::PK) && item.get(keys::SK) == key.get(keys::SK)
+    })
 }
 
 fn string(value: impl Into<String>) -> AttributeValue {
@@ -80,7 +126,7 @@ fn number(value: i64) -> AttributeValue {
 
 /// Whether an item's TTL has passed: DynamoDB deletes such items lazily and the local server
 /// never does, so every read treats them as absent.
-fn expired(item: &std::collections::HashMap<String, AttributeValue>, now: i64) -> bool {
+fn expired(item: &Item, now: i64) -> bool {
     item.get(TTL_ATTRIBUTE)
         .and_then(|value| value.as_n().ok())
         .and_then(|seconds| seconds.parse::<i64>().ok())

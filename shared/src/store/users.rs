@@ -1,18 +1,16 @@
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::keys::{self, Key};
-use super::{Store, StoreError, TTL_ATTRIBUTE, expired, number, string};
+use super::{
+    Item, Store, StoreError, TTL_ATTRIBUTE, expired, find, login_failure_times, number, string,
+};
 use crate::domain::User;
 
 const NOT_EXISTS: &str = "attribute_not_exists(PK)";
-/// BatchGetItem may leave keys unprocessed under load; re-ask this many times before giving up.
-const BATCH_GET_ATTEMPTS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
@@ -30,6 +28,24 @@ pub struct Credential {
     pub password_hash: String,
 }
 
+impl Credential {
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(|value| value.as_s().ok())
+                .cloned()
+                .ok_or_else(|| StoreError::Unexpected(format!("credential item without {name}")))
+        };
+        let user_id = text("user_id")?
+            .parse()
+            .map_err(|_| StoreError::Unexpected("credential item with a bad user_id".into()))?;
+        Ok(Self {
+            user_id,
+            password_hash: text("password_hash")?,
+        })
+    }
+}
+
 pub enum LoginRecord {
     Recorded(User),
     Disabled,
@@ -39,6 +55,27 @@ pub enum LoginRecord {
 pub struct Session {
     pub user: Option<User>,
     pub revoked: bool,
+}
+
+impl Session {
+    /// The items to read, so that callers can batch them with others.
+    pub fn keys(user_id: Uuid, jti: Uuid) -> [Key; 2] {
+        [keys::user(user_id), keys::revoked_token(jti)]
+    }
+
+    pub fn from_items(
+        items: &[Item],
+        user_id: Uuid,
+        jti: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Self, StoreError> {
+        let user = find(items, &keys::user(user_id))
+            .map(|item| from_item(item.clone()))
+            .transpose()?;
+        let revoked = find(items, &keys::revoked_token(jti))
+            .is_some_and(|item| !expired(item, now.unix_timestamp()));
+        Ok(Self { user, revoked })
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -143,22 +180,25 @@ impl Store {
             .consistent_read(true)
             .send()
             .await?;
-        let Some(item) = output.item else {
-            return Ok(None);
-        };
-        let text = |name: &str| {
-            item.get(name)
-                .and_then(|value| value.as_s().ok())
-                .cloned()
-                .ok_or_else(|| StoreError::Unexpected(format!("credential item without {name}")))
-        };
-        let user_id = text("user_id")?
-            .parse()
-            .map_err(|_| StoreError::Unexpected("credential item with a bad user_id".into()))?;
-        Ok(Some(Credential {
-            user_id,
-            password_hash: text("password_hash")?,
-        }))
+        output.item.as_ref().map(Credential::from_item).transpose()
+    }
+
+    /// A username's credential and its recent failed logins, in one round trip.
+    pub async fn login_state(
+        &self,
+        username: &str,
+        now: i64,
+    ) -> Result<(Option<Credential>, Vec<i64>), StoreError> {
+        let items = self
+            .get_items(vec![
+                keys::username(username),
+                keys::login_failures(username),
+            ])
+            .await?;
+        let credential = find(&items, &keys::username(username))
+            .map(Credential::from_item)
+            .transpose()?;
+        Ok((credential, login_failure_times(&items, username, now)))
     }
 
     /// Sets `last_login`, only while the account is active.
@@ -207,49 +247,8 @@ impl Store {
         jti: Uuid,
         now: OffsetDateTime,
     ) -> Result<Session, StoreError> {
-        let user_key = keys::user(user_id);
-        let mut request = KeysAndAttributes::builder()
-            .keys(user_key.clone())
-            .keys(keys::revoked_token(jti))
-            .consistent_read(true)
-            .build()
-            .expect("keys are set");
-        let mut items = Vec::new();
-        for _ in 0..BATCH_GET_ATTEMPTS {
-            let output = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await?;
-            if let Some(mut responses) = output.responses {
-                items.extend(responses.remove(&self.table).unwrap_or_default());
-            }
-            match output
-                .unprocessed_keys
-                .and_then(|mut keys| keys.remove(&self.table))
-            {
-                Some(unprocessed) if !unprocessed.keys().is_empty() => request = unprocessed,
-                _ => {
-                    let now = now.unix_timestamp();
-                    let mut session = Session {
-                        user: None,
-                        revoked: false,
-                    };
-                    for item in items {
-                        if item.get(keys::PK) == user_key.get(keys::PK) {
-                            session.user = Some(from_item(item)?);
-                        } else if !expired(&item, now) {
-                            session.revoked = true;
-                        }
-                    }
-                    return Ok(session);
-                }
-            }
-        }
-        Err(StoreError::Unavailable(
-            "BatchGetItem left keys unprocessed".into(),
-        ))
+        let items = self.get_items(Session::keys(user_id, jti).into()).await?;
+        Session::from_items(&items, user_id, jti, now)
     }
 
     /// Records a token as revoked until it would have expired anyway.

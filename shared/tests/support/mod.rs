@@ -16,20 +16,29 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Rate limits high enough that only the rate-limit tests meet them.
     pub async fn new() -> Self {
-        Self::with_endpoint(None).await
+        Self::with_settings(&[]).await
     }
 
-    /// With `endpoint`, the app talks to that address instead of the local DynamoDB.
-    pub async fn with_endpoint(endpoint: Option<&str>) -> Self {
-        let config = Config::from_lookup(|name| match (name, endpoint) {
-            ("JWT_SECRET", _) => Some(SECRET.to_owned()),
-            ("DYNAMODB_ENDPOINT", Some(endpoint)) => Some(endpoint.to_owned()),
-            _ => std::env::var(name).ok(),
+    /// With settings that override the environment's (e.g. `RATE_LIMIT_READ_PER_MIN`, or a
+    /// `DYNAMODB_ENDPOINT` that nothing listens on).
+    pub async fn with_settings(settings: &[(&str, &str)]) -> Self {
+        let config = Config::from_lookup(|name| {
+            let setting = settings
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string());
+            match name {
+                "JWT_SECRET" => Some(SECRET.to_owned()),
+                _ if setting.is_some() => setting,
+                _ if name.starts_with("RATE_LIMIT_") => Some("100000".to_owned()),
+                _ => std::env::var(name).ok(),
+            }
         })
         .expect("TABLE_NAME and DYNAMODB_ENDPOINT are set by `make test`");
         Self {
-            state: Box::leak(Box::new(AppState::new(&config).await)),
+            state: Box::leak(Box::new(AppState::new(config).await)),
         }
     }
 

@@ -1,0 +1,62 @@
+//! Brute-force lockout: after `MAX_FAILED_LOGINS` failed logins for one username within
+//! `LOCKOUT_SECONDS`, that username's logins are refused until the oldest of them ages out.
+
+pub const MAX_FAILED_LOGINS: usize = 5;
+pub const LOCKOUT_SECONDS: i64 = 15 * 60;
+
+/// Seconds the username stays locked, given its failed-login times; `None` when not locked.
+pub fn lockout_seconds(failures: &[i64], now: i64) -> Option<u64> {
+    let mut recent: Vec<i64> = failures
+        .iter()
+        .copied()
+        .filter(|&time| time > now - LOCKOUT_SECONDS)
+        .collect();
+    if recent.len() < MAX_FAILED_LOGINS {
+        return None;
+    }
+    recent.sort_unstable();
+    let oldest_that_locks = recent[recent.len() - MAX_FAILED_LOGINS];
+    Some((oldest_that_locks + LOCKOUT_SECONDS - now).max(1) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn four_failures_do_not_lock() {
+        assert_eq!(
+            lockout_seconds(&[NOW - 3, NOW - 2, NOW - 1, NOW], NOW),
+            None
+        );
+    }
+
+    #[test]
+    fn five_failures_lock_until_the_oldest_ages_out() {
+        let failures = [NOW - 100, NOW - 50, NOW - 10, NOW - 5, NOW];
+        assert_eq!(
+            lockout_seconds(&failures, NOW),
+            Some((LOCKOUT_SECONDS - 100) as u64)
+        );
+    }
+
+    #[test]
+    fn failures_older_than_the_window_do_not_count() {
+        let failures = [NOW - LOCKOUT_SECONDS, NOW - 3, NOW - 2, NOW - 1, NOW];
+        assert_eq!(lockout_seconds(&failures, NOW), None);
+        let failures = [NOW - LOCKOUT_SECONDS + 1, NOW - 3, NOW - 2, NOW - 1, NOW];
+        assert_eq!(lockout_seconds(&failures, NOW), Some(1));
+    }
+
+    #[test]
+    fn the_newest_five_decide_in_any_order() {
+        let failures = [NOW, NOW - 700, NOW - 800, NOW - 1, NOW - 2, NOW - 3];
+        // Newest five: NOW-700, -3, -2, -1, NOW; the lock lasts until NOW-700 ages out.
+        assert_eq!(
+            lockout_seconds(&failures, NOW),
+            Some((LOCKOUT_SECONDS - 700) as u64)
+        );
+    }
+}

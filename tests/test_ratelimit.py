@@ -1,0 +1,50 @@
+"""The rate limiter through the real binaries, with the limits the environment sets."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import assert_problem, running_stack, unique_username
+
+AUTH_LIMIT = 10
+
+
+@pytest.fixture(scope="module")
+def limited(dynamodb):
+    settings = {"RATE_LIMIT_AUTH_PER_MIN": str(AUTH_LIMIT), "RATE_LIMIT_READ_PER_MIN": "100000"}
+    with running_stack(dynamodb, "fog-compute-e2e-limited", **settings) as stack:
+        yield stack
+
+
+def start_of_a_window():
+    elapsed = time.time() % 60
+    if elapsed > 40:
+        time.sleep(60 - elapsed + 0.2)
+
+
+def test_concurrent_auth_requests_admit_exactly_the_limit_and_say_so(limited):
+    start_of_a_window()
+    def attempt(_):
+        return limited.post("/api/auth/login", json={"username": unique_username(), "password": "Wrong-Password-1"})
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(attempt, range(25)))
+    statuses = [response.status_code for response in responses]
+    assert sorted(statuses) == [401] * AUTH_LIMIT + [429] * (25 - AUTH_LIMIT), statuses
+    for response in responses:
+        assert response.headers["X-RateLimit-Limit"] == str(AUTH_LIMIT)
+        assert int(response.headers["X-RateLimit-Remaining"]) >= 0
+        assert "X-RateLimit-Reset" in response.headers
+    refused = [response for response in responses if response.status_code == 429]
+    body = assert_problem(refused[0], 429)
+    assert body["error"] == "Rate limit exceeded"
+    assert body["retry_after"] >= 1
+    assert refused[0].headers["Retry-After"] == str(body["retry_after"])
+
+
+def test_health_is_exempt(limited):
+    for _ in range(3):
+        response = limited.get("/health")
+        assert response.status_code == 200
+        assert "X-RateLimit-Limit" not in response.headers
