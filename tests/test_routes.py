@@ -2,6 +2,8 @@
 
 import tomllib
 
+import yaml
+
 from conftest import REPO, local_stack
 
 
@@ -23,3 +25,25 @@ def test_the_api_lists_exactly_the_template_routes(api):
     listed = set(api.get("/").json()["endpoints"])
     declared = {f"{method} {path}" for method, path, _ in local_stack.template_routes(local_stack.load_template())}
     assert listed == declared
+
+
+def openapi_routes() -> set[tuple[str, str]]:
+    document = yaml.safe_load((REPO / "openapi.yaml").read_text())
+    methods = {"get", "put", "post", "delete", "patch", "head", "options"}
+    return {(method.upper(), path) for path, item in document["paths"].items() for method in item if method in methods}
+
+
+def test_template_local_stack_and_openapi_document_the_same_routes():
+    template = {(method, path) for method, path, _ in local_stack.template_routes(local_stack.load_template())}
+    local = {(method, path) for method, path, _ in local_stack_routes()}
+    assert template == local == openapi_routes(), {
+        "only in template": template - openapi_routes(),
+        "only in openapi": openapi_routes() - template,
+        "only in local stack": local ^ template,
+    }
+
+
+def test_the_api_serves_its_openapi_document(api):
+    served = api.get("/openapi.json")
+    assert served.status_code == 200
+    assert served.json() == yaml.safe_load((REPO / "openapi.yaml").read_text())

@@ -12,13 +12,32 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// Where the HS256 key comes from: the value itself (local runs), or a Secrets Manager secret
+/// read once per cold start (deployments).
+#[derive(Debug)]
+pub enum JwtSecretSource {
+    Value(SecretString),
+    SecretsManager { arn: String },
+}
+
+/// The key itself, refused when too short to be an HS256 key.
+pub fn checked_jwt_secret(secret: SecretString) -> Result<SecretString, ConfigError> {
+    if secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
+        return Err(ConfigError::Invalid {
+            name: "JWT_SECRET",
+            reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+        });
+    }
+    Ok(secret)
+}
+
 /// Settings read once per cold start.
 #[derive(Debug)]
 pub struct Config {
     pub table_name: String,
     /// Set only for a local DynamoDB-compatible server; empty means the AWS endpoint.
     pub dynamodb_endpoint: Option<String>,
-    pub jwt_secret: SecretString,
+    pub jwt_secret: JwtSecretSource,
     pub access_token_minutes: i64,
     pub rate_limits: RateLimits,
 }
@@ -49,14 +68,13 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let non_empty = |name: &str| lookup(name).filter(|value| !value.is_empty());
         let table_name = non_empty("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
-        let jwt_secret =
-            SecretString::from(non_empty("JWT_SECRET").ok_or(ConfigError::Missing("JWT_SECRET"))?);
-        if jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
-            return Err(ConfigError::Invalid {
-                name: "JWT_SECRET",
-                reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
-            });
-        }
+        let jwt_secret = match (non_empty("JWT_SECRET"), non_empty("JWT_SECRET_ARN")) {
+            (Some(value), _) => {
+                JwtSecretSource::Value(checked_jwt_secret(SecretString::from(value))?)
+            }
+            (None, Some(arn)) => JwtSecretSource::SecretsManager { arn },
+            (None, None) => return Err(ConfigError::Missing("JWT_SECRET or JWT_SECRET_ARN")),
+        };
         let access_token_minutes = match non_empty("ACCESS_TOKEN_EXPIRE_MINUTES") {
             None => DEFAULT_TOKEN_MINUTES,
             Some(raw) => raw
@@ -158,8 +176,20 @@ mod tests {
         ));
         assert!(matches!(
             config(&[("TABLE_NAME", "t")]),
-            Err(ConfigError::Missing("JWT_SECRET"))
+            Err(ConfigError::Missing("JWT_SECRET or JWT_SECRET_ARN"))
         ));
+    }
+
+    #[test]
+    fn reads_a_secret_arn_when_no_value_is_given() {
+        let config = config(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SECRET_ARN", "arn:aws:secretsmanager:x"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(config.jwt_secret, JwtSecretSource::SecretsManager { arn } if arn == "arn:aws:secretsmanager:x")
+        );
     }
 
     #[test]

@@ -174,3 +174,25 @@ async fn an_unreachable_table_gives_503_with_retry_after_quickly() {
     let response = app.login("somebody", PASSWORD).await;
     assert_eq!(response.status(), 503);
 }
+
+#[tokio::test]
+async fn a_base64_encoded_body_that_is_not_json_gets_400() {
+    let app = TestApp::new().await;
+    let request = event("POST", "/api/auth/login")
+        .header("content-type", "application/json")
+        .base64_body(&[0xff, 0xfe, 0x00])
+        .build();
+    let response = app.call(login, request).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/problem+json")
+    );
+    let body =
+        serde_json::json!({"username": "nobody", "password": "Wrong-Password-1"}).to_string();
+    let request = event("POST", "/api/auth/login")
+        .header("content-type", "application/json")
+        .base64_body(body.as_bytes())
+        .build();
+    assert_eq!(app.call(login, request).await.status(), 401);
+}

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shared::store::{Store, UserFlag};
+use shared::store::{Store, UserFlag, sdk_config};
 
 #[derive(Parser)]
 #[command(about = "Fog Compute operator CLI")]
@@ -59,7 +59,7 @@ async fn main() -> ExitCode {
         Command::Activate { username } => (username, UserFlag::Active, true, "is active"),
     };
     let endpoint = (!cli.aws).then_some(cli.endpoint.as_str());
-    let store = Store::connect(&cli.table, endpoint).await;
+    let store = Store::new(&sdk_config(endpoint).await, &cli.table);
     let username = username.to_ascii_lowercase();
     match store.set_user_flag(&username, flag, value).await {
         Ok(true) => {

@@ -2,7 +2,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
-use crate::http::json;
+use crate::http::{json, json_text};
 use crate::{ApiError, AppState};
 
 const SERVICE: &str = "Fog Compute API";
@@ -16,7 +16,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/auth/login"),
     ("GET", "/api/auth/me"),
     ("POST", "/api/auth/logout"),
+    ("GET", "/openapi.json"),
 ];
+
+const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
 /// `GET /health`
 pub async fn health(_req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
@@ -37,4 +40,21 @@ pub async fn root(_req: Request, _state: &AppState) -> Result<Response<Body>, Ap
         StatusCode::OK,
         &json!({"name": SERVICE, "version": VERSION, "endpoints": endpoints}),
     ))
+}
+
+/// `GET /openapi.json`
+pub async fn openapi(_req: Request, _state: &AppState) -> Result<Response<Body>, ApiError> {
+    Ok(json_text(StatusCode::OK, OPENAPI_JSON))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_served_document_is_the_openapi_yaml_as_json() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+        assert_eq!(document["openapi"], "3.1.0");
+        assert_eq!(document["info"]["version"], VERSION);
+    }
 }

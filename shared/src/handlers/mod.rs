@@ -5,4 +5,4 @@ mod auth;
 mod meta;
 
 pub use auth::{login, logout, me, register};
-pub use meta::{ROUTES, health, root};
+pub use meta::{ROUTES, health, openapi, root};

@@ -5,5 +5,5 @@ mod response;
 mod service;
 
 pub use request::{MAX_BODY_BYTES, bearer_token, json_body, source_ip};
-pub use response::{json, problem};
+pub use response::{json, json_text, problem};
 pub use service::{dispatch, run};

@@ -14,6 +14,11 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     with_body(status, "application/json", body)
 }
 
+/// A body that is JSON text already.
+pub fn json_text(status: StatusCode, body: &str) -> Response<Body> {
+    with_body(status, "application/json", body.to_owned())
+}
+
 /// The RFC 9457 problem+json answer for an error: the one shape every failure takes.
 pub fn problem(error: &ApiError) -> Response<Body> {
     let status = match error {

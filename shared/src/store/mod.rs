@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
@@ -34,30 +34,34 @@ pub struct Store {
     table: String,
 }
 
+/// The AWS SDK configuration, loaded once per cold start: bounded timeouts and retries (see the
+/// README). `endpoint` points at a local server, which is given placeholder credentials so that
+/// real ones never leave for it.
+pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(endpoint) = endpoint {
+        loader = loader
+            .endpoint_url(endpoint)
+            .test_credentials()
+            .region(Region::from_static("us-east-1"));
+    }
+    loader
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
+}
+
 impl Store {
-    /// Builds the client once per cold start. `endpoint` points at a local server, which is
-    /// given placeholder credentials so that real ones never leave for it.
-    pub async fn connect(table: &str, endpoint: Option<&str>) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(endpoint) = endpoint {
-            loader = loader
-                .endpoint_url(endpoint)
-                .test_credentials()
-                .region(Region::from_static("us-east-1"));
-        }
-        let sdk_config = loader
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(1))
-                    .operation_attempt_timeout(Duration::from_secs(2))
-                    .operation_timeout(Duration::from_secs(5))
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .load()
-            .await;
+    pub fn new(sdk_config: &SdkConfig, table: &str) -> Self {
         Self {
-            client: Client::new(&sdk_config),
+            client: Client::new(sdk_config),
             table: table.to_owned(),
         }
     }

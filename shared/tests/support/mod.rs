@@ -38,7 +38,9 @@ impl TestApp {
         })
         .expect("TABLE_NAME and DYNAMODB_ENDPOINT are set by `make test`");
         Self {
-            state: Box::leak(Box::new(AppState::new(config).await)),
+            state: Box::leak(Box::new(
+                AppState::new(config).await.expect("the app starts"),
+            )),
         }
     }
 
@@ -158,6 +160,14 @@ impl EventBuilder {
 
     pub fn body(mut self, body: &str) -> Self {
         self.event["body"] = json!(body);
+        self
+    }
+
+    /// A body API Gateway base64-encoded, as it does with binary payloads.
+    pub fn base64_body(mut self, bytes: &[u8]) -> Self {
+        use base64::Engine;
+        self.event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+        self.event["isBase64Encoded"] = json!(true);
         self
     }
 
