@@ -37,8 +37,11 @@ LOCAL_AWS_ENV = {
     "AWS_EC2_METADATA_DISABLED": "true",
 }
 # Passed through to the functions when set in the caller's environment.
+# The browser origin the local stack answers CORS for (a frontend's dev server).
+DEVELOPMENT_ORIGIN = "http://localhost:5173"
 PASSTHROUGH_ENV = (
     "ACCESS_TOKEN_EXPIRE_MINUTES",
+    "CORS_ALLOWED_ORIGINS",
     "RATE_LIMIT_AUTH_PER_MIN",
     "RATE_LIMIT_WRITE_PER_MIN",
     "RATE_LIMIT_READ_PER_MIN",
@@ -175,6 +178,8 @@ class Functions:
             "cargo", "lambda", "watch", "--quiet",
             "--invoke-address", "127.0.0.1", "--invoke-port", str(port),
             "--env-file", str(env_file), "--concurrency", "4",
+            # The functions answer CORS themselves, for the configured origins only.
+            "--disable-cors",
         ]
         if not reload:
             command.append("--ignore-changes")
@@ -202,6 +207,7 @@ def function_env(dynamodb: DynamoDb, table: str, **overrides: str) -> dict[str, 
         "TABLE_NAME": table,
         "DYNAMODB_ENDPOINT": dynamodb.endpoint,
         "JWT_SECRET": secrets.token_urlsafe(48),
+        "CORS_ALLOWED_ORIGINS": DEVELOPMENT_ORIGIN,
         **LOCAL_AWS_ENV,
     }
     env.update({name: os.environ[name] for name in PASSTHROUGH_ENV if os.environ.get(name)})

@@ -2,7 +2,7 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import assert_problem, unique_username
+from conftest import assert_problem, local_stack, unique_username
 
 
 def test_register_login_me_logout_flow(api):
@@ -172,3 +172,13 @@ def test_health_and_root(api):
     assert root.status_code == 200
     assert "POST /api/auth/register" in root.json()["endpoints"]
 
+
+
+def test_cors_answers_only_the_configured_origin(api):
+    allowed = api.get("/health", headers={"Origin": local_stack.DEVELOPMENT_ORIGIN})
+    assert allowed.headers["Access-Control-Allow-Origin"] == local_stack.DEVELOPMENT_ORIGIN
+    assert "Origin" in allowed.headers["Vary"]
+    for origin in ["https://evil.example", "null", local_stack.DEVELOPMENT_ORIGIN + ".evil.example"]:
+        refused = api.get("/health", headers={"Origin": origin})
+        assert "Access-Control-Allow-Origin" not in refused.headers, origin
+        assert "Access-Control-Allow-Credentials" not in refused.headers

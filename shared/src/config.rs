@@ -40,6 +40,8 @@ pub struct Config {
     pub jwt_secret: JwtSecretSource,
     pub access_token_minutes: i64,
     pub rate_limits: RateLimits,
+    /// Browser origins whose requests get CORS headers; empty allows none.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Requests per identity per 60-second sliding window, by category.
@@ -104,7 +106,28 @@ impl Config {
             read: limit("RATE_LIMIT_READ_PER_MIN", defaults.read)?,
             admin: limit("RATE_LIMIT_ADMIN_PER_MIN", defaults.admin)?,
         };
+        let cors_allowed_origins = non_empty("CORS_ALLOWED_ORIGINS")
+            .map(|origins| {
+                origins
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|origin| !origin.is_empty())
+                    .map(|origin| {
+                        if origin == "*" {
+                            Err(ConfigError::Invalid {
+                                name: "CORS_ALLOWED_ORIGINS",
+                                reason: "name the origins; a wildcard is not allowed".into(),
+                            })
+                        } else {
+                            Ok(origin.to_owned())
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self {
+            cors_allowed_origins,
             rate_limits,
             table_name,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
@@ -190,6 +213,29 @@ mod tests {
         assert!(
             matches!(config.jwt_secret, JwtSecretSource::SecretsManager { arn } if arn == "arn:aws:secretsmanager:x")
         );
+    }
+
+    #[test]
+    fn reads_cors_origins_and_refuses_a_wildcard() {
+        let allowed = config(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SECRET", SECRET),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://a.example, http://localhost:5173",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            allowed.cors_allowed_origins,
+            ["https://a.example", "http://localhost:5173"]
+        );
+        let wildcard = config(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SECRET", SECRET),
+            ("CORS_ALLOWED_ORIGINS", "*"),
+        ]);
+        assert!(wildcard.is_err());
     }
 
     #[test]

@@ -3,12 +3,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_http::http::HeaderValue;
 use lambda_http::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL,
+    CONTENT_SECURITY_POLICY, ORIGIN, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, VARY,
     X_CONTENT_TYPE_OPTIONS,
 };
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
-use crate::ratelimit::{self, Admission, Decision};
+use crate::ratelimit::{self, Admission, Decision, ResolvedSession};
 use crate::{ApiError, AppState, telemetry};
 
 use super::{problem, source_ip};
@@ -38,13 +39,28 @@ where
 {
     let started = Instant::now();
     let mut req = req;
-    let method = req.method().to_string();
-    let path = req.raw_http_path().to_owned();
+    let route = format!("{} {}", req.method(), req.raw_http_path());
     let request_id = req
         .lambda_context_ref()
         .map(|context| context.request_id.clone());
     let client_ip = source_ip(&req).map(str::to_owned);
-    let (outcome, rate_limit) = match ratelimit::admit(&mut req, state, now_ms()).await {
+    let allowed_origin = req
+        .headers()
+        .get(ORIGIN)
+        .filter(|origin| {
+            state
+                .config
+                .cors_allowed_origins
+                .iter()
+                .any(|allowed| allowed.as_bytes() == origin.as_bytes())
+        })
+        .cloned();
+    let admission = ratelimit::admit(&mut req, state, now_ms()).await;
+    let user_id = req
+        .extensions()
+        .get::<ResolvedSession>()
+        .and_then(|ResolvedSession(session)| session.as_ref().map(|(user, _)| user.id.to_string()));
+    let (outcome, rate_limit) = match admission {
         Ok(Admission::Unlimited) => (handler(req, state).await, None),
         Ok(Admission::Admitted(decision)) => (handler(req, state).await, Some(decision)),
         Ok(Admission::Refused(decision)) => {
@@ -60,25 +76,25 @@ where
         }
         Err(error) => (Err(error), None),
     };
-    let mut response = match outcome {
-        Ok(response) => response,
-        Err(error) => {
-            if let ApiError::Internal(reason) = &error {
-                tracing::error!(%reason, "request failed");
-            }
-            problem(&error)
+    let mut response = outcome.unwrap_or_else(|error| {
+        if let ApiError::Internal(reason) = &error {
+            tracing::error!(%reason, "request failed");
         }
-    };
+        problem(&error)
+    });
     add_security_headers(&mut response);
     if let Some(decision) = rate_limit {
         add_rate_limit_headers(&mut response, &decision);
     }
+    if let Some(origin) = allowed_origin {
+        add_cors_headers(&mut response, origin);
+    }
     tracing::info!(
         request_id,
-        method,
-        path,
+        route,
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        user_id,
         source_ip = client_ip,
         rate_limit = match rate_limit {
             None => "unlimited",
@@ -101,6 +117,19 @@ fn add_rate_limit_headers(response: &mut Response<Body>, decision: &Decision) {
     headers.insert("x-ratelimit-limit", decision.limit.into());
     headers.insert("x-ratelimit-remaining", decision.remaining.into());
     headers.insert("x-ratelimit-reset", decision.reset_seconds.into());
+}
+
+/// Only for an origin the configuration allows: an arbitrary `Origin` is never echoed.
+fn add_cors_headers(response: &mut Response<Body>, origin: HeaderValue) {
+    let headers = response.headers_mut();
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(
+        ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(
+            "Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset",
+        ),
+    );
+    headers.append(VARY, HeaderValue::from_static("Origin"));
 }
 
 fn add_security_headers(response: &mut Response<Body>) {
