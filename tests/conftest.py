@@ -36,7 +36,8 @@ class Api:
         headers = kwargs.pop("headers", {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        return requests.request(method, self.url + path, headers=headers, timeout=TIMEOUT, **kwargs)
+        kwargs.setdefault("timeout", TIMEOUT)
+        return requests.request(method, self.url + path, headers=headers, **kwargs)
 
     def get(self, path: str, **kwargs) -> requests.Response:
         return self.request("GET", path, **kwargs)

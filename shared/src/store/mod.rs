@@ -34,6 +34,16 @@ pub struct Store {
     table: String,
 }
 
+// A request makes at most two DynamoDB calls one after the other before it can answer (the rate
+// limiter's, then the handler's first), so two operation timeouts stay well inside the
+// functions' 10-second timeout even when DynamoDB hangs.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
+const MAX_ATTEMPTS: u32 = 3;
+const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
 /// The AWS SDK configuration, loaded once per cold start: bounded timeouts and retries (see the
 /// README). `endpoint` points at a local server, which is given placeholder credentials so that
 /// real ones never leave for it.
@@ -48,12 +58,17 @@ pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
     loader
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(5))
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(INITIAL_BACKOFF)
+                .with_max_backoff(MAX_BACKOFF),
+        )
         .load()
         .await
 }

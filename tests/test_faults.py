@@ -1,0 +1,54 @@
+"""DynamoDB failing under the real binaries: every endpoint answers 503 with Retry-After well
+within the function's 10-second timeout, and the same warm processes recover when it returns."""
+
+import re
+
+import pytest
+
+from conftest import UNLIMITED, assert_problem, local_stack, running_stack
+from fault_proxy import FaultProxy
+
+# Within the 10 s function timeout: two sequential SDK operations give up after 3 s each.
+ANSWER_WITHIN_SECONDS = 9.5
+# These answer from the function alone; the rate limiter fails open for them.
+NO_DYNAMODB = {("GET", "/"), ("GET", "/openapi.json")}
+
+
+@pytest.fixture(scope="module")
+def proxy(dynamodb):
+    fault_proxy = FaultProxy(dynamodb.port)
+    yield fault_proxy
+    fault_proxy.close()
+
+
+@pytest.fixture(scope="module")
+def faulty(dynamodb, proxy):
+    with running_stack(dynamodb, "fog-compute-e2e-faults", DYNAMODB_ENDPOINT=proxy.url, **UNLIMITED) as stack:
+        yield stack
+
+
+def every_route():
+    for method, path, _ in sorted(local_stack.template_routes(local_stack.load_template())):
+        yield method, re.sub(r"\{[^}]+\}", "x", path)
+
+
+def call(api, method, path, token):
+    return api.request(method, path, token=token, json={}, timeout=ANSWER_WITHIN_SECONDS)
+
+
+@pytest.mark.parametrize("mode", ["refuse", "hang"])
+def test_every_endpoint_answers_503_while_dynamodb_is_away_and_recovers(faulty, proxy, mode):
+    _, token = faulty.new_user()
+    getattr(proxy, mode)()
+    try:
+        for method, path in every_route():
+            response = call(faulty, method, path, token)
+            if (method, path) in NO_DYNAMODB:
+                assert response.status_code == 200, (method, path, response.text)
+                continue
+            assert_problem(response, 503)
+            assert int(response.headers["Retry-After"]) >= 1, (method, path)
+    finally:
+        proxy.up()
+    assert faulty.get("/api/auth/me", token=token).status_code == 200
+    assert faulty.get("/health").status_code == 200
