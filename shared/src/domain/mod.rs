@@ -1,9 +1,13 @@
 //! Domain types. Each validates on construction, so a value of the type is always valid.
 
+mod amount;
 mod credentials;
 mod fields;
+mod text;
 mod user;
 
+pub use amount::{Amount, DECIMALS, MAX_TOKENS, Tokens};
 pub use credentials::{Email, Password, Username};
-pub use fields::{FieldError, Fields};
+pub use fields::{FieldError, Fields, JsonObject};
+pub use text::EscapedText;
 pub use user::{User, WalletAddress};

@@ -4,6 +4,8 @@ mod request;
 mod response;
 mod service;
 
-pub use request::{MAX_BODY_BYTES, bearer_token, json_body, source_ip};
+pub use request::{
+    MAX_BODY_BYTES, bearer_token, json_body, path_parameter, query_parameter, source_ip,
+};
 pub use response::{json, problem};
 pub use service::{dispatch, run};
