@@ -41,6 +41,9 @@ class Api:
     def post(self, path: str, **kwargs) -> requests.Response:
         return self.request("POST", path, **kwargs)
 
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
     def register(self, username: str | None = None, email: str | None = None,
                  password: str = STRONG_PASSWORD, **extra) -> requests.Response:
         username = username or unique_username()
@@ -77,6 +80,11 @@ def assert_problem(response: requests.Response, status: int) -> dict:
     assert body["status"] == status
     assert isinstance(body["detail"], str) and body["detail"]
     return body
+
+
+def invalid_fields(response: requests.Response) -> set[str]:
+    """The fields a 422 lists."""
+    return {error["field"] for error in assert_problem(response, 422)["errors"]}
 
 
 @pytest.fixture(scope="session")

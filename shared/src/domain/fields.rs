@@ -44,6 +44,18 @@ impl Fields {
         self.check(name, parse(&text))
     }
 
+    /// An optional string field, handed to `parse` when present and not null.
+    pub fn optional_string<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        match self.optional::<String>(name, "must be a string")? {
+            None => Some(None),
+            Some(text) => self.check(name, parse(&text)).map(Some),
+        }
+    }
+
     /// A finite number within `range`; `default` when absent or null, required without one.
     pub fn number(
         &mut self,

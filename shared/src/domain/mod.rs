@@ -3,11 +3,16 @@
 mod amount;
 mod credentials;
 mod fields;
+mod job;
 mod text;
 mod user;
 
 pub use amount::{Amount, DECIMALS, MAX_TOKENS, Tokens};
 pub use credentials::{Email, Password, Username};
 pub use fields::{FieldError, Fields, JsonObject};
+pub use job::{
+    CPU_REQUIRED, GPU_REQUIRED, JOB_NAME_CHARS, Job, JobStatus, MEMORY_REQUIRED, NON_NEGATIVE,
+    SlaTier,
+};
 pub use text::EscapedText;
 pub use user::{User, WalletAddress};

@@ -16,6 +16,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/auth/login"),
     ("GET", "/api/auth/me"),
     ("POST", "/api/auth/logout"),
+    ("POST", "/api/scheduler/jobs"),
+    ("GET", "/api/scheduler/jobs"),
+    ("GET", "/api/scheduler/jobs/{id}"),
+    ("DELETE", "/api/scheduler/jobs/{id}"),
 ];
 
 /// `GET /health`

@@ -2,7 +2,9 @@
 //! binary runs one of them through `http::run`; tests call them through `http::dispatch`.
 
 mod auth;
+mod jobs;
 mod meta;
 
 pub use auth::{login, logout, me, register};
+pub use jobs::{cancel_job, get_job, list_jobs, submit_job};
 pub use meta::{ROUTES, health, root};

@@ -1,7 +1,9 @@
 use lambda_http::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
+use serde_json::Value;
 use serde_json::error::Category;
+use serde_json::value::RawValue;
 
 use crate::ApiError;
 use crate::domain::JsonObject;
@@ -39,6 +41,23 @@ pub fn json_body(req: &Request) -> Result<JsonObject, ApiError> {
 /// The first value of a query string parameter.
 pub fn query_parameter<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.query_string_parameters_ref()?.first(name)
+}
+
+/// The query string as fields of strings (the first value of each name), so that query
+/// parameters are validated like body fields.
+pub fn query_fields(req: &Request) -> JsonObject {
+    let mut fields = JsonObject::new();
+    for (name, value) in req
+        .query_string_parameters_ref()
+        .into_iter()
+        .flat_map(|q| q.iter())
+    {
+        fields.entry(name.to_owned()).or_insert_with(|| {
+            RawValue::from_string(Value::from(value).to_string())
+                .expect("a serialised JSON string is valid JSON")
+        });
+    }
+    fields
 }
 
 /// A path parameter of the route (`{id}`).

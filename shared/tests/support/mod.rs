@@ -142,6 +142,17 @@ impl EventBuilder {
         self
     }
 
+    /// The raw query string, e.g. `limit=2&cursor=abc` (already URL-encoded).
+    pub fn query(mut self, raw: &str) -> Self {
+        self.event["rawQueryString"] = json!(raw);
+        self
+    }
+
+    pub fn path_parameter(mut self, name: &str, value: &str) -> Self {
+        self.event["pathParameters"][name] = json!(value);
+        self
+    }
+
     pub fn json(self, body: &Value) -> Self {
         self.header("content-type", "application/json")
             .body(&body.to_string())
