@@ -2,6 +2,7 @@
 
 mod amount;
 mod credentials;
+mod device;
 mod fields;
 mod job;
 mod text;
@@ -9,6 +10,9 @@ mod user;
 
 pub use amount::{Amount, DECIMALS, MAX_TOKENS, Tokens};
 pub use credentials::{Email, Password, Username};
+pub use device::{
+    BATTERY_PERCENT, CPU_CORES, DEFAULT_BATTERY_PERCENT, Device, DeviceId, DeviceType, MEMORY_MB,
+};
 pub use fields::{FieldError, Fields, JsonObject};
 pub use job::{
     CPU_REQUIRED, GPU_REQUIRED, JOB_NAME_CHARS, Job, JobStatus, MEMORY_REQUIRED, NON_NEGATIVE,

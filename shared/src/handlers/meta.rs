@@ -20,6 +20,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/scheduler/jobs"),
     ("GET", "/api/scheduler/jobs/{id}"),
     ("DELETE", "/api/scheduler/jobs/{id}"),
+    ("POST", "/api/idle-compute/devices"),
+    ("GET", "/api/idle-compute/devices"),
 ];
 
 /// `GET /health`

@@ -2,9 +2,11 @@
 //! binary runs one of them through `http::run`; tests call them through `http::dispatch`.
 
 mod auth;
+mod devices;
 mod jobs;
 mod meta;
 
 pub use auth::{login, logout, me, register};
+pub use devices::{list_devices, register_device};
 pub use jobs::{cancel_job, get_job, list_jobs, submit_job};
 pub use meta::{ROUTES, health, root};

@@ -1,6 +1,7 @@
 //! DynamoDB access. One table holds every item type; `keys` names them and the README documents
 //! the design.
 
+mod devices;
 mod error;
 mod jobs;
 pub mod keys;
@@ -15,6 +16,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
+pub use devices::RegisterDevice;
 pub use error::StoreError;
 pub use jobs::CancelJob;
 pub use users::{CreateUserError, Credential, LoginRecord, Session, UserFlag};
