@@ -61,6 +61,17 @@ class Api:
         assert response.status_code == 200, response.text
         return username, response.json()["access_token"]
 
+    def wallet(self, token: str) -> str:
+        """The address of the token's user's wallet."""
+        return self.get("/api/auth/me", token=token).json()["wallet_address"]
+
+    def new_admin(self) -> str:
+        """A fresh administrator's access token."""
+        username, token = self.new_user()
+        result = self.fogctl("promote", username)
+        assert result.returncode == 0, result.stderr
+        return token
+
     def fogctl(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             ["cargo", "run", "-q", "-p", "fogctl", "--", "--table", TABLE,
@@ -85,6 +96,12 @@ def assert_problem(response: requests.Response, status: int) -> dict:
 def invalid_fields(response: requests.Response) -> set[str]:
     """The fields a 422 lists."""
     return {error["field"] for error in assert_problem(response, 422)["errors"]}
+
+
+@pytest.fixture(scope="session")
+def admin(api) -> str:
+    """An administrator's access token, for minting."""
+    return api.new_admin()
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ mod amount;
 mod credentials;
 mod device;
 mod fields;
+mod idempotency;
 mod job;
 mod text;
 mod user;
@@ -14,6 +15,7 @@ pub use device::{
     BATTERY_PERCENT, CPU_CORES, DEFAULT_BATTERY_PERCENT, Device, DeviceId, DeviceType, MEMORY_MB,
 };
 pub use fields::{FieldError, Fields, JsonObject};
+pub use idempotency::IdempotencyKey;
 pub use job::{
     CPU_REQUIRED, GPU_REQUIRED, JOB_NAME_CHARS, Job, JobStatus, MEMORY_REQUIRED, NON_NEGATIVE,
     SlaTier,

@@ -22,6 +22,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/scheduler/jobs/{id}"),
     ("POST", "/api/idle-compute/devices"),
     ("GET", "/api/idle-compute/devices"),
+    ("GET", "/api/tokenomics/balance"),
+    ("POST", "/api/tokenomics/transfer"),
+    ("POST", "/api/tokenomics/stake"),
+    ("POST", "/api/tokenomics/unstake"),
+    ("POST", "/api/tokenomics/mint"),
 ];
 
 /// `GET /health`

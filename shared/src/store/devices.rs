@@ -54,7 +54,12 @@ impl Store {
             .send()
             .await;
         match result {
-            Ok(output) if output.attributes.as_ref().is_some_and(|old| !old.is_empty()) => {
+            Ok(output)
+                if output
+                    .attributes
+                    .as_ref()
+                    .is_some_and(|old| !old.is_empty()) =>
+            {
                 Ok(RegisterDevice::Updated)
             }
             Ok(_) => Ok(RegisterDevice::Registered),

@@ -5,6 +5,7 @@ mod devices;
 mod error;
 mod jobs;
 pub mod keys;
+mod ledger;
 mod users;
 
 use std::time::Duration;
@@ -19,6 +20,10 @@ use uuid::Uuid;
 pub use devices::RegisterDevice;
 pub use error::StoreError;
 pub use jobs::CancelJob;
+pub use ledger::{
+    Holding, IDEMPOTENCY_TTL, Movement, MovementError, MovementKind, MovementOutcome,
+    StoredResponse, Wallet,
+};
 pub use users::{CreateUserError, Credential, LoginRecord, Session, UserFlag};
 
 /// The TTL attribute: epoch seconds after which an item counts as absent.

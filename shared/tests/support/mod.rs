@@ -71,6 +71,30 @@ impl TestApp {
         )
     }
 
+    /// A new administrator's name and access token.
+    pub async fn admin_with_token(&self) -> (String, String) {
+        let (username, token) = self.user_with_token().await;
+        let promoted = self
+            .state
+            .store
+            .set_user_flag(&username, shared::store::UserFlag::Admin, true)
+            .await
+            .unwrap();
+        assert!(promoted);
+        (username, token)
+    }
+
+    /// The wallet address of the token's user.
+    pub async fn wallet(&self, token: &str) -> String {
+        let me = self
+            .call(
+                shared::handlers::me,
+                event("GET", "/api/auth/me").bearer(token).build(),
+            )
+            .await;
+        me.json()["wallet_address"].as_str().unwrap().to_owned()
+    }
+
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         let endpoint = std::env::var("DYNAMODB_ENDPOINT").expect("set by `make test`");
         let config = aws_sdk_dynamodb::Config::builder()
