@@ -6,6 +6,7 @@ mod device;
 mod fields;
 mod idempotency;
 mod job;
+mod proposal;
 mod text;
 mod user;
 
@@ -20,5 +21,6 @@ pub use job::{
     CPU_REQUIRED, GPU_REQUIRED, JOB_NAME_CHARS, Job, JobStatus, MEMORY_REQUIRED, NON_NEGATIVE,
     SlaTier,
 };
+pub use proposal::{DESCRIPTION_CHARS, Proposal, ProposalStatus, TITLE_CHARS, Vote};
 pub use text::EscapedText;
 pub use user::{User, WalletAddress};

@@ -27,7 +27,7 @@ fn idempotency_key(req: &Request, fields: &mut Fields) -> Option<Option<Idempote
     }
 }
 
-fn require_own_wallet(user: &User, address: &WalletAddress) -> Result<(), ApiError> {
+pub(super) fn require_own_wallet(user: &User, address: &WalletAddress) -> Result<(), ApiError> {
     if *address == user.wallet_address {
         Ok(())
     } else {

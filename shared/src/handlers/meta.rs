@@ -27,6 +27,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/tokenomics/stake"),
     ("POST", "/api/tokenomics/unstake"),
     ("POST", "/api/tokenomics/mint"),
+    ("POST", "/api/tokenomics/proposals"),
+    ("GET", "/api/tokenomics/proposals"),
+    ("POST", "/api/tokenomics/vote"),
 ];
 
 /// `GET /health`

@@ -3,6 +3,7 @@
 
 mod devices;
 mod error;
+mod governance;
 mod jobs;
 pub mod keys;
 mod ledger;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 pub use devices::RegisterDevice;
 pub use error::StoreError;
+pub use governance::VoteError;
 pub use jobs::CancelJob;
 pub use ledger::{
     Holding, IDEMPOTENCY_TTL, Movement, MovementError, MovementKind, MovementOutcome,
