@@ -3,7 +3,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 /// Fractional digits of the token: one token is 10^18 of its smallest unit.
-pub const DECIMALS: usize = 18;
+const DECIMALS: usize = 18;
 const UNITS_PER_TOKEN: u128 = 10u128.pow(DECIMALS as u32);
 /// The largest amount a request may move, and the most any wallet's `balance` or `staked` may
 /// hold: 10^12 tokens, 10^30 units, so that every stored figure stays far inside DynamoDB's 38

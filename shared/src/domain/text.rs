@@ -19,10 +19,6 @@ impl EscapedText {
         Ok(Self(escape_html(trimmed)))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     pub fn into_string(self) -> String {
         self.0
     }
@@ -59,7 +55,7 @@ mod tests {
     #[test]
     fn counts_characters_after_trimming_and_before_escaping() {
         assert_eq!(
-            EscapedText::parse("  a<b ", 1..=3).unwrap().as_str(),
+            EscapedText::parse("  a<b ", 1..=3).unwrap().into_string(),
             "a&lt;b"
         );
         assert!(EscapedText::parse("   ", 1..=3).is_err());

@@ -27,11 +27,15 @@ fn idempotency_key(req: &Request, fields: &mut Fields) -> Option<Option<Idempote
     }
 }
 
+fn not_yours() -> ApiError {
+    ApiError::Forbidden("The wallet is not yours".into())
+}
+
 pub(super) fn require_own_wallet(user: &User, address: &WalletAddress) -> Result<(), ApiError> {
     if *address == user.wallet_address {
         Ok(())
     } else {
-        Err(ApiError::Forbidden("The wallet is not yours".into()))
+        Err(not_yours())
     }
 }
 
@@ -82,7 +86,7 @@ fn refusal(error: MovementError) -> ApiError {
         MovementError::WalletNotFound(address) => {
             ApiError::NotFound(format!("Wallet {address} not found"))
         }
-        MovementError::NotOwner => ApiError::Forbidden("The wallet is not yours".into()),
+        MovementError::NotOwner => not_yours(),
         MovementError::Insufficient(Holding::Balance) => {
             ApiError::Conflict("Insufficient balance".into())
         }

@@ -16,7 +16,7 @@ use super::{Store, StoreError, TTL_ATTRIBUTE, number, string};
 use crate::domain::{Amount, IdempotencyKey, MAX_TOKENS, Tokens, WalletAddress};
 
 /// How long an `Idempotency-Key` is remembered.
-pub const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
+const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
 
 /// The two figures of a wallet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,8 +23,7 @@ pub use error::StoreError;
 pub use governance::VoteError;
 pub use jobs::CancelJob;
 pub use ledger::{
-    Holding, IDEMPOTENCY_TTL, Movement, MovementError, MovementKind, MovementOutcome,
-    StoredResponse, Wallet,
+    Holding, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse, Wallet,
 };
 pub use users::{CreateUserError, Credential, LoginRecord, Session, UserFlag};
 
