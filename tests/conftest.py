@@ -45,6 +45,9 @@ class Api:
     def post(self, path: str, **kwargs) -> requests.Response:
         return self.request("POST", path, **kwargs)
 
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
     def register(self, username: str | None = None, email: str | None = None,
                  password: str = STRONG_PASSWORD, **extra) -> requests.Response:
         username = username or unique_username()
@@ -61,6 +64,17 @@ class Api:
         response = self.login(username)
         assert response.status_code == 200, response.text
         return username, response.json()["access_token"]
+
+    def wallet(self, token: str) -> str:
+        """The address of the token's user's wallet."""
+        return self.get("/api/auth/me", token=token).json()["wallet_address"]
+
+    def new_admin(self) -> str:
+        """A fresh administrator's access token."""
+        username, token = self.new_user()
+        result = self.fogctl("promote", username)
+        assert result.returncode == 0, result.stderr
+        return token
 
     def fogctl(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -81,6 +95,17 @@ def assert_problem(response: requests.Response, status: int) -> dict:
     assert body["status"] == status
     assert isinstance(body["detail"], str) and body["detail"]
     return body
+
+
+def invalid_fields(response: requests.Response) -> set[str]:
+    """The fields a 422 lists."""
+    return {error["field"] for error in assert_problem(response, 422)["errors"]}
+
+
+@pytest.fixture(scope="session")
+def admin(api) -> str:
+    """An administrator's access token, for minting."""
+    return api.new_admin()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,17 @@
-use serde::Serialize;
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use super::Amount;
 use crate::ApiError;
+
+/// A request body's top-level fields, each kept as its JSON text. Keeping the text lets an
+/// amount be read from the digits the client wrote rather than from a lossy float, and leaves
+/// fields nobody asks for unparsed.
+pub type JsonObject = BTreeMap<String, Box<RawValue>>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -12,12 +22,12 @@ pub struct FieldError {
 /// Reads the fields of a JSON object body, collecting every failure so that one 422 lists them
 /// all. Fields the caller does not ask for are ignored.
 pub struct Fields {
-    body: Map<String, Value>,
+    body: JsonObject,
     errors: Vec<FieldError>,
 }
 
 impl Fields {
-    pub fn new(body: Map<String, Value>) -> Self {
+    pub fn new(body: JsonObject) -> Self {
         Self {
             body,
             errors: Vec::new(),
@@ -30,17 +40,83 @@ impl Fields {
         name: &str,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
-        match self.body.get(name) {
-            None | Some(Value::Null) => self.fail(name, "is required"),
-            Some(Value::String(text)) => match parse(text) {
-                Ok(value) => Some(value),
-                Err(message) => self.fail(name, message),
-            },
-            Some(_) => self.fail(name, "must be a string"),
+        let text = self.required::<String>(name, "must be a string")?;
+        self.check(name, parse(&text))
+    }
+
+    /// An optional string field, handed to `parse` when present and not null.
+    pub fn optional_string<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        match self.optional::<String>(name, "must be a string")? {
+            None => Some(None),
+            Some(text) => self.check(name, parse(&text)).map(Some),
         }
     }
 
-    fn fail<T>(&mut self, name: &str, message: impl Into<String>) -> Option<T> {
+    /// A finite number within `range`; `default` when absent or null, required without one.
+    pub fn number(
+        &mut self,
+        name: &str,
+        range: RangeInclusive<f64>,
+        default: Option<f64>,
+    ) -> Option<f64> {
+        let number = match default {
+            Some(default) => self.optional(name, FINITE_NUMBER)?.unwrap_or(default),
+            None => self.required(name, FINITE_NUMBER)?,
+        };
+        self.check(name, within(number, range))
+    }
+
+    /// A finite number within `range`, or nothing when absent or null.
+    pub fn optional_number(
+        &mut self,
+        name: &str,
+        range: RangeInclusive<f64>,
+    ) -> Option<Option<f64>> {
+        match self.optional::<f64>(name, FINITE_NUMBER)? {
+            None => Some(None),
+            Some(number) => self.check(name, within(number, range)).map(Some),
+        }
+    }
+
+    /// A required whole number within `range`.
+    pub fn integer(&mut self, name: &str, range: RangeInclusive<i64>) -> Option<i64> {
+        let integer = self.required::<i64>(name, "must be a whole number")?;
+        self.check(name, within(integer, range))
+    }
+
+    /// A boolean; `default` when absent or null, required without one.
+    pub fn boolean(&mut self, name: &str, default: Option<bool>) -> Option<bool> {
+        const BOOLEAN: &str = "must be true or false";
+        match default {
+            Some(default) => Some(self.optional(name, BOOLEAN)?.unwrap_or(default)),
+            None => self.required(name, BOOLEAN),
+        }
+    }
+
+    /// A required token amount, written as a JSON string ("0.1") or a JSON number (0.1). Either
+    /// way the digits themselves are read, never a float.
+    pub fn amount(&mut self, name: &str) -> Option<Amount> {
+        let raw = match self.body.get(name).map(|raw| raw.get()) {
+            None | Some("null") => return self.fail(name, "is required"),
+            Some(raw) => raw,
+        };
+        let parsed = match serde_json::from_str::<String>(raw) {
+            Ok(text) => Amount::parse(&text),
+            // A JSON number literal: its text is exactly what the client wrote.
+            Err(_) if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
+                Amount::parse(raw)
+            }
+            Err(_) => Err("must be a decimal number, as a string or a JSON number".into()),
+        };
+        self.check(name, parsed)
+    }
+
+    /// Records a failure of `name`; always `None`, so callers can return it.
+    pub fn fail<T>(&mut self, name: &str, message: impl Into<String>) -> Option<T> {
         self.errors.push(FieldError {
             field: name.to_owned(),
             message: message.into(),
@@ -52,30 +128,73 @@ impl Fields {
     pub fn into_error(self) -> ApiError {
         ApiError::Validation(self.errors)
     }
+
+    fn check<T>(&mut self, name: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(message) => self.fail(name, message),
+        }
+    }
+
+    fn required<T: DeserializeOwned>(&mut self, name: &str, expected: &str) -> Option<T> {
+        match self.optional(name, expected)? {
+            Some(value) => Some(value),
+            None => self.fail(name, "is required"),
+        }
+    }
+
+    /// `Some(None)` when absent or null, `None` (recorded) when of the wrong type.
+    fn optional<T: DeserializeOwned>(&mut self, name: &str, expected: &str) -> Option<Option<T>> {
+        match self.body.get(name).map(|raw| raw.get()) {
+            None | Some("null") => Some(None),
+            Some(raw) => match serde_json::from_str(raw) {
+                Ok(value) => Some(Some(value)),
+                Err(_) => self.fail(name, expected),
+            },
+        }
+    }
+}
+
+/// serde_json refuses NaN, infinities and literals beyond f64's range, so what parses is finite.
+const FINITE_NUMBER: &str = "must be a finite number";
+
+fn within<T: PartialOrd + std::fmt::Display>(
+    value: T,
+    range: RangeInclusive<T>,
+) -> Result<T, String> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("must be from {} to {}", range.start(), range.end()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn fields(value: Value) -> Fields {
-        Fields::new(value.as_object().unwrap().clone())
+    fn fields(text: &str) -> Fields {
+        Fields::new(serde_json::from_str(text).unwrap())
+    }
+
+    fn failures(fields: Fields) -> Vec<(String, String)> {
+        let ApiError::Validation(errors) = fields.into_error() else {
+            panic!("not a validation error")
+        };
+        errors.into_iter().map(|e| (e.field, e.message)).collect()
     }
 
     #[test]
     fn collects_every_failing_field() {
-        let mut f = fields(json!({"a": 1, "c": "ok", "d": null}));
+        let mut f = fields(r#"{"a": 1, "c": "ok", "d": null}"#);
         assert_eq!(f.string("a", |s| Ok(s.to_owned())), None);
         assert_eq!(f.string("b", |s| Ok(s.to_owned())), None);
         assert_eq!(f.string("c", |s| Ok(s.to_owned())), Some("ok".to_owned()));
         assert_eq!(f.string("d", |s| Ok(s.to_owned())), None);
-        let ApiError::Validation(errors) = f.into_error() else {
-            panic!("not a validation error")
-        };
-        let failed: Vec<_> = errors
+        let failed = failures(f);
+        let failed: Vec<_> = failed
             .iter()
-            .map(|e| (e.field.as_str(), e.message.as_str()))
+            .map(|(field, message)| (field.as_str(), message.as_str()))
             .collect();
         assert_eq!(
             failed,
@@ -89,11 +208,55 @@ mod tests {
 
     #[test]
     fn parser_messages_are_kept() {
-        let mut f = fields(json!({"n": "x"}));
+        let mut f = fields(r#"{"n": "x"}"#);
         assert_eq!(f.string::<()>("n", |_| Err("nope".into())), None);
-        let ApiError::Validation(errors) = f.into_error() else {
-            panic!()
-        };
-        assert_eq!(errors[0].message, "nope");
+        assert_eq!(failures(f)[0].1, "nope");
+    }
+
+    #[test]
+    fn numbers_within_bounds_defaults_and_types() {
+        let mut f = fields(
+            r#"{"low": 0, "high": 64, "over": 64.0001, "text": "5", "huge": 1e999, "int": 7, "frac": 7.5, "neg": -1}"#,
+        );
+        assert_eq!(f.number("low", 0.0..=64.0, None), Some(0.0));
+        assert_eq!(f.number("high", 0.0..=64.0, None), Some(64.0));
+        assert_eq!(f.number("missing", 0.0..=8.0, Some(0.0)), Some(0.0));
+        assert_eq!(f.optional_number("missing", 0.0..=8.0), Some(None));
+        assert_eq!(f.integer("int", 1..=128), Some(7));
+        assert_eq!(f.number("over", 0.0..=64.0, None), None);
+        assert_eq!(f.number("text", 0.0..=64.0, None), None);
+        assert_eq!(f.optional_number("huge", 0.0..=f64::MAX), None);
+        assert_eq!(f.integer("frac", 1..=128), None);
+        assert_eq!(f.integer("neg", 1..=128), None);
+        let failed: Vec<_> = failures(f).into_iter().map(|(field, _)| field).collect();
+        assert_eq!(failed, ["over", "text", "huge", "frac", "neg"]);
+    }
+
+    #[test]
+    fn booleans() {
+        let mut f = fields(r#"{"yes": true, "no": false, "bad": "true"}"#);
+        assert_eq!(f.boolean("yes", None), Some(true));
+        assert_eq!(f.boolean("no", Some(true)), Some(false));
+        assert_eq!(f.boolean("missing", Some(false)), Some(false));
+        assert_eq!(f.boolean("bad", None), None);
+        assert_eq!(f.boolean("missing", None), None);
+        assert_eq!(failures(f).len(), 2);
+    }
+
+    #[test]
+    fn amounts_are_read_from_the_written_digits() {
+        let mut f = fields(
+            r#"{"s": "0.1", "n": 0.2, "tiny": 0.000000000000000001, "long": 1.0000000000000000001,
+                "exp": 1e5, "neg": -3, "nan": "NaN", "bool": true, "list": [1], "zero": "0"}"#,
+        );
+        assert_eq!(f.amount("s").unwrap().units(), 100_000_000_000_000_000);
+        assert_eq!(f.amount("n").unwrap().units(), 200_000_000_000_000_000);
+        assert_eq!(f.amount("tiny").unwrap().units(), 1);
+        for bad in [
+            "long", "exp", "neg", "nan", "bool", "list", "zero", "missing",
+        ] {
+            assert_eq!(f.amount(bad), None, "{bad} was accepted");
+        }
+        assert_eq!(failures(f).len(), 8);
     }
 }

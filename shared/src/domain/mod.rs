@@ -1,9 +1,26 @@
 //! Domain types. Each validates on construction, so a value of the type is always valid.
 
+mod amount;
 mod credentials;
+mod device;
 mod fields;
+mod idempotency;
+mod job;
+mod proposal;
+mod text;
 mod user;
 
+pub use amount::{Amount, MAX_TOKENS, Tokens};
 pub use credentials::{Email, Password, Username};
-pub use fields::{FieldError, Fields};
+pub use device::{
+    BATTERY_PERCENT, CPU_CORES, DEFAULT_BATTERY_PERCENT, Device, DeviceId, DeviceType, MEMORY_MB,
+};
+pub use fields::{FieldError, Fields, JsonObject};
+pub use idempotency::IdempotencyKey;
+pub use job::{
+    CPU_REQUIRED, GPU_REQUIRED, JOB_NAME_CHARS, Job, JobStatus, MEMORY_REQUIRED, NON_NEGATIVE,
+    SlaTier,
+};
+pub use proposal::{DESCRIPTION_CHARS, Proposal, ProposalStatus, TITLE_CHARS, Vote};
+pub use text::EscapedText;
 pub use user::{User, WalletAddress};

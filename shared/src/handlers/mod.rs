@@ -2,7 +2,15 @@
 //! binary runs one of them through `http::run`; tests call them through `http::dispatch`.
 
 mod auth;
+mod devices;
+mod governance;
+mod jobs;
+mod ledger;
 mod meta;
 
 pub use auth::{login, logout, me, register};
+pub use devices::{list_devices, register_device};
+pub use governance::{create_proposal, list_proposals, vote};
+pub use jobs::{cancel_job, get_job, list_jobs, submit_job};
+pub use ledger::{balance, mint, stake, transfer, unstake};
 pub use meta::{ROUTES, health, openapi, root};

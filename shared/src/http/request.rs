@@ -1,14 +1,17 @@
 use lambda_http::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::error::Category;
+use serde_json::value::RawValue;
 
 use crate::ApiError;
+use crate::domain::JsonObject;
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The JSON object a request carries, after checking its media type and size.
-pub fn json_body(req: &Request) -> Result<Map<String, Value>, ApiError> {
+pub fn json_body(req: &Request) -> Result<JsonObject, ApiError> {
     let is_json = req
         .headers()
         .get(CONTENT_TYPE)
@@ -28,13 +31,38 @@ pub fn json_body(req: &Request) -> Result<Map<String, Value>, ApiError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
     }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::validation("body", "must be a JSON object")),
-        Err(error) => Err(ApiError::BadRequest(format!(
-            "Malformed JSON body: {error}"
-        ))),
+    // Well-formed JSON of another type (array, string, null, ...) is a data error.
+    serde_json::from_slice::<JsonObject>(bytes).map_err(|error| match error.classify() {
+        Category::Data => ApiError::validation("body", "must be a JSON object"),
+        _ => ApiError::BadRequest(format!("Malformed JSON body: {error}")),
+    })
+}
+
+/// The first value of a query string parameter.
+pub fn query_parameter<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref()?.first(name)
+}
+
+/// The query string as fields of strings (the first value of each name), so that query
+/// parameters are validated like body fields.
+pub fn query_fields(req: &Request) -> JsonObject {
+    let mut fields = JsonObject::new();
+    for (name, value) in req
+        .query_string_parameters_ref()
+        .into_iter()
+        .flat_map(|q| q.iter())
+    {
+        fields.entry(name.to_owned()).or_insert_with(|| {
+            RawValue::from_string(Value::from(value).to_string())
+                .expect("a serialised JSON string is valid JSON")
+        });
     }
+    fields
+}
+
+/// A path parameter of the route (`{id}`).
+pub fn path_parameter<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.path_parameters_ref()?.first(name)
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if there is one.
@@ -73,7 +101,7 @@ mod tests {
             r#"{"a":1}"#,
         ))
         .unwrap();
-        assert_eq!(body["a"], 1);
+        assert_eq!(body["a"].get(), "1");
     }
 
     #[test]
@@ -105,9 +133,16 @@ mod tests {
             json_body(&request(json, "[1]")),
             Err(ApiError::Validation(_))
         ));
+        // Nesting is never recursed into: a deep array is just not an object, and a deep field
+        // nobody reads is ignored.
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(matches!(
             json_body(&request(json, &deep)),
+            Err(ApiError::Validation(_))
+        ));
+        assert!(json_body(&request(json, &format!(r#"{{"a":{deep}}}"#))).is_ok());
+        assert!(matches!(
+            json_body(&request(json, &format!(r#"{{"a":{}}}"#, &deep[1..]))),
             Err(ApiError::BadRequest(_))
         ));
         let at_limit = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_BODY_BYTES - 8));

@@ -1,4 +1,6 @@
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::CancellationReason;
 
 use crate::ApiError;
 
@@ -37,6 +39,33 @@ impl<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug> From<SdkErro
             _ => Self::Unexpected(format!("{error:?}")),
         }
     }
+}
+
+/// The per-item reasons of a transaction cancelled because a condition failed, in the order of
+/// its items. Any other failure, including a cancellation for a conflict with another
+/// transaction (retryable), comes back as the `StoreError` it is.
+pub(super) fn failed_conditions<R: std::fmt::Debug>(
+    error: SdkError<TransactWriteItemsError, R>,
+) -> Result<Vec<CancellationReason>, StoreError> {
+    if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        error.as_service_error()
+    {
+        let reasons = cancelled.cancellation_reasons();
+        if reasons.iter().any(condition_failed) {
+            return Ok(reasons.to_vec());
+        }
+        if reasons
+            .iter()
+            .any(|reason| reason.code() == Some("TransactionConflict"))
+        {
+            return Err(StoreError::Unavailable(format!("{cancelled:?}")));
+        }
+    }
+    Err(error.into())
+}
+
+pub(super) fn condition_failed(reason: &CancellationReason) -> bool {
+    reason.code() == Some("ConditionalCheckFailed")
 }
 
 impl From<serde_dynamo::Error> for StoreError {

@@ -7,18 +7,34 @@ use uuid::Uuid;
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
+/// The one secondary index, and its key attributes.
+pub const GSI1: &str = "GSI1";
+pub const GSI1PK: &str = "GSI1PK";
+pub const GSI1SK: &str = "GSI1SK";
 
 pub type Key = HashMap<String, AttributeValue>;
 
-fn key(pk: String, sk: &str) -> Key {
+fn key(pk: String, sk: impl Into<String>) -> Key {
     HashMap::from([
         (PK.to_owned(), AttributeValue::S(pk)),
-        (SK.to_owned(), AttributeValue::S(sk.to_owned())),
+        (SK.to_owned(), AttributeValue::S(sk.into())),
     ])
 }
 
+/// The partition of everything a user owns directly: the profile and the jobs.
+pub fn user_partition(id: Uuid) -> String {
+    format!("USER#{id}")
+}
+
 pub fn user(id: Uuid) -> Key {
-    key(format!("USER#{id}"), "PROFILE")
+    key(user_partition(id), "PROFILE")
+}
+
+pub const JOB_PREFIX: &str = "JOB#";
+
+/// Jobs sort by their UUID v7 ids, so by submission time.
+pub fn job(user_id: Uuid, job_id: Uuid) -> Key {
+    key(user_partition(user_id), format!("{JOB_PREFIX}{job_id}"))
 }
 
 /// The login credential of a username; its existence also reserves the username.
@@ -32,6 +48,46 @@ pub fn email(email: &str) -> Key {
 
 pub fn wallet(address: &str) -> Key {
     key(format!("WALLET#{address}"), "WALLET")
+}
+
+pub const DEVICE_PREFIX: &str = "DEVICE#";
+
+/// A device, keyed by its own id so that an id has one owner; GSI1 lists a user's devices.
+pub fn device(device_id: &str) -> Key {
+    key(format!("{DEVICE_PREFIX}{device_id}"), "DEVICE")
+}
+
+/// A ledger entry, in the partition of the wallet it debits (or credits, for a mint).
+pub fn ledger_entry(address: &str, transaction_id: Uuid) -> Key {
+    key(format!("WALLET#{address}"), format!("TX#{transaction_id}"))
+}
+
+/// The GSI1 partition that lists every proposal, newest first by their UUID v7 ids.
+pub const PROPOSALS: &str = "PROPOSALS";
+
+pub fn proposal(id: Uuid) -> Key {
+    key(format!("PROPOSAL#{id}"), "PROPOSAL")
+}
+
+/// A proposal's key together with its GSI1 key, as a GSI1 query's start key needs.
+pub fn proposal_in_index(id: Uuid) -> Key {
+    let mut key = proposal(id);
+    key.insert(GSI1PK.to_owned(), AttributeValue::S(PROPOSALS.to_owned()));
+    key.insert(GSI1SK.to_owned(), AttributeValue::S(id.to_string()));
+    key
+}
+
+/// One wallet's vote on a proposal; its existence is what refuses a second vote.
+pub fn vote(proposal_id: Uuid, address: &str) -> Key {
+    key(format!("PROPOSAL#{proposal_id}"), format!("VOTE#{address}"))
+}
+
+/// What a request carrying an `Idempotency-Key` did, per user and key.
+pub fn idempotency(user_id: Uuid, idempotency_key: &str) -> Key {
+    key(
+        format!("IDEMPOTENCY#{user_id}#{idempotency_key}"),
+        "IDEMPOTENCY",
+    )
 }
 
 pub fn revoked_token(jti: Uuid) -> Key {

@@ -1,8 +1,12 @@
 //! DynamoDB access. One table holds every item type; `keys` names them and the README documents
 //! the design.
 
+mod devices;
 mod error;
+mod governance;
+mod jobs;
 pub mod keys;
+mod ledger;
 mod rate_counters;
 mod users;
 
@@ -13,9 +17,16 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use uuid::Uuid;
 
+pub use devices::RegisterDevice;
 pub use error::StoreError;
+pub use governance::VoteError;
+pub use jobs::CancelJob;
 pub use keys::Key;
+pub use ledger::{
+    Holding, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse, Wallet,
+};
 pub use rate_counters::{counter_hits, login_failure_times};
 pub use users::{CreateUserError, Credential, LoginRecord, Session, UserFlag};
 
@@ -26,6 +37,20 @@ pub type Item = std::collections::HashMap<String, AttributeValue>;
 
 /// The TTL attribute: epoch seconds after which an item counts as absent.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// Which page of a listing to read: at most `limit` items after the item `after`.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub limit: i32,
+    pub after: Option<Uuid>,
+}
+
+/// One page of a listing; `next` is where the following page starts, if there may be one.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Uuid>,
+}
 
 /// The DynamoDB table and the one client every request of a process shares.
 #[derive(Clone, Debug)]
@@ -141,6 +166,24 @@ fn string(value: impl Into<String>) -> AttributeValue {
 
 fn number(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
+}
+
+/// The id at the end of a sort key (`JOB#<id>`) or of a GSI1 sort key (`<id>`) of a
+/// LastEvaluatedKey: where the next page starts.
+fn next_page_start(
+    last_evaluated_key: Option<&std::collections::HashMap<String, AttributeValue>>,
+    attribute: &str,
+    prefix: &str,
+) -> Result<Option<Uuid>, StoreError> {
+    let Some(key) = last_evaluated_key else {
+        return Ok(None);
+    };
+    key.get(attribute)
+        .and_then(|value| value.as_s().ok())
+        .and_then(|text| text.strip_prefix(prefix))
+        .and_then(|id| id.parse().ok())
+        .map(Some)
+        .ok_or_else(|| StoreError::Unexpected(format!("LastEvaluatedKey without {attribute}")))
 }
 
 /// Whether an item's TTL has passed: DynamoDB deletes such items lazily and the local server

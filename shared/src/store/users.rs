@@ -1,9 +1,9 @@
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::error::{condition_failed, failed_conditions};
 use super::keys::{self, Key};
 use super::{
     Item, Store, StoreError, TTL_ATTRIBUTE, expired, find, login_failure_times, number, string,
@@ -146,28 +146,17 @@ impl Store {
             .set_transact_items(Some(items.into()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                    error.as_service_error()
-                {
-                    let failed = |index: usize| {
-                        cancelled
-                            .cancellation_reasons()
-                            .get(index)
-                            .and_then(|reason| reason.code())
-                            == Some("ConditionalCheckFailed")
-                    };
-                    if failed(1) {
-                        return Err(CreateUserError::UsernameTaken);
-                    }
-                    if failed(2) {
-                        return Err(CreateUserError::EmailTaken);
-                    }
-                }
-                Err(StoreError::from(error).into())
-            }
+        let Err(error) = result else {
+            return Ok(());
+        };
+        let reasons = failed_conditions(error)?;
+        let failed = |index: usize| reasons.get(index).is_some_and(condition_failed);
+        if failed(1) {
+            Err(CreateUserError::UsernameTaken)
+        } else if failed(2) {
+            Err(CreateUserError::EmailTaken)
+        } else {
+            Err(StoreError::Unexpected(format!("registration cancelled: {reasons:?}")).into())
         }
     }
 

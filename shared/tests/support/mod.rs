@@ -82,6 +82,30 @@ impl TestApp {
         )
     }
 
+    /// A new administrator's name and access token.
+    pub async fn admin_with_token(&self) -> (String, String) {
+        let (username, token) = self.user_with_token().await;
+        let promoted = self
+            .state
+            .store
+            .set_user_flag(&username, shared::store::UserFlag::Admin, true)
+            .await
+            .unwrap();
+        assert!(promoted);
+        (username, token)
+    }
+
+    /// The wallet address of the token's user.
+    pub async fn wallet(&self, token: &str) -> String {
+        let me = self
+            .call(
+                shared::handlers::me,
+                event("GET", "/api/auth/me").bearer(token).build(),
+            )
+            .await;
+        me.json()["wallet_address"].as_str().unwrap().to_owned()
+    }
+
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         let endpoint = std::env::var("DYNAMODB_ENDPOINT").expect("set by `make test`");
         let config = aws_sdk_dynamodb::Config::builder()
@@ -150,6 +174,17 @@ impl EventBuilder {
 
     pub fn source_ip(mut self, ip: &str) -> Self {
         self.event["requestContext"]["http"]["sourceIp"] = json!(ip);
+        self
+    }
+
+    /// The raw query string, e.g. `limit=2&cursor=abc` (already URL-encoded).
+    pub fn query(mut self, raw: &str) -> Self {
+        self.event["rawQueryString"] = json!(raw);
+        self
+    }
+
+    pub fn path_parameter(mut self, name: &str, value: &str) -> Self {
+        self.event["pathParameters"][name] = json!(value);
         self
     }
 

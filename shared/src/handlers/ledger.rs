@@ -1,0 +1,214 @@
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+
+use crate::auth::authenticate;
+use crate::domain::{Amount, Fields, IdempotencyKey, MAX_TOKENS, Tokens, User, WalletAddress};
+use crate::http::{json, json_body, query_fields};
+use crate::store::{
+    Holding, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse,
+};
+use crate::{ApiError, AppState};
+
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// The optional `Idempotency-Key` header, validated with the body's fields.
+fn idempotency_key(req: &Request, fields: &mut Fields) -> Option<Option<IdempotencyKey>> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Some(None);
+    };
+    let parsed = value
+        .to_str()
+        .map_err(|_| "must be visible ASCII characters".to_owned())
+        .and_then(IdempotencyKey::parse);
+    match parsed {
+        Ok(key) => Some(Some(key)),
+        Err(message) => fields.fail(IDEMPOTENCY_KEY, message),
+    }
+}
+
+fn not_yours() -> ApiError {
+    ApiError::Forbidden("The wallet is not yours".into())
+}
+
+pub(super) fn require_own_wallet(user: &User, address: &WalletAddress) -> Result<(), ApiError> {
+    if *address == user.wallet_address {
+        Ok(())
+    } else {
+        Err(not_yours())
+    }
+}
+
+/// Applies `movement` (once per `Idempotency-Key`) and answers `body`, or the body first
+/// answered under the key, plus `figure`: the movement's wallet's holding as it is now.
+async fn move_tokens(
+    state: &AppState,
+    key: Option<IdempotencyKey>,
+    movement: Movement,
+    body: Value,
+    figure: (&str, Holding),
+) -> Result<Response<Body>, ApiError> {
+    let first = StoredResponse {
+        status: StatusCode::OK.as_u16(),
+        body: body.to_string(),
+    };
+    let outcome = state
+        .store
+        .apply_movement(&movement, key.as_ref().map(|key| (key, &first)))
+        .await
+        .map_err(refusal)?;
+    let (status, mut body) = match outcome {
+        MovementOutcome::Applied => {
+            tracing::info!(transaction_id = %movement.id, user_id = %movement.actor, "tokens moved");
+            (StatusCode::OK, body)
+        }
+        MovementOutcome::Replayed(stored) => {
+            tracing::info!(user_id = %movement.actor, "idempotent retry answered from its record");
+            let status = StatusCode::from_u16(stored.status)
+                .map_err(|error| ApiError::Internal(error.to_string()))?;
+            let body = serde_json::from_str(&stored.body)
+                .map_err(|error| ApiError::Internal(error.to_string()))?;
+            (status, body)
+        }
+    };
+    let wallet = state
+        .store
+        .wallet(&movement.wallet)
+        .await?
+        .ok_or_else(|| ApiError::Internal("a moved wallet vanished".into()))?;
+    let (name, holding) = figure;
+    body[name] = json!(wallet.holding(holding));
+    Ok(json(status, &body))
+}
+
+fn refusal(error: MovementError) -> ApiError {
+    match error {
+        MovementError::WalletNotFound(address) => {
+            ApiError::NotFound(format!("Wallet {address} not found"))
+        }
+        MovementError::NotOwner => not_yours(),
+        MovementError::Insufficient(Holding::Balance) => {
+            ApiError::Conflict("Insufficient balance".into())
+        }
+        MovementError::Insufficient(Holding::Staked) => {
+            ApiError::Conflict("Insufficient staked balance".into())
+        }
+        MovementError::HoldingLimit(holding) => ApiError::Conflict(format!(
+            "The wallet's {} would exceed the maximum of {} tokens",
+            match holding {
+                Holding::Balance => "balance",
+                Holding::Staked => "stake",
+            },
+            Tokens::from_units(MAX_TOKENS)
+        )),
+        MovementError::IdempotencyKeyReused => {
+            ApiError::validation(IDEMPOTENCY_KEY, "was already used for a different request")
+        }
+        MovementError::Store(error) => error.into(),
+    }
+}
+
+/// `GET /api/tokenomics/balance?address=`: the caller's own wallet (the default).
+pub async fn balance(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
+    let (user, _) = authenticate(&req, state).await?;
+    let mut query = Fields::new(query_fields(&req));
+    let Some(address) = query.optional_string("address", WalletAddress::parse) else {
+        return Err(query.into_error());
+    };
+    let address = address.unwrap_or_else(|| user.wallet_address.clone());
+    require_own_wallet(&user, &address)?;
+    let wallet = state
+        .store
+        .wallet(&address)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Wallet not found".into()))?;
+    let total = wallet
+        .balance
+        .checked_add(wallet.staked)
+        .ok_or_else(|| ApiError::Internal("wallet total overflows".into()))?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({"address": address, "balance": wallet.balance, "staked": wallet.staked, "total": total}),
+    ))
+}
+
+/// `POST /api/tokenomics/transfer` `{from_address, to_address, amount}`
+pub async fn transfer(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
+    let (user, _) = authenticate(&req, state).await?;
+    let mut fields = Fields::new(json_body(&req)?);
+    let key = idempotency_key(&req, &mut fields);
+    let from = fields.string("from_address", WalletAddress::parse);
+    let to = match (&from, fields.string("to_address", WalletAddress::parse)) {
+        (Some(from), Some(to)) if *from == to => {
+            fields.fail("to_address", "must differ from from_address")
+        }
+        (_, to) => to,
+    };
+    let amount = fields.amount("amount");
+    let (Some(key), Some(from), Some(to), Some(amount)) = (key, from, to, amount) else {
+        return Err(fields.into_error());
+    };
+    require_own_wallet(&user, &from)?;
+    let movement = Movement::new(
+        user.id,
+        from.clone(),
+        MovementKind::Transfer { to: to.clone() },
+        amount,
+    );
+    let body = json!({
+        "success": true,
+        "transactionId": movement.id,
+        "from_address": from,
+        "to_address": to,
+        "amount": amount,
+    });
+    move_tokens(state, key, movement, body, ("balance", Holding::Balance)).await
+}
+
+/// The `{address, amount}` body of stake, unstake and mint, with the `Idempotency-Key`.
+fn wallet_amount(
+    req: &Request,
+) -> Result<(Option<IdempotencyKey>, WalletAddress, Amount), ApiError> {
+    let mut fields = Fields::new(json_body(req)?);
+    let key = idempotency_key(req, &mut fields);
+    let address = fields.string("address", WalletAddress::parse);
+    let amount = fields.amount("amount");
+    match (key, address, amount) {
+        (Some(key), Some(address), Some(amount)) => Ok((key, address, amount)),
+        _ => Err(fields.into_error()),
+    }
+}
+
+/// `POST /api/tokenomics/stake` `{address, amount}`: balance to stake.
+pub async fn stake(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
+    let (user, _) = authenticate(&req, state).await?;
+    let (key, address, amount) = wallet_amount(&req)?;
+    require_own_wallet(&user, &address)?;
+    let body = json!({"success": true, "address": address, "stakedAmount": amount});
+    let movement = Movement::new(user.id, address, MovementKind::Stake, amount);
+    move_tokens(state, key, movement, body, ("totalStaked", Holding::Staked)).await
+}
+
+/// `POST /api/tokenomics/unstake` `{address, amount}`: stake back to balance.
+pub async fn unstake(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
+    let (user, _) = authenticate(&req, state).await?;
+    let (key, address, amount) = wallet_amount(&req)?;
+    require_own_wallet(&user, &address)?;
+    let body = json!({"success": true, "address": address, "unstakedAmount": amount});
+    let movement = Movement::new(user.id, address, MovementKind::Unstake, amount);
+    move_tokens(state, key, movement, body, ("totalStaked", Holding::Staked)).await
+}
+
+/// `POST /api/tokenomics/mint` `{address, amount}`: administrators credit any wallet.
+pub async fn mint(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
+    let (user, _) = authenticate(&req, state).await?;
+    if !user.is_admin {
+        return Err(ApiError::Forbidden(
+            "Administrator privileges required".into(),
+        ));
+    }
+    let (key, address, amount) = wallet_amount(&req)?;
+    let movement = Movement::new(user.id, address.clone(), MovementKind::Mint, amount);
+    let body = json!({"success": true, "transactionId": movement.id, "address": address, "amount": amount});
+    move_tokens(state, key, movement, body, ("balance", Holding::Balance)).await
+}

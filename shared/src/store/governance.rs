@@ -1,0 +1,150 @@
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+use time::format_description::well_known::Rfc3339;
+
+use super::error::{condition_failed, failed_conditions};
+use super::keys::{self, GSI1, Key, PROPOSALS};
+use super::ledger::{tokens, units};
+use super::{Page, PageRequest, Store, StoreError, next_page_start, string};
+use crate::domain::{Proposal, Vote};
+
+const VOTES_FOR: &str = "votes_for";
+const VOTES_AGAINST: &str = "votes_against";
+
+#[derive(Debug, thiserror::Error)]
+pub enum VoteError {
+    #[error("proposal not found")]
+    ProposalNotFound,
+    #[error("the wallet already voted on this proposal")]
+    AlreadyVoted,
+    /// The stake read as the vote's weight changed before the vote was written.
+    #[error("the wallet's stake changed while voting")]
+    StakeChanged,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn proposal_from_item(item: Key) -> Result<Proposal, StoreError> {
+    let votes_for = tokens(&item, VOTES_FOR)?;
+    let votes_against = tokens(&item, VOTES_AGAINST)?;
+    Ok(Proposal {
+        votes_for,
+        votes_against,
+        ..from_item(item)?
+    })
+}
+
+impl Store {
+    pub async fn create_proposal(&self, proposal: &Proposal) -> Result<(), StoreError> {
+        let mut item = to_item(proposal)?;
+        item.extend(keys::proposal_in_index(proposal.id));
+        item.insert(VOTES_FOR.to_owned(), units(proposal.votes_for));
+        item.insert(VOTES_AGAINST.to_owned(), units(proposal.votes_against));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// A page of every proposal, newest first (GSI1; eventually consistent in AWS).
+    pub async fn proposals(&self, page: PageRequest) -> Result<Page<Proposal>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :proposals")
+            .expression_attribute_values(":proposals", string(PROPOSALS))
+            .scan_index_forward(false)
+            .limit(page.limit)
+            .set_exclusive_start_key(page.after.map(keys::proposal_in_index))
+            .send()
+            .await?;
+        Ok(Page {
+            next: next_page_start(output.last_evaluated_key(), keys::GSI1SK, "")?,
+            items: output
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(proposal_from_item)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Records a vote and adds its weight to the proposal's tally in one transaction,
+    /// conditioned on the proposal existing, the wallet not having voted on it, and the
+    /// wallet's stake still being the weight.
+    pub async fn vote(&self, vote: &Vote) -> Result<(), VoteError> {
+        let at = vote
+            .at
+            .format(&Rfc3339)
+            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let mut record = keys::vote(vote.proposal_id, vote.voter.as_str());
+        record.extend([
+            (
+                "proposal_id".to_owned(),
+                string(vote.proposal_id.to_string()),
+            ),
+            ("voter".to_owned(), string(vote.voter.as_str())),
+            ("user_id".to_owned(), string(vote.user_id.to_string())),
+            ("vote".to_owned(), string(vote.choice())),
+            ("weight".to_owned(), units(vote.weight)),
+            ("created_at".to_owned(), string(at)),
+        ]);
+        let record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .expect("table, item and condition are set");
+        let tally = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::proposal(vote.proposal_id)))
+            .update_expression("ADD #tally :weight")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names(
+                "#tally",
+                if vote.in_favour {
+                    VOTES_FOR
+                } else {
+                    VOTES_AGAINST
+                },
+            )
+            .expression_attribute_values(":weight", units(vote.weight))
+            .build()
+            .expect("table, key and expressions are set");
+        let stake = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::wallet(vote.voter.as_str())))
+            .condition_expression("user_id = :owner AND staked = :weight")
+            .expression_attribute_values(":owner", string(vote.user_id.to_string()))
+            .expression_attribute_values(":weight", units(vote.weight))
+            .build()
+            .expect("table, key and condition are set");
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(record).build())
+            .transact_items(TransactWriteItem::builder().update(tally).build())
+            .transact_items(TransactWriteItem::builder().condition_check(stake).build())
+            .send()
+            .await;
+        let Err(error) = result else {
+            return Ok(());
+        };
+        let reasons = failed_conditions(error)?;
+        let failed = |index: usize| reasons.get(index).is_some_and(condition_failed);
+        if failed(1) {
+            Err(VoteError::ProposalNotFound)
+        } else if failed(0) {
+            Err(VoteError::AlreadyVoted)
+        } else if failed(2) {
+            Err(VoteError::StakeChanged)
+        } else {
+            Err(StoreError::Unexpected(format!("vote cancelled: {reasons:?}")).into())
+        }
+    }
+}

@@ -1,0 +1,128 @@
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, from_items, to_item};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::keys::{self, JOB_PREFIX};
+use super::{Page, PageRequest, Store, StoreError, next_page_start, string};
+use crate::domain::{Job, JobStatus};
+
+/// What a cancellation found.
+#[derive(Debug)]
+pub enum CancelJob {
+    Cancelled(Job),
+    NotFound,
+    /// Already cancelled, completed or failed.
+    NotCancellable(JobStatus),
+}
+
+impl Store {
+    pub async fn create_job(&self, job: &Job) -> Result<(), StoreError> {
+        let mut item = to_item(job)?;
+        item.extend(keys::job(job.user_id, job.id));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// A user's job; another user's job is simply not in this user's partition.
+    pub async fn job(&self, user_id: Uuid, job_id: Uuid) -> Result<Option<Job>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::job(user_id, job_id)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(output.item.map(from_item).transpose()?)
+    }
+
+    /// A page of a user's jobs, newest first. With a status filter a page may hold fewer than
+    /// `limit` jobs (DynamoDB filters after reading `limit` items) and still have a next page.
+    pub async fn jobs(
+        &self,
+        user_id: Uuid,
+        status: Option<JobStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Job>, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", string(keys::user_partition(user_id)))
+            .expression_attribute_values(":prefix", string(JOB_PREFIX))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(page.limit)
+            .set_exclusive_start_key(page.after.map(|after| keys::job(user_id, after)));
+        if let Some(status) = status {
+            query = query
+                .filter_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", string(status.as_str()));
+        }
+        let output = query.send().await?;
+        Ok(Page {
+            next: next_page_start(output.last_evaluated_key(), keys::SK, JOB_PREFIX)?,
+            items: from_items(output.items.unwrap_or_default())?,
+        })
+    }
+
+    /// Cancels a pending or running job in one conditional update, so of two racing
+    /// cancellations exactly one succeeds.
+    pub async fn cancel_job(
+        &self,
+        user_id: Uuid,
+        job_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<CancelJob, StoreError> {
+        let at = at
+            .format(&Rfc3339)
+            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let [pending, running] = JobStatus::CANCELLABLE;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::job(user_id, job_id)))
+            .update_expression("SET #status = :cancelled, updated_at = :at")
+            .condition_expression("attribute_exists(PK) AND #status IN (:pending, :running)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":cancelled", string(JobStatus::Cancelled.as_str()))
+            .expression_attribute_values(":pending", string(pending.as_str()))
+            .expression_attribute_values(":running", string(running.as_str()))
+            .expression_attribute_values(":at", string(at))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output.attributes.ok_or_else(|| {
+                    StoreError::Unexpected("update returned no attributes".into())
+                })?;
+                Ok(CancelJob::Cancelled(from_item(item)?))
+            }
+            Err(error) => match error.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    match failed.item() {
+                        None => Ok(CancelJob::NotFound),
+                        Some(item) => {
+                            let job: Job = from_item(item.clone())?;
+                            Ok(CancelJob::NotCancellable(job.status))
+                        }
+                    }
+                }
+                _ => Err(error.into()),
+            },
+        }
+    }
+}

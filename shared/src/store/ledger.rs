@@ -1,0 +1,401 @@
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::error::{condition_failed, failed_conditions};
+use super::keys::{self, Key};
+use super::{Store, StoreError, TTL_ATTRIBUTE, number, string};
+use crate::domain::{Amount, IdempotencyKey, MAX_TOKENS, Tokens, WalletAddress};
+
+/// How long an `Idempotency-Key` is remembered.
+const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
+
+/// The two figures of a wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    Balance,
+    Staked,
+}
+
+impl Holding {
+    fn attribute(self) -> &'static str {
+        match self {
+            Self::Balance => "balance",
+            Self::Staked => "staked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wallet {
+    pub user_id: Uuid,
+    pub balance: Tokens,
+    pub staked: Tokens,
+}
+
+impl Wallet {
+    pub fn holding(&self, holding: Holding) -> Tokens {
+        match holding {
+            Holding::Balance => self.balance,
+            Holding::Staked => self.staked,
+        }
+    }
+
+    pub(super) fn from_item(item: &Key) -> Result<Self, StoreError> {
+        let user_id = item
+            .get("user_id")
+            .and_then(|value| value.as_s().ok())
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| StoreError::Unexpected("wallet without a user_id".into()))?;
+        Ok(Self {
+            user_id,
+            balance: tokens(item, Holding::Balance.attribute())?,
+            staked: tokens(item, Holding::Staked.attribute())?,
+        })
+    }
+}
+
+/// A stored whole number of smallest units.
+pub(super) fn tokens(item: &Key, attribute: &str) -> Result<Tokens, StoreError> {
+    item.get(attribute)
+        .and_then(|value| value.as_n().ok())
+        .and_then(|units| units.parse::<u128>().ok())
+        .map(Tokens::from_units)
+        .ok_or_else(|| StoreError::Unexpected(format!("{attribute} is not a whole number")))
+}
+
+pub(super) fn units(tokens: Tokens) -> AttributeValue {
+    AttributeValue::N(tokens.units().to_string())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MovementKind {
+    /// From the movement's wallet to `to`.
+    Transfer { to: WalletAddress },
+    /// From the wallet's balance to its stake.
+    Stake,
+    /// From the wallet's stake to its balance.
+    Unstake,
+    /// New tokens onto the wallet's balance.
+    Mint,
+}
+
+impl MovementKind {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::Transfer { .. } => "transfer",
+            Self::Stake => "stake",
+            Self::Unstake => "unstake",
+            Self::Mint => "mint",
+        }
+    }
+}
+
+/// Tokens to move, recorded as one ledger entry in the wallet's partition.
+#[derive(Debug, Clone)]
+pub struct Movement {
+    pub id: Uuid,
+    /// The user asking; wallets debited must be theirs.
+    pub actor: Uuid,
+    pub wallet: WalletAddress,
+    pub kind: MovementKind,
+    pub amount: Amount,
+    pub at: OffsetDateTime,
+}
+
+/// What one wallet undergoes in a movement.
+struct WalletChange<'a> {
+    address: &'a WalletAddress,
+    owner: Option<Uuid>,
+    debit: Option<Holding>,
+    credit: Option<Holding>,
+}
+
+impl Movement {
+    pub fn new(actor: Uuid, wallet: WalletAddress, kind: MovementKind, amount: Amount) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            actor,
+            wallet,
+            kind,
+            amount,
+            at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn changes(&self) -> Vec<WalletChange<'_>> {
+        let own = |debit, credit| WalletChange {
+            address: &self.wallet,
+            owner: Some(self.actor),
+            debit: Some(debit),
+            credit,
+        };
+        match &self.kind {
+            MovementKind::Transfer { to } => vec![
+                own(Holding::Balance, None),
+                WalletChange {
+                    address: to,
+                    owner: None,
+                    debit: None,
+                    credit: Some(Holding::Balance),
+                },
+            ],
+            MovementKind::Stake => vec![own(Holding::Balance, Some(Holding::Staked))],
+            MovementKind::Unstake => vec![own(Holding::Staked, Some(Holding::Balance))],
+            MovementKind::Mint => vec![WalletChange {
+                address: &self.wallet,
+                owner: None,
+                debit: None,
+                credit: Some(Holding::Balance),
+            }],
+        }
+    }
+
+    /// What the request asked for, whatever its id and time: SHA-256 of a canonical text.
+    pub fn fingerprint(&self) -> String {
+        let to = match &self.kind {
+            MovementKind::Transfer { to } => to.as_str(),
+            _ => "",
+        };
+        let canonical = format!(
+            "{}\n{}\n{}\n{}",
+            self.kind.as_str(),
+            self.wallet,
+            to,
+            self.amount.units()
+        );
+        STANDARD_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    }
+}
+
+/// A response kept under an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Debug)]
+pub enum MovementOutcome {
+    Applied,
+    /// The key was used before for the same request: nothing moved this time.
+    Replayed(StoredResponse),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MovementError {
+    #[error("wallet {0} not found")]
+    WalletNotFound(WalletAddress),
+    #[error("the wallet belongs to another user")]
+    NotOwner,
+    #[error("insufficient {0:?}")]
+    Insufficient(Holding),
+    #[error("{0:?} would exceed the maximum")]
+    HoldingLimit(Holding),
+    #[error("idempotency key used for another request")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    pub async fn wallet(&self, address: &WalletAddress) -> Result<Option<Wallet>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::wallet(address.as_str())))
+            .consistent_read(true)
+            .send()
+            .await?;
+        output.item.as_ref().map(Wallet::from_item).transpose()
+    }
+
+    /// Moves tokens in one transaction: every wallet update (each conditioned on ownership,
+    /// sufficiency and the holding limit), the ledger entry and, with an `Idempotency-Key`,
+    /// the record of `response` under that key, conditioned on the key being new or expired.
+    /// So either all of it happens once, or nothing does.
+    pub async fn apply_movement(
+        &self,
+        movement: &Movement,
+        idempotency: Option<(&IdempotencyKey, &StoredResponse)>,
+    ) -> Result<MovementOutcome, MovementError> {
+        let mut items = Vec::new();
+        if let Some((key, response)) = idempotency {
+            items.push(self.idempotency_record(movement, key, response));
+        }
+        let changes = movement.changes();
+        items.extend(
+            changes
+                .iter()
+                .map(|change| self.wallet_update(change, movement.amount)),
+        );
+        items.push(self.ledger_entry(movement)?);
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Err(error) = result else {
+            return Ok(MovementOutcome::Applied);
+        };
+        let reasons = failed_conditions(error)?;
+        let mut reasons = reasons.iter();
+        if idempotency.is_some()
+            && let Some(reason) = reasons.next().filter(|reason| condition_failed(reason))
+        {
+            let record = reason.item().ok_or_else(|| {
+                StoreError::Unexpected("no idempotency record in the cancellation".into())
+            })?;
+            return replay(record, &movement.fingerprint());
+        }
+        for (change, reason) in changes.iter().zip(reasons) {
+            if condition_failed(reason) {
+                return Err(why_refused(change, reason.item(), movement.amount));
+            }
+        }
+        Err(StoreError::Unexpected("movement cancelled without a failed condition".into()).into())
+    }
+
+    fn idempotency_record(
+        &self,
+        movement: &Movement,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> TransactWriteItem {
+        let mut item = keys::idempotency(movement.actor, key.as_str());
+        item.extend([
+            ("fingerprint".to_owned(), string(movement.fingerprint())),
+            ("status".to_owned(), number(response.status.into())),
+            ("body".to_owned(), string(&response.body)),
+            ("transaction_id".to_owned(), string(movement.id.to_string())),
+            (
+                TTL_ATTRIBUTE.to_owned(),
+                number((movement.at + IDEMPOTENCY_TTL).unix_timestamp()),
+            ),
+        ]);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK) OR #expires_at <= :now")
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", number(movement.at.unix_timestamp()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("table, item and condition are set");
+        TransactWriteItem::builder().put(put).build()
+    }
+
+    fn wallet_update(&self, change: &WalletChange, amount: Amount) -> TransactWriteItem {
+        let mut assignments = Vec::new();
+        let mut conditions = vec!["attribute_exists(PK)"];
+        let mut names = HashMap::new();
+        let mut values = HashMap::from([(":amount".to_owned(), units(amount.tokens()))]);
+        if let Some(owner) = change.owner {
+            conditions.push("user_id = :owner");
+            values.insert(":owner".to_owned(), string(owner.to_string()));
+        }
+        if let Some(debit) = change.debit {
+            assignments.push("#debit = #debit - :amount");
+            conditions.push("#debit >= :amount");
+            names.insert("#debit".to_owned(), debit.attribute().to_owned());
+        }
+        if let Some(credit) = change.credit {
+            assignments.push("#credit = #credit + :amount");
+            conditions.push("#credit <= :ceiling");
+            names.insert("#credit".to_owned(), credit.attribute().to_owned());
+            values.insert(
+                ":ceiling".to_owned(),
+                units(Tokens::from_units(MAX_TOKENS - amount.units())),
+            );
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::wallet(change.address.as_str())))
+            .update_expression(format!("SET {}", assignments.join(", ")))
+            .condition_expression(conditions.join(" AND "))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("table, key and expressions are set");
+        TransactWriteItem::builder().update(update).build()
+    }
+
+    fn ledger_entry(&self, movement: &Movement) -> Result<TransactWriteItem, StoreError> {
+        let at = movement
+            .at
+            .format(&Rfc3339)
+            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let mut item = keys::ledger_entry(movement.wallet.as_str(), movement.id);
+        item.extend([
+            ("transaction_id".to_owned(), string(movement.id.to_string())),
+            ("kind".to_owned(), string(movement.kind.as_str())),
+            ("amount".to_owned(), units(movement.amount.tokens())),
+            ("user_id".to_owned(), string(movement.actor.to_string())),
+            ("created_at".to_owned(), string(at)),
+        ]);
+        if let MovementKind::Transfer { to } = &movement.kind {
+            item.insert("to_address".to_owned(), string(to.as_str()));
+        }
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .expect("table, item and condition are set");
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+fn replay(record: &Key, fingerprint: &str) -> Result<MovementOutcome, MovementError> {
+    let text = |name: &str| record.get(name).and_then(|value| value.as_s().ok());
+    if text("fingerprint").map(String::as_str) != Some(fingerprint) {
+        return Err(MovementError::IdempotencyKeyReused);
+    }
+    let status = record
+        .get("status")
+        .and_then(|value| value.as_n().ok())
+        .and_then(|status| status.parse().ok());
+    match (status, text("body")) {
+        (Some(status), Some(body)) => Ok(MovementOutcome::Replayed(StoredResponse {
+            status,
+            body: body.clone(),
+        })),
+        _ => Err(StoreError::Unexpected("incomplete idempotency record".into()).into()),
+    }
+}
+
+/// Which of a wallet update's conditions failed, from the wallet as it was (`None`: absent).
+fn why_refused(change: &WalletChange, wallet: Option<&Key>, amount: Amount) -> MovementError {
+    let Some(item) = wallet else {
+        return MovementError::WalletNotFound(change.address.clone());
+    };
+    let wallet = match Wallet::from_item(item) {
+        Ok(wallet) => wallet,
+        Err(error) => return error.into(),
+    };
+    if change.owner.is_some_and(|owner| owner != wallet.user_id) {
+        return MovementError::NotOwner;
+    }
+    if let Some(debit) = change.debit
+        && wallet.holding(debit) < amount.tokens()
+    {
+        return MovementError::Insufficient(debit);
+    }
+    if let Some(credit) = change.credit
+        && wallet.holding(credit).units() > MAX_TOKENS - amount.units()
+    {
+        return MovementError::HoldingLimit(credit);
+    }
+    StoreError::Unexpected("wallet update refused for no known reason".into()).into()
+}
