@@ -27,10 +27,11 @@ TIMEOUT = 60
 class Api:
     """Request helpers against the running stack."""
 
-    def __init__(self, url: str, dynamodb: local_stack.DynamoDb, table: str):
+    def __init__(self, url: str, dynamodb: local_stack.DynamoDb, table: str, env: dict[str, str]):
         self.url = url
         self.dynamodb = dynamodb
         self.table = table
+        self.env = env
 
     def request(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
         headers = kwargs.pop("headers", {})
@@ -118,12 +119,14 @@ def dynamodb() -> local_stack.DynamoDb:
 
 
 @contextlib.contextmanager
-def running_stack(dynamodb: local_stack.DynamoDb, table: str, **settings: str):
-    """The functions on a free port against their own table of the shared DynamoDB server."""
+def running_stack(dynamodb: local_stack.DynamoDb, table: str, log: Path | None = None, **settings: str):
+    """The functions on a free port against their own table of the shared DynamoDB server;
+    their output goes to `log` when given."""
     dynamodb.create_table(table)
-    functions = local_stack.Functions(local_stack.free_port(), local_stack.function_env(dynamodb, table, **settings))
+    env = local_stack.function_env(dynamodb, table, **settings)
+    functions = local_stack.Functions(local_stack.free_port(), env, log=log)
     try:
-        yield Api(functions.url, dynamodb, table)
+        yield Api(functions.url, dynamodb, table, env)
     finally:
         functions.stop()
 

@@ -1,5 +1,5 @@
 """A TCP proxy in front of the local DynamoDB that can be switched to fail: refuse connections
-(the server is gone) or accept and never answer (the server hangs)."""
+(the server is gone), accept and never answer (the server hangs), or answer nonsense."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ class FaultProxy:
         """New connections are accepted and never answered."""
         self._mode = "hang"
 
+    def garble(self) -> None:
+        """New connections get a well-formed HTTP answer whose body is not DynamoDB's JSON."""
+        self._mode = "garble"
+
     def close(self) -> None:
         self._listener.close()
         self._release_held()
@@ -49,6 +53,8 @@ class FaultProxy:
                 client.close()
             elif self._mode == "hang":
                 self._held.append(client)
+            elif self._mode == "garble":
+                threading.Thread(target=self._garbled_answer, args=(client,), daemon=True).start()
             else:
                 threading.Thread(target=self._forward, args=(client,), daemon=True).start()
 
@@ -60,6 +66,18 @@ class FaultProxy:
             return
         for source, target in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _garbled_answer(client: socket.socket) -> None:
+        try:
+            client.recv(65536)
+            body = b"not json!"
+            client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                           b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        except OSError:
+            pass
+        finally:
+            client.close()
 
     @staticmethod
     def _pipe(source: socket.socket, target: socket.socket) -> None:

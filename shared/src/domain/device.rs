@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::text::is_hidden;
+
 pub const DEVICE_ID_CHARS: RangeInclusive<usize> = 1..=255;
 pub const CPU_CORES: RangeInclusive<i64> = 1..=128;
 pub const MEMORY_MB: RangeInclusive<i64> = 512..=524_288;
@@ -24,8 +26,10 @@ impl DeviceId {
                 DEVICE_ID_CHARS.end()
             ));
         }
-        if raw.chars().any(char::is_control) {
-            return Err("must not contain control characters".into());
+        if raw.chars().any(|c| c.is_control() || is_hidden(c)) {
+            return Err(
+                "must not contain control, direction-override or zero-width characters".into(),
+            );
         }
         Ok(Self(raw.to_owned()))
     }

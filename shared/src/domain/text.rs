@@ -8,6 +8,12 @@ pub struct EscapedText(String);
 
 impl EscapedText {
     pub fn parse(raw: &str, chars: RangeInclusive<usize>) -> Result<Self, String> {
+        if raw.chars().any(is_hidden) {
+            return Err(
+                "must not contain control characters, direction overrides or zero-width characters"
+                    .into(),
+            );
+        }
         let trimmed = raw.trim();
         if !chars.contains(&trimmed.chars().count()) {
             return Err(format!(
@@ -22,6 +28,22 @@ impl EscapedText {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// Characters a reader cannot see that change how text reads or is processed: controls other
+/// than line breaks and tabs, bidirectional overrides and marks, zero-width characters.
+pub(crate) fn is_hidden(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
 }
 
 fn escape_html(text: &str) -> String {
@@ -50,6 +72,20 @@ mod tests {
             "&lt;script&gt;alert(&quot;x&quot; &amp; &#x27;y&#x27;)&lt;/script&gt;"
         );
         assert_eq!(escape_html("plain ünïcode"), "plain ünïcode");
+    }
+
+    #[test]
+    fn refuses_hidden_characters_but_keeps_line_breaks() {
+        for hostile in [
+            "a\u{0}b",
+            "\u{202E}evil",
+            "ad\u{200B}min",
+            "x\u{FEFF}",
+            "bell\u{7}",
+        ] {
+            assert!(EscapedText::parse(hostile, 1..=50).is_err(), "{hostile:?}");
+        }
+        assert!(EscapedText::parse("line one\nline two\ttabbed", 1..=50).is_ok());
     }
 
     #[test]

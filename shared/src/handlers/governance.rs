@@ -79,7 +79,7 @@ pub async fn create_proposal(req: Request, state: &AppState) -> Result<Response<
 /// `GET /api/tokenomics/proposals?limit=&cursor=`: newest first.
 pub async fn list_proposals(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
     authenticate(&req, state).await?;
-    let mut query = Fields::new(query_fields(&req));
+    let mut query = Fields::new(query_fields(&req)?);
     let Some(page) = page_request(&req, &mut query)? else {
         return Err(query.into_error());
     };

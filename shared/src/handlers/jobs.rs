@@ -126,7 +126,7 @@ pub async fn submit_job(req: Request, state: &AppState) -> Result<Response<Body>
 /// `GET /api/scheduler/jobs?status=&limit=&cursor=`
 pub async fn list_jobs(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
     let (user, _) = authenticate(&req, state).await?;
-    let mut query = Fields::new(query_fields(&req));
+    let mut query = Fields::new(query_fields(&req)?);
     let status = query.optional_string("status", JobStatus::parse);
     let page = page_request(&req, &mut query)?;
     let (Some(status), Some(page)) = (status, page) else {

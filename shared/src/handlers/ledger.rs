@@ -111,7 +111,7 @@ fn refusal(error: MovementError) -> ApiError {
 /// `GET /api/tokenomics/balance?address=`: the caller's own wallet (the default).
 pub async fn balance(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
     let (user, _) = authenticate(&req, state).await?;
-    let mut query = Fields::new(query_fields(&req));
+    let mut query = Fields::new(query_fields(&req)?);
     let Some(address) = query.optional_string("address", WalletAddress::parse) else {
         return Err(query.into_error());
     };

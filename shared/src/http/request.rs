@@ -1,6 +1,7 @@
 use lambda_http::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::error::Category;
 use serde_json::value::RawValue;
@@ -32,10 +33,57 @@ pub fn json_body(req: &Request) -> Result<JsonObject, ApiError> {
         return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
     }
     // Well-formed JSON of another type (array, string, null, ...) is a data error.
-    serde_json::from_slice::<JsonObject>(bytes).map_err(|error| match error.classify() {
-        Category::Data => ApiError::validation("body", "must be a JSON object"),
-        _ => ApiError::BadRequest(format!("Malformed JSON body: {error}")),
-    })
+    match serde_json::from_slice::<UniqueKeys>(bytes) {
+        Ok(UniqueKeys::Fields(fields)) => Ok(fields),
+        Ok(UniqueKeys::Duplicate(key)) => Err(ApiError::BadRequest(format!(
+            "Malformed JSON body: the field `{key}` appears more than once"
+        ))),
+        Err(error) if error.classify() == Category::Data => {
+            Err(ApiError::validation("body", "must be a JSON object"))
+        }
+        Err(error) => Err(ApiError::BadRequest(format!(
+            "Malformed JSON body: {error}"
+        ))),
+    }
+}
+
+/// A JSON object's fields, or the first name it repeats: which value a repeated name means is
+/// ambiguous (parsers disagree), so such a body is refused rather than read either way.
+enum UniqueKeys {
+    Fields(JsonObject),
+    Duplicate(String),
+}
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = UniqueKeys;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+                let mut fields = JsonObject::new();
+                let mut duplicate = None;
+                while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
+                    if fields.contains_key(&key) {
+                        duplicate.get_or_insert(key);
+                    } else {
+                        fields.insert(key, value);
+                    }
+                }
+                Ok(match duplicate {
+                    Some(key) => UniqueKeys::Duplicate(key),
+                    None => UniqueKeys::Fields(fields),
+                })
+            }
+        }
+
+        deserializer.deserialize_map(ObjectVisitor)
+    }
 }
 
 /// The first value of a query string parameter.
@@ -43,21 +91,29 @@ pub fn query_parameter<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.query_string_parameters_ref()?.first(name)
 }
 
-/// The query string as fields of strings (the first value of each name), so that query
-/// parameters are validated like body fields.
-pub fn query_fields(req: &Request) -> JsonObject {
+/// The query string as fields of strings, so that query parameters are validated like body
+/// fields. A name given twice is refused: which value it means is ambiguous.
+pub fn query_fields(req: &Request) -> Result<JsonObject, ApiError> {
     let mut fields = JsonObject::new();
-    for (name, value) in req
-        .query_string_parameters_ref()
-        .into_iter()
-        .flat_map(|q| q.iter())
+    let Some(query) = req.query_string_parameters_ref() else {
+        return Ok(fields);
+    };
+    for (name, values) in query
+        .iter()
+        .map(|(name, _)| (name, query.all(name).unwrap_or_default()))
     {
-        fields.entry(name.to_owned()).or_insert_with(|| {
-            RawValue::from_string(Value::from(value).to_string())
-                .expect("a serialised JSON string is valid JSON")
-        });
+        if values.len() > 1 {
+            return Err(ApiError::BadRequest(format!(
+                "The query parameter `{name}` appears more than once"
+            )));
+        }
+        if let Some(value) = values.first() {
+            let text = RawValue::from_string(Value::from(*value).to_string())
+                .expect("a serialised JSON string is valid JSON");
+            fields.insert(name.to_owned(), text);
+        }
     }
-    fields
+    Ok(fields)
 }
 
 /// A path parameter of the route (`{id}`).
@@ -153,6 +209,22 @@ mod tests {
             json_body(&request(json, &over)),
             Err(ApiError::PayloadTooLarge(_))
         ));
+    }
+
+    #[test]
+    fn refuses_repeated_field_names() {
+        let json = Some("application/json");
+        let Err(ApiError::BadRequest(detail)) = json_body(&request(
+            json,
+            r#"{"amount": "1", "to": "x", "amount": "1000"}"#,
+        )) else {
+            panic!("a repeated name was accepted")
+        };
+        assert!(detail.contains("`amount`"), "{detail}");
+        assert!(
+            json_body(&request(json, r#"{"a": {"b": 1, "b": 2}}"#)).is_ok(),
+            "nested objects are the fields' own business"
+        );
     }
 
     #[test]

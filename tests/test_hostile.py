@@ -1,0 +1,181 @@
+"""Hostile input to every endpoint: a clear 4xx in the one error shape, never a 5xx, nothing
+stored; and the security headers on every answer."""
+
+import re
+
+import pytest
+
+from conftest import assert_problem, local_stack
+
+# Every field any endpoint reads; a hostile body sets them all, so each route meets its own.
+FIELDS = [
+    "username", "email", "password", "name", "sla_tier", "cpu_required", "memory_required",
+    "gpu_required", "duration_estimate", "data_size_mb", "device_id", "device_type", "cpu_cores",
+    "memory_mb", "battery_percent", "is_charging", "from_address", "to_address", "amount",
+    "address", "title", "description", "proposer", "proposal_id", "voter", "vote",
+]
+HOSTILE_VALUES = {
+    "1e309": "1e309",
+    "negative zero": "-0",
+    "1e-400": "1e-400",
+    "2^64": "18446744073709551616",
+    "NUL": '"a\\u0000b"',
+    "RTL mark": '"\\u202eadmin"',
+    "zero-width": '"ad\\u200bmin"',
+    "object": "{}",
+    "array": "[]",
+    "boolean": "true",
+}
+HOSTILE_BODIES = {
+    "malformed": "{\"username\": ",
+    "array": "[]",
+    "string": '"text"',
+    "null": "null",
+    "duplicate keys": '{"amount": "1", "amount": "1000"}',
+    "lone surrogate": '{"name": "\\ud800"}',
+    "nesting 10,000 deep": "[" * 10_000 + "]" * 10_000,
+    "field nested 10,000 deep": '{"name": ' + "[" * 10_000 + "]" * 10_000 + "}",
+    "1 MB of text": '{"description": "' + "x" * 1_000_000 + '"}',
+    **{f"every field {label}": "{" + ", ".join(f'"{field}": {value}' for field in FIELDS) + "}"
+       for label, value in HOSTILE_VALUES.items()},
+}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+# Routes that answer without reading a body.
+BODILESS = {"GET", "DELETE"}
+PUBLIC = {"/", "/health", "/openapi.json", "/api/auth/register", "/api/auth/login", "/api/auth/logout"}
+
+
+def routes():
+    for method, path, _ in sorted(local_stack.template_routes(local_stack.load_template())):
+        yield method, path, re.sub(r"\{[^}]+\}", "0190b1c5-0000-7000-8000-000000000000", path)
+
+
+def assert_security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, (response.request.method, response.url, name)
+    assert response.headers.get("Strict-Transport-Security", "").startswith("max-age=")
+
+
+def stored_items(api) -> list:
+    """Every item but the rate limiter's counters (which count hostile requests too)."""
+    items, start = [], {}
+    client = api.dynamodb.client()
+    while True:
+        page = client.scan(TableName=api.table, **start)
+        items += [item for item in page["Items"] if not item["PK"]["S"].startswith("RATE#")]
+        if "LastEvaluatedKey" not in page:
+            return sorted(items, key=lambda item: (item["PK"]["S"], item["SK"]["S"]))
+        start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+@pytest.fixture(scope="module")
+def token(api):
+    return api.new_user()[1]
+
+
+def test_hostile_bodies_get_a_clear_4xx_and_store_nothing(api, token):
+    before = stored_items(api)
+    for method, template_path, path in routes():
+        for label, body in HOSTILE_BODIES.items():
+            auth = None if template_path == "/api/auth/logout" else token
+            response = api.request(method, path, token=auth, data=body.encode(),
+                                   headers={"Content-Type": "application/json"})
+            assert response.status_code < 500, (method, path, label, response.text[:300])
+            assert_security_headers(response)
+            if method in BODILESS or template_path == "/api/auth/logout":
+                continue
+            assert 400 <= response.status_code < 500, (method, path, label, response.text[:300])
+            assert_problem(response, response.status_code)
+    assert stored_items(api) == before
+
+
+def test_a_missing_or_wrong_content_type_gets_415(api, token):
+    for method, template_path, path in routes():
+        if method in BODILESS or template_path == "/api/auth/logout":
+            continue
+        for content_type in [None, "text/html", "application/x-www-form-urlencoded"]:
+            headers = {"Content-Type": content_type} if content_type else {}
+            response = api.request(method, path, token=token, data=b'{"name": "x"}', headers=headers)
+            assert_problem(response, 415)
+
+
+def test_bad_authorization_headers_get_401_everywhere_it_is_required(api):
+    for method, template_path, path in routes():
+        if template_path in PUBLIC:
+            continue
+        for header in ["", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer not.a.jwt", "bearer\x00x"]:
+            response = api.request(method, path, headers={"Authorization": header, "Content-Type": "application/json"},
+                                   data=b"{}")
+            assert_problem(response, 401)
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+            assert_security_headers(response)
+
+
+def test_hostile_path_ids_get_4xx(api, token):
+    for method, template_path, _ in routes():
+        if "{" not in template_path:
+            continue
+        for hostile_id in ["x" * 10_240, "..%2F..%2Fetc%2Fpasswd", "%00", "a%00b", "..", "%2e%2e"]:
+            path = re.sub(r"\{[^}]+\}", hostile_id, template_path)
+            response = api.request(method, path, token=token)
+            assert 400 <= response.status_code < 500, (method, path[:80], response.text[:200])
+
+
+HOSTILE_QUERIES = {
+    "/api/scheduler/jobs": ["limit=5&limit=50", "status=pending&status=running", "limit=1e309", "limit=-0.5",
+                            "limit=18446744073709551616", "limit=0", "limit=101", "cursor=" + "A" * 10_000,
+                            "cursor=%00", "status=%00"],
+    "/api/tokenomics/proposals": ["limit=5&limit=50", "limit=1e309", "limit=-0", "cursor=../../x", "cursor=%00"],
+    "/api/tokenomics/balance": ["address=%00", "address=0x&address=0x", "address=" + "0" * 10_000],
+}
+
+
+def test_repeated_and_hostile_query_parameters_get_4xx(api, token):
+    for path, queries in HOSTILE_QUERIES.items():
+        for query in queries:
+            response = api.get(f"{path}?{query}", token=token)
+            assert 400 <= response.status_code < 500, (path, query[:80], response.text[:200])
+            assert_problem(response, response.status_code)
+
+
+def test_html_in_names_titles_and_descriptions_comes_back_escaped(api, token):
+    script = '<script>alert("x")</script>'
+    job = api.post("/api/scheduler/jobs", token=token, json={
+        "name": script, "sla_tier": "gold", "cpu_required": 1, "memory_required": 1})
+    assert job.status_code == 201, job.text
+    fetched = api.get(f"/api/scheduler/jobs/{job.json()['jobId']}", token=token).json()
+    assert "<script>" not in fetched["name"] and "&lt;script&gt;" in fetched["name"]
+    wallet = api.get("/api/auth/me", token=token).json()["wallet_address"]
+    proposal = api.post("/api/tokenomics/proposals", token=token, json={
+        "title": f"{script} title", "description": f"{script} " + "d" * 60, "proposer": wallet})
+    assert proposal.status_code == 201, proposal.text
+    listed = api.get("/api/tokenomics/proposals", token=token).json()["proposals"]
+    mine = next(item for item in listed if item["id"] == proposal.json()["proposalId"])
+    for field in ("title", "description"):
+        assert "<script>" not in mine[field] and "&lt;script&gt;" in mine[field]
+
+
+def test_hidden_characters_in_free_text_are_refused_and_nothing_is_stored(api, token):
+    wallet = api.get("/api/auth/me", token=token).json()["wallet_address"]
+    valid = {
+        "/api/scheduler/jobs": {"name": "render", "sla_tier": "gold", "cpu_required": 1, "memory_required": 1},
+        "/api/tokenomics/proposals": {"title": "A fair title", "description": "d" * 60, "proposer": wallet},
+        "/api/idle-compute/devices": {"device_id": "device-1", "device_type": "laptop", "cpu_cores": 4,
+                                      "memory_mb": 8192},
+    }
+    free_text = {"/api/scheduler/jobs": ["name"], "/api/tokenomics/proposals": ["title", "description"],
+                 "/api/idle-compute/devices": ["device_id"]}
+    before = stored_items(api)
+    for path, fields in free_text.items():
+        for field in fields:
+            for hostile in ["a\u0000b", "\u202eadmin", "ad\u200bmin", "x" * 1_000_000]:
+                body = {**valid[path], field: valid[path][field] + hostile}
+                response = api.post(path, token=token, json=body)
+                assert response.status_code in (413, 422), (path, field, repr(hostile[:10]), response.text[:200])
+                assert_problem(response, response.status_code)
+    assert stored_items(api) == before
