@@ -1,3 +1,5 @@
+use std::collections::btree_map::Entry;
+
 use lambda_http::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
@@ -69,10 +71,13 @@ impl<'de> Deserialize<'de> for UniqueKeys {
                 let mut fields = JsonObject::new();
                 let mut duplicate = None;
                 while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
-                    if fields.contains_key(&key) {
-                        duplicate.get_or_insert(key);
-                    } else {
-                        fields.insert(key, value);
+                    match fields.entry(key) {
+                        Entry::Occupied(repeated) => {
+                            duplicate.get_or_insert_with(|| repeated.key().clone());
+                        }
+                        Entry::Vacant(slot) => {
+                            slot.insert(value);
+                        }
                     }
                 }
                 Ok(match duplicate {
