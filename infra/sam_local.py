@@ -30,6 +30,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import string
 import subprocess
 import sys
@@ -51,8 +52,9 @@ ENV_TEMPLATE = REPO / "env.template.json"
 DEFAULT_BUILD_DIR = REPO / ".aws-sam" / "build"
 CONTAINER_HOST = "host.docker.internal"
 TOKEN_PLACEHOLDER = "Bearer REPLACE-WITH-AN-ACCESS-TOKEN"
-# For `sam` itself: no telemetry, and local credentials, which SAM passes on to the containers.
-SAM_ENV = {"SAM_CLI_TELEMETRY": "0", **LOCAL_AWS_ENV}
+# For `sam` itself: no telemetry, and local credentials and region, which SAM also passes on to
+# the containers (botocore reads the region from AWS_DEFAULT_REGION, not AWS_REGION).
+SAM_ENV = {"SAM_CLI_TELEMETRY": "0", **LOCAL_AWS_ENV, "AWS_DEFAULT_REGION": LOCAL_AWS_ENV["AWS_REGION"]}
 
 
 def docker_check() -> str | None:
@@ -67,7 +69,7 @@ def docker_check() -> str | None:
         return "the Docker engine did not answer `docker info` within 30 s"
     if result.returncode != 0 or not result.stdout.strip():
         detail = (result.stderr.strip().splitlines() or ["no answer"])[-1]
-        return f"no Docker engine answers `docker info` ({detail})"
+        return f"no Docker engine answers `docker info`: {detail}"
     return None
 
 
@@ -318,7 +320,12 @@ def new_event(binary: str) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+def _interrupt(_signal, _frame):
+    raise KeyboardInterrupt
+
+
 def start_api(args: argparse.Namespace) -> None:
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up as Ctrl-C does
     template = prepare()
     with dynamodb_for_containers(args.table, args.dynamodb_port) as (dynamodb, endpoint):
         sam = Sam(template, env_json(REPO / "env.json", endpoint, args.table), dynamodb.endpoint)
@@ -329,7 +336,7 @@ def start_api(args: argparse.Namespace) -> None:
             print(
                 f"\nFog Compute API (SAM local) on {api.url}\n\n"
                 f"  curl -s {api.url}/health\n"
-                f"  AWS_ENDPOINT_URL={dynamodb.endpoint} SAM_CLI_TELEMETRY=0 \\\n"
+                f"  AWS_ENDPOINT_URL={dynamodb.endpoint} AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 \\\n"
                 f"    .venv/bin/sam local invoke HealthFunction -e events/health.json "
                 f"{' '.join(sam.common_args(relative=True))}\n\n"
                 "Ctrl-C stops everything.",
