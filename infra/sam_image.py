@@ -88,6 +88,8 @@ def emulator(architecture: str) -> Path:
 
 def ensure_packages() -> None:
     """Installs, by name, the Debian packages the image is made of, when one is missing."""
+    if shutil.which("dpkg-query") is None:
+        sys.exit("sam_image: the image is made from Debian packages; this host has no dpkg (Debian or Ubuntu needed)")
     missing = [name for name in PACKAGES if not _installed(name)]
     if not missing:
         return
