@@ -217,6 +217,11 @@ def _docker(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], capture_output=True, text=True, **kwargs)
 
 
+def _image_id(image: str) -> str | None:
+    result = _docker("image", "inspect", "--format", "{{.Id}}", image)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
 def existing_label(image: str) -> str | None:
     result = _docker("image", "inspect", "--format", "{{json .Config.Labels}}", image)
     if result.returncode != 0:
@@ -236,6 +241,7 @@ def make_image(architecture: str, force: bool = False) -> str:
     if not force and existing_label(rapid) == inputs and existing_label(base) == inputs:
         print(f"sam_image: {rapid} is up to date ({inputs[:12]})", file=sys.stderr)
         return rapid
+    previous = {_image_id(rapid), _image_id(base)} - {None}
     changes = [f"LABEL {LABEL}={inputs}", "WORKDIR /var/task", 'ENTRYPOINT ["/var/rapid/aws-lambda-rie"]']
     changes += [f"ENV {key}={value}" for key, value in IMAGE_ENV.items()]
     command = ["docker", "import", "--platform", f"linux/{'amd64' if architecture == 'x86_64' else 'arm64'}"]
@@ -247,6 +253,8 @@ def make_image(architecture: str, force: bool = False) -> str:
     tagged = _docker("tag", rapid, base)
     if tagged.returncode != 0:
         sys.exit(f"sam_image: docker tag failed: {tagged.stderr.strip()}")
+    for image_id in previous - {_image_id(rapid)}:
+        _docker("image", "rm", image_id)  # the replaced image, unless a container still uses it
     print(f"sam_image: made {rapid} and {base} ({inputs[:12]})", file=sys.stderr)
     return rapid
 

@@ -168,11 +168,16 @@ def test_start_api_register_login_me_logout_me(sam_api):
 OTHER_ROUTES = sorted((method, path, binary) for method, path, binary in ROUTES if binary not in AUTH_FLOW)
 
 
+@pytest.fixture(scope="module")
+def sam_token(sam_api) -> str:
+    return register_and_login(sam_api)[1]
+
+
 @pytest.mark.parametrize("method,path,binary", OTHER_ROUTES, ids=[f"{m} {p}" for m, p, _ in OTHER_ROUTES])
-def test_start_api_answers_every_other_route(sam_api, method, path, binary):
+def test_start_api_answers_every_other_route(sam_api, sam_token, method, path, binary):
     """One call of each route outside the auth flow, as a signed-in user, with the body of the
     function's fixture; path parameters get a well-formed id that names nothing."""
-    _, token = register_and_login(sam_api)
+    token = sam_token
     url = sam_api + re.sub(r"\{[^/]+?\}", str(uuid.uuid4()), path)
     event = fixture(binary) if (REPO / "events" / f"{binary}.json").exists() else {}
     headers = {"Authorization": f"Bearer {token}"}
