@@ -28,6 +28,7 @@ import ipaddress
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import signal
@@ -273,7 +274,10 @@ def new_event(binary: str) -> dict:
     routes = sorted((method, path) for method, path, name in local_stack.template_routes(template) if name == binary)
     if not routes:
         sys.exit(f"sam_local: template.yaml routes nothing to {binary}")
-    method, path = routes[0]
+    method, route_path = routes[0]
+    # Path parameters ({id}) get a sample value in the path and in pathParameters.
+    parameters = {name: "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b" for name in re.findall(r"\{([^/}]+)\}", route_path)}
+    path = re.sub(r"\{([^/}]+)\}", lambda match: parameters[match.group(1)], route_path)
     body = None if method in ("GET", "DELETE") else json.dumps({})
     headers = {
         "accept": "application/json",
@@ -290,7 +294,7 @@ def new_event(binary: str) -> dict:
         headers["content-length"] = str(len(body))
     return {
         "version": "2.0",
-        "routeKey": f"{method} {path}",
+        "routeKey": f"{method} {route_path}",
         "rawPath": path,
         "rawQueryString": "",
         "headers": dict(sorted(headers.items())),
@@ -307,11 +311,12 @@ def new_event(binary: str) -> dict:
                 "userAgent": headers["user-agent"],
             },
             "requestId": "Bx7kTj0sDoEEJ2w=",
-            "routeKey": f"{method} {path}",
+            "routeKey": f"{method} {route_path}",
             "stage": "$default",
             "time": "27/Nov/2026:10:15:42 +0000",
             "timeEpoch": 1795774542000,
         },
+        **({"pathParameters": parameters} if parameters else {}),
         **({"body": body} if body is not None else {}),
         "isBase64Encoded": False,
     }

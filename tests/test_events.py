@@ -43,6 +43,9 @@ def test_fixture_is_a_realistic_http_api_event_of_its_function(binary):
     assert context["http"]["path"] == event["rawPath"]
     path_pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(route_path))
     assert re.fullmatch(path_pattern, event["rawPath"]), (route_path, event["rawPath"])
+    parameters = re.findall(r"\{([^/}]+?)\+?\}", route_path)
+    if parameters:
+        assert sorted(event["pathParameters"]) == sorted(parameters), "pathParameters of the route"
     source_ip = context["http"]["sourceIp"]
     assert re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", source_ip) and source_ip != "127.0.0.1"
     for key in ("accountId", "apiId", "domainName", "requestId", "time", "timeEpoch"):
