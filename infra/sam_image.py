@@ -238,7 +238,9 @@ def make_image(architecture: str, force: bool = False) -> str:
             [SCRIPT.read_text(), architecture, root.digest(), *(f"{p}={_package_version(p)}" for p in PACKAGES)]
         ).encode()
     ).hexdigest()[:32]
-    if not force and existing_label(rapid) == inputs and existing_label(base) == inputs:
+    # Both names on the one imported image (`sam local --force-image-build` re-makes the rapid one).
+    current = existing_label(base) == inputs and _image_id(rapid) == _image_id(base)
+    if not force and current:
         print(f"sam_image: {rapid} is up to date ({inputs[:12]})", file=sys.stderr)
         return rapid
     previous = {_image_id(rapid), _image_id(base)} - {None}
