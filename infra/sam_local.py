@@ -154,6 +154,7 @@ def env_json(path: Path, endpoint: str, table: str) -> Path:
             document["Parameters"][name] = os.environ[name]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
+    path.chmod(0o600)  # it holds the secret
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
 
