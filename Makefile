@@ -5,7 +5,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < infra/requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-unit test-handlers test-e2e lint build
+.PHONY: run sam-local test test-unit test-handlers test-e2e test-sam lint build sam-image
 
 $(STAMP): infra/requirements.txt
 	python3 -m venv $(VENV)
@@ -20,8 +20,17 @@ build:
 run: $(STAMP) build
 	$(PYTHON) infra/local_stack.py run
 
-## Everything: lint, unit tests, in-process handler tests, end-to-end tests over HTTP.
-test: lint test-unit test-handlers test-e2e
+## The same API in the Lambda containers SAM users run: `sam local start-api` on
+## http://127.0.0.1:3000, functions built for this host (debug), a local DynamoDB they reach.
+sam-local: $(STAMP) build
+	$(PYTHON) infra/sam_local.py start-api
+
+## The Lambda runtime image `sam local` runs the functions in, made from local packages.
+sam-image: $(STAMP)
+	$(PYTHON) infra/sam_image.py
+
+## Everything: lint, unit tests, in-process handler tests, end-to-end tests over HTTP, SAM local.
+test: lint test-unit test-handlers test-e2e test-sam
 
 lint:
 	cargo fmt --all --check
@@ -34,4 +43,15 @@ test-handlers: $(STAMP)
 	$(PYTHON) infra/local_stack.py with-dynamodb -- cargo test --workspace --test '*' --quiet
 
 test-e2e: $(STAMP) build
-	$(PYTHON) -m pytest tests -q
+	$(PYTHON) -m pytest tests -q --ignore=tests/sam
+
+## sam local invoke (every events/ fixture) and sam local start-api, in Docker. Without a Docker
+## engine: one line saying so, and a pass; under CI=true: a failure.
+test-sam: $(STAMP) build
+	@if reason=$$($(PYTHON) infra/sam_local.py docker-check); then \
+	  $(PYTHON) -m pytest tests/sam -q; \
+	elif [ "$$CI" = true ]; then \
+	  echo "SAM-local tests FAILED: $$reason, and CI=true requires a Docker engine" >&2; exit 1; \
+	else \
+	  echo "SAM-local tests skipped: $$reason. Start a Docker engine to run them."; \
+	fi

@@ -81,6 +81,15 @@ def table_definition(template: dict) -> tuple[dict, str]:
     return arguments, properties["TimeToLiveSpecification"]["AttributeName"]
 
 
+def template_functions(template: dict) -> dict[str, str]:
+    """Logical id -> binary name, for every function the template declares, in template order."""
+    return {
+        logical_id: resource["Metadata"]["BuildProperties"]["Binary"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
 def template_routes(template: dict) -> set[tuple[str, str, str]]:
     """(method, path, binary) for every HttpApi event in the template."""
     routes = set()
@@ -94,9 +103,9 @@ def template_routes(template: dict) -> set[tuple[str, str, str]]:
     return routes
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -129,11 +138,14 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 class DynamoDb:
-    """The single-threaded moto server, with the project's table."""
+    """The single-threaded moto server, with the project's table.
+
+    `host` is the address it listens on: loopback by default; the Docker bridge's gateway address
+    when functions in containers must reach it (`sam local`)."""
 
     def __init__(self, port: int, host: str = "127.0.0.1", log: Path | None = None):
         self.host, self.port = host, port
-        self.endpoint = f"http://127.0.0.1:{port}"
+        self.endpoint = f"http://{'127.0.0.1' if host in ('0.0.0.0', '127.0.0.1') else host}:{port}"
         self._log = open(log, "ab") if log else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "infra" / "dynamodb_server.py"), "--host", host, "--port", str(port)],

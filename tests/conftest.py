@@ -1,11 +1,17 @@
 """End-to-end harness: a local DynamoDB and every function binary behind cargo-lambda's
-Lambda Runtime API emulator, on free ports, for the whole test session."""
+Lambda Runtime API emulator, on free ports, for the whole test session.
+
+And the SAM-local harness (tests/sam/): the image (infra/sam_image.py), a host build laid out as
+`sam build` does, a local DynamoDB the containers reach, and a generated env.json. Without a
+Docker engine those tests are skipped with the reason; under CI=true that is a failure."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "infra"))
 
 import local_stack  # noqa: E402
+import sam_image  # noqa: E402
+import sam_local  # noqa: E402
 
 TABLE = "fog-compute-e2e"
 # Every e2e request comes from 127.0.0.1; limits this high leave the limiter to its own tests.
@@ -135,3 +143,28 @@ def running_stack(dynamodb: local_stack.DynamoDb, table: str, log: Path | None =
 def api(dynamodb) -> Api:
     with running_stack(dynamodb, TABLE, **UNLIMITED) as stack:
         yield stack
+
+
+SAM_TABLE = "fog-compute-sam"
+
+
+class SamStack:
+    def __init__(self, sam: sam_local.Sam, dynamodb: local_stack.DynamoDb, workdir: Path):
+        self.sam, self.dynamodb, self.workdir = sam, dynamodb, workdir
+
+
+@pytest.fixture(scope="session")
+def sam_stack(tmp_path_factory) -> SamStack:
+    reason = sam_local.docker_check()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"SAM-local tests need a Docker engine under CI=true: {reason}", pytrace=False)
+        pytest.skip(f"SAM-local tests skipped: {reason}")
+    workdir = tmp_path_factory.mktemp("sam")
+    started = time.monotonic()
+    sam_image.make_image(sam_image.lambda_architecture())
+    template = sam_local.build(workdir / "build")
+    print(f"\nSAM image and build ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    with sam_local.dynamodb_for_containers(SAM_TABLE) as (dynamodb, endpoint):
+        env_vars = sam_local.env_json(workdir / "env.json", endpoint, SAM_TABLE)
+        yield SamStack(sam_local.Sam(template, env_vars, dynamodb.endpoint), dynamodb, workdir)
