@@ -117,7 +117,7 @@ def check_register_device(status, body, _headers):
 
 def check_list_devices(status, body, _headers):
     assert status == 200, body
-    assert [device["device_id"] for device in body["devices"]] == [json.loads(fixture("register-device")["body"])["device_id"]]
+    assert [device["id"] for device in body["devices"]] == [json.loads(fixture("register-device")["body"])["device_id"]]
 
 
 def check_balance(status, body, _headers):
