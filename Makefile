@@ -5,7 +5,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < infra/requirements.txt | cut -d' ' -f1)
 
-.PHONY: run sam-local test test-unit test-handlers test-e2e test-sam lint build sam-image
+.PHONY: run sam-local test test-unit test-handlers test-e2e test-sam test-deploy lint build sam-image
 
 $(STAMP): infra/requirements.txt
 	python3 -m venv $(VENV)
@@ -29,8 +29,9 @@ sam-local: $(STAMP) build
 sam-image: $(STAMP)
 	$(PYTHON) infra/sam_image.py
 
-## Everything: lint, unit tests, in-process handler tests, end-to-end tests over HTTP, SAM local.
-test: lint test-unit test-handlers test-e2e test-sam
+## Everything: lint, unit tests, in-process handler tests, end-to-end tests over HTTP, SAM local,
+## and the deploy path checked offline.
+test: lint test-unit test-handlers test-e2e test-sam test-deploy
 
 lint:
 	cargo fmt --all --check
@@ -55,3 +56,15 @@ test-sam: $(STAMP) build
 	else \
 	  echo "SAM-local tests skipped: $$reason. Start a Docker engine to run them."; \
 	fi
+
+## The deploy path, offline: cfn-lint and `sam validate --lint` on template.yaml, then `sam build`
+## of one function through cargo-lambda (a release build; building all of them takes too long for
+## every run), for this host's architecture since the arm64 Rust target is not installed here.
+SAM_BUILD_CHECK_DIR := $(shell mktemp -d -u /tmp/fog-sam-build-XXXXXX)
+test-deploy: $(STAMP)
+	$(VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build RootFunction \
+	  --parameter-overrides Architecture=$$(uname -m | sed 's/aarch64/arm64/') --build-dir $(SAM_BUILD_CHECK_DIR)
+	test -x $(SAM_BUILD_CHECK_DIR)/RootFunction/bootstrap
+	rm -rf $(SAM_BUILD_CHECK_DIR)
