@@ -23,12 +23,15 @@ use support::{EventBuilder, PASSWORD, TestApp, TestResponse, event, unique_usern
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-const FAULTS: [Fault; 5] = [
+const FAULTS: [Fault; 8] = [
     Fault::Unreachable,
     Fault::ResponseLost,
     Fault::Refused("ProvisionedThroughputExceededException"),
     Fault::Refused("ThrottlingException"),
     Fault::Refused("TransactionConflictException"),
+    Fault::Cancelled("ProvisionedThroughputExceeded"),
+    Fault::Cancelled("ThrottlingError"),
+    Fault::Cancelled("TransactionConflict"),
 ];
 
 /// The rate limiter's calls (its counter's UpdateItem and a BatchGetItem) open every request.
@@ -40,12 +43,14 @@ const FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Whether `fault` is injected at call number `call`, a `call_name`. An unreachable DynamoDB,
 /// at every call; a lost response, at every write (a read's lost response leaves what an
 /// unreachable read leaves); throttling and conflicts, at every call of the handler (the rate
-/// limiter's calls take them as any other unavailability, which the unreachable runs cover).
+/// limiter's calls take them as any other unavailability, which the unreachable runs cover),
+/// and as a transaction's cancellation reasons, at every transaction.
 fn injected_at(fault: Fault, call: usize, call_name: &str) -> bool {
     match fault {
         Fault::Unreachable => true,
         Fault::ResponseLost => !matches!(call_name, "GetItem" | "BatchGetItem"),
         Fault::Refused(_) => call > RATE_LIMITER_CALLS,
+        Fault::Cancelled(_) => call_name == "TransactWriteItems",
     }
 }
 
@@ -53,7 +58,7 @@ fn injected_at(fault: Fault, call: usize, call_name: &str) -> bool {
 /// (shared/src/store), or one for an error it does not retry.
 fn attempts(fault: Fault) -> u32 {
     match fault {
-        Fault::Refused("TransactionConflictException") => 1,
+        Fault::Refused("TransactionConflictException") | Fault::Cancelled(_) => 1,
         _ => 3,
     }
 }

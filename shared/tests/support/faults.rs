@@ -15,7 +15,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -35,6 +35,10 @@ pub enum Fault {
     /// Every attempt is answered with this DynamoDB error code (HTTP 400) without reaching
     /// DynamoDB: throttling, or a conflict with another transaction.
     Refused(&'static str),
+    /// Every attempt of a TransactWriteItems is answered TransactionCanceledException with this
+    /// reason for its first item (None for the others) without reaching DynamoDB: how DynamoDB
+    /// reports a transaction that was throttled or met another one.
+    Cancelled(&'static str),
 }
 
 impl fmt::Display for Fault {
@@ -43,6 +47,7 @@ impl fmt::Display for Fault {
             Self::Unreachable => f.write_str("unreachable"),
             Self::ResponseLost => f.write_str("response lost"),
             Self::Refused(code) => f.write_str(code),
+            Self::Cancelled(reason) => write!(f, "transaction cancelled for {reason}"),
         }
     }
 }
@@ -77,6 +82,7 @@ pub struct FaultInjector {
 }
 
 const ERROR_CODE_HEADER: &str = "x-injected-error-code";
+const CANCELLATION_REASON_HEADER: &str = "x-injected-cancellation-reason";
 const WRITE_OPERATIONS: &[&str] = &[
     "PutItem",
     "UpdateItem",
@@ -206,6 +212,12 @@ impl Intercept for FaultInjector {
                 request.headers_mut().insert(ERROR_CODE_HEADER, code);
                 &self.refusing_endpoint
             }
+            Fault::Cancelled(reason) => {
+                request
+                    .headers_mut()
+                    .insert(CANCELLATION_REASON_HEADER, reason);
+                &self.refusing_endpoint
+            }
         };
         request.uri_mut().set_endpoint(endpoint)?;
         Ok(())
@@ -220,7 +232,7 @@ impl Intercept for FaultInjector {
         if self.fault_of(cfg) == Some(Fault::ResponseLost) && self.faulty_attempts() == 1 {
             let response = context.response_mut();
             *response.status_mut() = StatusCode::try_from(500)?;
-            *response.body_mut() = SdkBody::from(error_body("InternalServerError"));
+            *response.body_mut() = SdkBody::from(error_body("InternalServerError").to_string());
         }
         Ok(())
     }
@@ -246,15 +258,27 @@ fn collect_keys(value: &Value, keys: &mut BTreeSet<ItemKey>) {
 }
 
 /// A DynamoDB (awsJson1_0) error body.
-fn error_body(code: &str) -> String {
-    serde_json::json!({
+fn error_body(code: &str) -> Value {
+    json!({
         "__type": format!("com.amazonaws.dynamodb.v20120810#{code}"),
         "message": "injected",
     })
-    .to_string()
 }
 
-/// Reads one HTTP request and answers 400 with the error code its header names.
+/// The TransactionCanceledException of a transaction of `items` items, the first cancelled for
+/// `reason`.
+fn cancellation_body(reason: &str, items: usize) -> Value {
+    let mut body = error_body("TransactionCanceledException");
+    body["CancellationReasons"] = (0..items)
+        .map(|index| match index {
+            0 => json!({"Code": reason, "Message": "injected"}),
+            _ => json!({"Code": "None"}),
+        })
+        .collect();
+    body
+}
+
+/// Reads one HTTP request and answers 400 with the error its headers name.
 async fn answer_with_injected_error(mut stream: TcpStream) -> std::io::Result<()> {
     let mut received = Vec::new();
     let mut buffer = [0; 8192];
@@ -288,7 +312,16 @@ async fn answer_with_injected_error(mut stream: TcpStream) -> std::io::Result<()
         }
         received.extend_from_slice(&buffer[..read]);
     }
-    let body = error_body(&header(ERROR_CODE_HEADER).unwrap_or_default());
+    let body = match header(CANCELLATION_REASON_HEADER) {
+        Some(reason) => {
+            let request: Value =
+                serde_json::from_slice(&received[body_start..]).unwrap_or_default();
+            let items = request["TransactItems"].as_array().map_or(0, Vec::len);
+            cancellation_body(&reason, items)
+        }
+        None => error_body(&header(ERROR_CODE_HEADER).unwrap_or_default()),
+    }
+    .to_string();
     let response = format!(
         "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
