@@ -122,6 +122,8 @@ impl Operation {
 /// per test through an app without faults.
 struct Fixture {
     app: TestApp,
+    /// For snapshots: a client without faults.
+    dynamodb: aws_sdk_dynamodb::Client,
     user: User,
     token: String,
     other_wallet: String,
@@ -141,6 +143,7 @@ impl Fixture {
         let user: User = serde_json::from_value(me.json()).unwrap();
         let other_wallet = app.wallet(&other_token).await;
         let fixture = Self {
+            dynamodb: app.dynamodb(),
             app,
             user,
             token,
@@ -184,8 +187,9 @@ impl Fixture {
         (request, items)
     }
 
-    /// A request of `operation` on fresh data, and the keys of the items it may change that it
-    /// does not name new ids for (those, the injector records).
+    /// A request of `operation` on fresh data, and the keys of the items it may change that are
+    /// known beforehand. Items under ids the request makes up itself (a new user and wallet, a
+    /// ledger entry), the injector records from the writes that name them.
     async fn prepare(&self, operation: Operation) -> (EventBuilder, BTreeSet<ItemKey>) {
         let now = OffsetDateTime::now_utc();
         let (request, items) = match operation {
@@ -296,6 +300,45 @@ impl Fixture {
         };
         (request, items.iter().map(item_key).collect())
     }
+
+    /// The items, read consistently in one round trip.
+    async fn snapshot(&self, items: &BTreeSet<ItemKey>) -> Snapshot {
+        let keys = items
+            .iter()
+            .map(|(partition, sort)| {
+                HashMap::from([
+                    (keys::PK.to_owned(), AttributeValue::S(partition.clone())),
+                    (keys::SK.to_owned(), AttributeValue::S(sort.clone())),
+                ])
+            })
+            .collect();
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .unwrap();
+        let output = self
+            .dynamodb
+            .batch_get_item()
+            .request_items(self.app.table(), request)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            output
+                .unprocessed_keys
+                .as_ref()
+                .is_none_or(HashMap::is_empty),
+            "the local server processes every key"
+        );
+        output
+            .responses
+            .unwrap_or_default()
+            .into_values()
+            .flatten()
+            .map(|item| (item_key(&item), item))
+            .collect()
+    }
 }
 
 fn item_key(key: &Key) -> ItemKey {
@@ -305,41 +348,6 @@ fn item_key(key: &Key) -> ItemKey {
 
 /// Items by key; an absent item is simply not there.
 type Snapshot = BTreeMap<ItemKey, HashMap<String, AttributeValue>>;
-
-/// The items, read consistently in one round trip.
-async fn snapshot(app: &TestApp, items: &BTreeSet<ItemKey>) -> Snapshot {
-    let keys = items
-        .iter()
-        .map(|(partition, sort)| {
-            HashMap::from([
-                (keys::PK.to_owned(), AttributeValue::S(partition.clone())),
-                (keys::SK.to_owned(), AttributeValue::S(sort.clone())),
-            ])
-        })
-        .collect();
-    let request = KeysAndAttributes::builder()
-        .set_keys(Some(keys))
-        .consistent_read(true)
-        .build()
-        .unwrap();
-    let mut output = app
-        .dynamodb()
-        .batch_get_item()
-        .request_items(app.table(), request)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        output.unprocessed_keys.unwrap_or_default().is_empty(),
-        "the local server processes every key"
-    );
-    let found = output.responses.take().unwrap_or_default();
-    found
-        .into_values()
-        .flatten()
-        .map(|item| (item_key(&item), item))
-        .collect()
-}
 
 /// What changed from one snapshot to another, in terms that hold whatever the ids and times:
 /// for each item added, removed or changed, its kind (its keys' prefixes) and its attribute
@@ -389,7 +397,7 @@ async fn all_or_nothing_at_every_call(operation: Operation, expected_calls: &[&s
     let faulty = TestApp::with_fault_injector(&injector).await;
 
     let (request, items) = fixture.prepare(operation).await;
-    let before = snapshot(&fixture.app, &items).await;
+    let before = fixture.snapshot(&items).await;
     injector.observe();
     let response = operation.send(&faulty, request).await;
     assert_eq!(
@@ -399,8 +407,9 @@ async fn all_or_nothing_at_every_call(operation: Operation, expected_calls: &[&s
         response.text()
     );
     assert_eq!(injector.calls(), expected_calls);
+    // Every item a request can change: those known beforehand and those its writes named.
     let touched = &items | &injector.written_keys();
-    let whole_effect = effect(&before, &snapshot(&fixture.app, &touched).await);
+    let whole_effect = effect(&before, &fixture.snapshot(&touched).await);
 
     for fault in FAULTS {
         for (call, call_name) in (1..).zip(expected_calls) {
@@ -409,7 +418,7 @@ async fn all_or_nothing_at_every_call(operation: Operation, expected_calls: &[&s
             }
             let case = format!("{operation:?}, call {call} ({call_name}) {fault}");
             let (request, items) = fixture.prepare(operation).await;
-            let before = snapshot(&fixture.app, &items).await;
+            let before = fixture.snapshot(&items).await;
 
             injector.arm(call, fault);
             let started = Instant::now();
@@ -420,7 +429,7 @@ async fn all_or_nothing_at_every_call(operation: Operation, expected_calls: &[&s
             );
             assert_eq!(injector.faulty_attempts(), attempts(fault), "{case}");
             let mut touched = &items | &injector.written_keys();
-            let done = effect(&before, &snapshot(&fixture.app, &touched).await);
+            let done = effect(&before, &fixture.snapshot(&touched).await);
             assert!(
                 done.is_empty() || done == whole_effect,
                 "{case}: partial effect {done:?}, whole: {whole_effect:?}"
@@ -447,7 +456,7 @@ async fn all_or_nothing_at_every_call(operation: Operation, expected_calls: &[&s
             };
             assert_eq!(retry.status(), expected, "{case}: retry {}", retry.text());
             touched.extend(injector.written_keys());
-            let total = effect(&before, &snapshot(&fixture.app, &touched).await);
+            let total = effect(&before, &fixture.snapshot(&touched).await);
             assert_eq!(total, whole_effect, "{case}: applied once after the retry");
         }
     }
