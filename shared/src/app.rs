@@ -1,4 +1,5 @@
 use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client;
 use secrecy::SecretString;
 
 use crate::auth::Tokens;
@@ -32,7 +33,7 @@ impl AppState {
             JwtSecretSource::SecretsManager { arn } => read_secret(&sdk_config, arn).await?,
         };
         Ok(Self {
-            store: Store::new(&sdk_config, &config.table_name),
+            store: Store::new(Client::new(&sdk_config), &config.table_name),
             tokens: Tokens::new(&jwt_secret, config.access_token_minutes),
             config,
         })

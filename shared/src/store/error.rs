@@ -41,9 +41,18 @@ impl<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug> From<SdkErro
     }
 }
 
+/// Reasons for which DynamoDB cancels a transaction that may succeed when tried again: a
+/// conflict with another transaction, and throttling, which a transaction meets as these
+/// reasons rather than as the throttling exceptions of other calls.
+const RETRYABLE_CANCELLATION_REASONS: &[&str] = &[
+    "TransactionConflict",
+    "ProvisionedThroughputExceeded",
+    "ThrottlingError",
+];
+
 /// The per-item reasons of a transaction cancelled because a condition failed, in the order of
-/// its items. Any other failure, including a cancellation for a conflict with another
-/// transaction (retryable), comes back as the `StoreError` it is.
+/// its items. Any other failure, including a cancellation for a conflict or for throttling
+/// (retryable), comes back as the `StoreError` it is.
 pub(super) fn failed_conditions<R: std::fmt::Debug>(
     error: SdkError<TransactWriteItemsError, R>,
 ) -> Result<Vec<CancellationReason>, StoreError> {
@@ -54,10 +63,11 @@ pub(super) fn failed_conditions<R: std::fmt::Debug>(
         if reasons.iter().any(condition_failed) {
             return Ok(reasons.to_vec());
         }
-        if reasons
-            .iter()
-            .any(|reason| reason.code() == Some("TransactionConflict"))
-        {
+        if reasons.iter().any(|reason| {
+            reason
+                .code()
+                .is_some_and(|code| RETRYABLE_CANCELLATION_REASONS.contains(&code))
+        }) {
             return Err(StoreError::Unavailable(format!("{cancelled:?}")));
         }
     }

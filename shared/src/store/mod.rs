@@ -99,9 +99,9 @@ pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
 }
 
 impl Store {
-    pub fn new(sdk_config: &SdkConfig, table: &str) -> Self {
+    pub fn new(client: Client, table: &str) -> Self {
         Self {
-            client: Client::new(sdk_config),
+            client,
             table: table.to_owned(),
         }
     }

@@ -3,10 +3,16 @@
 
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod faults;
+
+use aws_sdk_dynamodb::config::retry::RetryPartition;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use shared::config::Config;
+use shared::store::Store;
 use shared::{ApiError, AppState};
+
+use faults::FaultInjector;
 
 pub const PASSWORD: &str = "Fog-Compute-2024";
 const SECRET: &str = "in-process-test-secret-of-at-least-32-bytes";
@@ -24,23 +30,29 @@ impl TestApp {
     /// With settings that override the environment's (e.g. `RATE_LIMIT_READ_PER_MIN`, or a
     /// `DYNAMODB_ENDPOINT` that nothing listens on).
     pub async fn with_settings(settings: &[(&str, &str)]) -> Self {
-        let config = Config::from_lookup(|name| {
-            let setting = settings
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| value.to_string());
-            match name {
-                "JWT_SECRET" => Some(SECRET.to_owned()),
-                _ if setting.is_some() => setting,
-                _ if name.starts_with("RATE_LIMIT_") => Some("100000".to_owned()),
-                _ => std::env::var(name).ok(),
-            }
-        })
-        .expect("TABLE_NAME and DYNAMODB_ENDPOINT are set by `make test`");
         Self {
-            state: Box::leak(Box::new(
-                AppState::new(config).await.expect("the app starts"),
-            )),
+            state: Box::leak(Box::new(app_state(settings).await)),
+        }
+    }
+
+    /// With every DynamoDB call going through `injector`, and a retry quota of its own (the
+    /// SDK shares one per process otherwise), as a fresh Lambda instance would have.
+    pub async fn with_fault_injector(injector: &FaultInjector) -> Self {
+        let mut state = app_state(&[]).await;
+        let sdk_config = shared::store::sdk_config(state.config.dynamodb_endpoint.as_deref()).await;
+        let client_config = aws_sdk_dynamodb::config::Builder::from(&sdk_config)
+            .interceptor(injector.clone())
+            .retry_partition(RetryPartition::new(format!(
+                "fault-injection-{}",
+                uuid::Uuid::new_v4()
+            )))
+            .build();
+        state.store = Store::new(
+            aws_sdk_dynamodb::Client::from_conf(client_config),
+            &state.config.table_name,
+        );
+        Self {
+            state: Box::leak(Box::new(state)),
         }
     }
 
@@ -122,11 +134,29 @@ impl TestApp {
     }
 }
 
+async fn app_state(settings: &[(&str, &str)]) -> AppState {
+    let config = Config::from_lookup(|name| {
+        let setting = settings
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_string());
+        match name {
+            "JWT_SECRET" => Some(SECRET.to_owned()),
+            _ if setting.is_some() => setting,
+            _ if name.starts_with("RATE_LIMIT_") => Some("100000".to_owned()),
+            _ => std::env::var(name).ok(),
+        }
+    })
+    .expect("TABLE_NAME and DYNAMODB_ENDPOINT are set by `make test`");
+    AppState::new(config).await.expect("the app starts")
+}
+
 pub fn unique_username() -> String {
     format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
 /// An API Gateway HTTP API (payload 2.0) event, as API Gateway sends it.
+#[derive(Clone)]
 pub struct EventBuilder {
     event: Value,
 }

@@ -1,0 +1,545 @@
+//! Failure at every step of every multi-step write, and throttling. Each write runs once with
+//! its DynamoDB calls counted; then, for each fault and each call in turn, it runs again on
+//! fresh data with that call failing. Afterwards the items it may touch have undergone none of
+//! its effect or all of it; the answer is 503 with Retry-After (or the success, where the rate
+//! limiter fails open), never a 500, within the function's timeout, after at most the SDK's
+//! three attempts. Then the same request is sent again without the fault: it succeeds (a
+//! movement's Idempotency-Key answers from its record), or, for a write without a key that did
+//! take effect, answers what is now so (400 username taken, 409 already voted or cancelled).
+//! Either way the effect is then applied exactly once.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use serde_json::json;
+use shared::domain::{Job, JobStatus, Proposal, ProposalStatus, SlaTier, Tokens, User};
+use shared::handlers;
+use shared::store::keys::{self, Key};
+use support::faults::{Fault, FaultInjector, ItemKey};
+use support::{EventBuilder, PASSWORD, TestApp, TestResponse, event, unique_username};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+const FAULTS: [Fault; 8] = [
+    Fault::Unreachable,
+    Fault::ResponseLost,
+    Fault::Refused("ProvisionedThroughputExceededException"),
+    Fault::Refused("ThrottlingException"),
+    Fault::Refused("TransactionConflictException"),
+    Fault::Cancelled("ProvisionedThroughputExceeded"),
+    Fault::Cancelled("ThrottlingError"),
+    Fault::Cancelled("TransactionConflict"),
+];
+
+/// The rate limiter's calls (its counter's UpdateItem and a BatchGetItem) open every request.
+const RATE_LIMITER_CALLS: usize = 2;
+
+/// The functions' timeout (template.yaml).
+const FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `fault` is injected at call number `call`, a `call_name`. An unreachable DynamoDB,
+/// at every call; a lost response, at every write (a read's lost response leaves what an
+/// unreachable read leaves); throttling and conflicts, at every call of the handler (the rate
+/// limiter's calls take them as any other unavailability, which the unreachable runs cover),
+/// and as a transaction's cancellation reasons, at every transaction.
+fn injected_at(fault: Fault, call: usize, call_name: &str) -> bool {
+    match fault {
+        Fault::Unreachable => true,
+        Fault::ResponseLost => !matches!(call_name, "GetItem" | "BatchGetItem"),
+        Fault::Refused(_) => call > RATE_LIMITER_CALLS,
+        Fault::Cancelled(_) => call_name == "TransactWriteItems",
+    }
+}
+
+/// How many attempts the SDK makes of a call that keeps failing: its maximum of three
+/// (shared/src/store), or one for an error it does not retry.
+fn attempts(fault: Fault) -> u32 {
+    match fault {
+        Fault::Refused("TransactionConflictException") | Fault::Cancelled(_) => 1,
+        _ => 3,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Operation {
+    Register,
+    Logout,
+    Transfer,
+    /// A transfer sent again with the Idempotency-Key of one that succeeded.
+    TransferReplay,
+    Stake,
+    Unstake,
+    Mint,
+    Vote,
+    CancelJob,
+    RegisterDevice,
+}
+
+impl Operation {
+    async fn send(self, app: &TestApp, request: EventBuilder) -> TestResponse {
+        let request = request.build();
+        match self {
+            Self::Register => app.call(handlers::register, request).await,
+            Self::Logout => app.call(handlers::logout, request).await,
+            Self::Transfer | Self::TransferReplay => app.call(handlers::transfer, request).await,
+            Self::Stake => app.call(handlers::stake, request).await,
+            Self::Unstake => app.call(handlers::unstake, request).await,
+            Self::Mint => app.call(handlers::mint, request).await,
+            Self::Vote => app.call(handlers::vote, request).await,
+            Self::CancelJob => app.call(handlers::cancel_job, request).await,
+            Self::RegisterDevice => app.call(handlers::register_device, request).await,
+        }
+    }
+
+    fn success(self) -> u16 {
+        match self {
+            Self::Register | Self::RegisterDevice => 201,
+            _ => 200,
+        }
+    }
+
+    /// The answer to the same request once it has taken effect: those without an
+    /// Idempotency-Key say what the state now is.
+    fn repeated(self) -> u16 {
+        match self {
+            Self::Register => 400,
+            Self::Vote | Self::CancelJob => 409,
+            Self::RegisterDevice => 200,
+            _ => self.success(),
+        }
+    }
+
+    /// Auth routes fail closed when the rate limiter's calls fail; the others fail open.
+    fn is_auth_route(self) -> bool {
+        matches!(self, Self::Register | Self::Logout)
+    }
+}
+
+/// An administrator with a funded, partly staked wallet, and another user's wallet; made once
+/// per test through an app without faults.
+struct Fixture {
+    app: TestApp,
+    /// For snapshots: a client without faults.
+    dynamodb: aws_sdk_dynamodb::Client,
+    user: User,
+    token: String,
+    other_wallet: String,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let app = TestApp::new().await;
+        let (_, token) = app.admin_with_token().await;
+        let (_, other_token) = app.user_with_token().await;
+        let me = app
+            .call(
+                handlers::me,
+                event("GET", "/api/auth/me").bearer(&token).build(),
+            )
+            .await;
+        let user: User = serde_json::from_value(me.json()).unwrap();
+        let other_wallet = app.wallet(&other_token).await;
+        let fixture = Self {
+            dynamodb: app.dynamodb(),
+            app,
+            user,
+            token,
+            other_wallet,
+        };
+        for (operation, path, amount) in [
+            (Operation::Mint, "mint", "1000"),
+            (Operation::Stake, "stake", "100"),
+        ] {
+            let request =
+                fixture.post(path, json!({"address": fixture.wallet(), "amount": amount}));
+            let response = operation.send(&fixture.app, request).await;
+            assert_eq!(response.status(), 200, "{}", response.text());
+        }
+        fixture
+    }
+
+    fn wallet(&self) -> &str {
+        self.user.wallet_address.as_str()
+    }
+
+    fn post(&self, path: &str, body: serde_json::Value) -> EventBuilder {
+        event("POST", &format!("/api/tokenomics/{path}"))
+            .bearer(&self.token)
+            .json(&body)
+    }
+
+    /// A movement of one token with a new Idempotency-Key, and the items it changes.
+    fn movement(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        wallets: &[&str],
+    ) -> (EventBuilder, Vec<Key>) {
+        let idempotency_key = Uuid::new_v4().to_string();
+        let request = self
+            .post(path, body)
+            .header("idempotency-key", &idempotency_key);
+        let mut items: Vec<Key> = wallets.iter().map(|wallet| keys::wallet(wallet)).collect();
+        items.push(keys::idempotency(self.user.id, &idempotency_key));
+        (request, items)
+    }
+
+    /// A request of `operation` on fresh data, and the keys of the items it may change that are
+    /// known beforehand. Items under ids the request makes up itself (a new user and wallet, a
+    /// ledger entry), the injector records from the writes that name them.
+    async fn prepare(&self, operation: Operation) -> (EventBuilder, BTreeSet<ItemKey>) {
+        let now = OffsetDateTime::now_utc();
+        let (request, items) = match operation {
+            Operation::Register => {
+                let username = unique_username();
+                let email = format!("{username}@example.com");
+                let body = json!({"username": username, "email": email, "password": PASSWORD});
+                (
+                    event("POST", "/api/auth/register").json(&body),
+                    vec![keys::username(&username), keys::email(&email)],
+                )
+            }
+            Operation::Logout => {
+                let token = self.app.state.tokens.issue(&self.user, now).token;
+                let jti = self.app.state.tokens.verify(&token).unwrap().jti;
+                (
+                    event("POST", "/api/auth/logout").bearer(&token),
+                    vec![keys::revoked_token(jti)],
+                )
+            }
+            Operation::Transfer | Operation::TransferReplay => {
+                let body = json!({"from_address": self.wallet(), "to_address": self.other_wallet, "amount": "1"});
+                let movement =
+                    self.movement("transfer", body, &[self.wallet(), &self.other_wallet]);
+                if operation == Operation::TransferReplay {
+                    let first = Operation::Transfer
+                        .send(&self.app, movement.0.clone())
+                        .await;
+                    assert_eq!(first.status(), 200, "{}", first.text());
+                }
+                movement
+            }
+            Operation::Stake | Operation::Unstake => {
+                let path = if operation == Operation::Stake {
+                    "stake"
+                } else {
+                    "unstake"
+                };
+                let body = json!({"address": self.wallet(), "amount": "1"});
+                self.movement(path, body, &[self.wallet()])
+            }
+            Operation::Mint => {
+                let body = json!({"address": self.other_wallet, "amount": "1"});
+                self.movement("mint", body, &[&self.other_wallet])
+            }
+            Operation::Vote => {
+                let proposal = Proposal {
+                    id: Uuid::now_v7(),
+                    title: "Lower the fees".into(),
+                    description: "Halve the platform fee for bronze-tier jobs for a quarter."
+                        .into(),
+                    proposer: self.user.wallet_address.clone(),
+                    status: ProposalStatus::Active,
+                    created_at: now,
+                    votes_for: Tokens::ZERO,
+                    votes_against: Tokens::ZERO,
+                };
+                self.app
+                    .state
+                    .store
+                    .create_proposal(&proposal)
+                    .await
+                    .unwrap();
+                let body =
+                    json!({"proposal_id": proposal.id, "voter": self.wallet(), "vote": true});
+                (
+                    self.post("vote", body),
+                    vec![
+                        keys::proposal(proposal.id),
+                        keys::vote(proposal.id, self.wallet()),
+                        keys::wallet(self.wallet()),
+                    ],
+                )
+            }
+            Operation::CancelJob => {
+                let job = Job {
+                    id: Uuid::now_v7(),
+                    user_id: self.user.id,
+                    name: "render".into(),
+                    sla_tier: SlaTier::Gold,
+                    cpu_required: 2.0,
+                    memory_required: 4.0,
+                    gpu_required: 0.0,
+                    duration_estimate: None,
+                    data_size_mb: None,
+                    status: JobStatus::Pending,
+                    submitted_at: now,
+                    updated_at: now,
+                };
+                self.app.state.store.create_job(&job).await.unwrap();
+                (
+                    event("DELETE", &format!("/api/scheduler/jobs/{}", job.id))
+                        .path_parameter("id", &job.id.to_string())
+                        .bearer(&self.token),
+                    vec![keys::job(self.user.id, job.id)],
+                )
+            }
+            Operation::RegisterDevice => {
+                let device_id = format!("device-{}", Uuid::new_v4());
+                let body = json!({"device_id": device_id, "device_type": "android", "cpu_cores": 8, "memory_mb": 8192});
+                (
+                    event("POST", "/api/idle-compute/devices")
+                        .bearer(&self.token)
+                        .json(&body),
+                    vec![keys::device(&device_id)],
+                )
+            }
+        };
+        (request, items.iter().map(item_key).collect())
+    }
+
+    /// The items, read consistently in one round trip.
+    async fn snapshot(&self, items: &BTreeSet<ItemKey>) -> Snapshot {
+        let keys = items
+            .iter()
+            .map(|(partition, sort)| {
+                HashMap::from([
+                    (keys::PK.to_owned(), AttributeValue::S(partition.clone())),
+                    (keys::SK.to_owned(), AttributeValue::S(sort.clone())),
+                ])
+            })
+            .collect();
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .unwrap();
+        let output = self
+            .dynamodb
+            .batch_get_item()
+            .request_items(self.app.table(), request)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            output
+                .unprocessed_keys
+                .as_ref()
+                .is_none_or(HashMap::is_empty),
+            "the local server processes every key"
+        );
+        output
+            .responses
+            .unwrap_or_default()
+            .into_values()
+            .flatten()
+            .map(|item| (item_key(&item), item))
+            .collect()
+    }
+}
+
+fn item_key(key: &Key) -> ItemKey {
+    let string = |name: &str| key[name].as_s().unwrap().clone();
+    (string(keys::PK), string(keys::SK))
+}
+
+/// Items by key; an absent item is simply not there.
+type Snapshot = BTreeMap<ItemKey, HashMap<String, AttributeValue>>;
+
+/// What changed from one snapshot to another, in terms that hold whatever the ids and times:
+/// for each item added, removed or changed, its kind (its keys' prefixes) and its attribute
+/// names, with the difference of each changed number (balances, stakes, tallies).
+fn effect(before: &Snapshot, after: &Snapshot) -> Vec<String> {
+    let kind = |(pk, sk): &ItemKey| {
+        let prefix = |key: &str| key.split('#').next().unwrap_or_default().to_owned();
+        format!("{}/{}", prefix(pk), prefix(sk))
+    };
+    let keys: BTreeSet<_> = before.keys().chain(after.keys()).collect();
+    let mut changes: Vec<String> = keys
+        .into_iter()
+        .filter_map(|key| match (before.get(key), after.get(key)) {
+            (None, Some(item)) => Some(format!(
+                "added {} {:?}",
+                kind(key),
+                item.keys().collect::<BTreeSet<_>>()
+            )),
+            (Some(_), None) => Some(format!("removed {}", kind(key))),
+            (Some(old), Some(new)) if old != new => {
+                let names: BTreeSet<_> = old.keys().chain(new.keys()).collect();
+                let changed: Vec<String> = names
+                    .into_iter()
+                    .filter(|name| old.get(*name) != new.get(*name))
+                    .map(|name| difference(name, old.get(name), new.get(name)))
+                    .collect();
+                Some(format!("changed {} {}", kind(key), changed.join(", ")))
+            }
+            _ => None,
+        })
+        .collect();
+    changes.sort();
+    changes
+}
+
+fn difference(name: &str, old: Option<&AttributeValue>, new: Option<&AttributeValue>) -> String {
+    let integer = |value: Option<&AttributeValue>| value?.as_n().ok()?.parse::<i128>().ok();
+    match (integer(old), integer(new)) {
+        (Some(old), Some(new)) => format!("{name} {:+}", new - old),
+        _ => name.to_owned(),
+    }
+}
+
+async fn all_or_nothing_at_every_call(operation: Operation, expected_calls: &[&str]) {
+    let fixture = Fixture::new().await;
+    let injector = FaultInjector::start().await;
+    let faulty = TestApp::with_fault_injector(&injector).await;
+
+    let (request, items) = fixture.prepare(operation).await;
+    let before = fixture.snapshot(&items).await;
+    injector.observe();
+    let response = operation.send(&faulty, request).await;
+    assert_eq!(
+        response.status(),
+        operation.success(),
+        "{}",
+        response.text()
+    );
+    assert_eq!(injector.calls(), expected_calls);
+    // Every item a request can change: those known beforehand and those its writes named.
+    let touched = &items | &injector.written_keys();
+    let whole_effect = effect(&before, &fixture.snapshot(&touched).await);
+
+    for fault in FAULTS {
+        for (call, call_name) in (1..).zip(expected_calls) {
+            if !injected_at(fault, call, call_name) {
+                continue;
+            }
+            let case = format!("{operation:?}, call {call} ({call_name}) {fault}");
+            let (request, items) = fixture.prepare(operation).await;
+            let before = fixture.snapshot(&items).await;
+
+            injector.arm(call, fault);
+            let started = Instant::now();
+            let response = operation.send(&faulty, request.clone()).await;
+            assert!(
+                started.elapsed() < FUNCTION_TIMEOUT,
+                "{case}: took too long"
+            );
+            assert_eq!(injector.faulty_attempts(), attempts(fault), "{case}");
+            let mut touched = &items | &injector.written_keys();
+            let done = effect(&before, &fixture.snapshot(&touched).await);
+            assert!(
+                done.is_empty() || done == whole_effect,
+                "{case}: partial effect {done:?}, whole: {whole_effect:?}"
+            );
+            if call <= RATE_LIMITER_CALLS && !operation.is_auth_route() {
+                assert_eq!(response.status(), operation.success(), "{case}: fails open");
+                assert_eq!(done, whole_effect, "{case}");
+            } else {
+                assert_eq!(response.status(), 503, "{case}: {}", response.text());
+                assert_eq!(response.header("retry-after"), Some("1"), "{case}");
+                assert_eq!(
+                    response.header("content-type"),
+                    Some("application/problem+json"),
+                    "{case}"
+                );
+            }
+
+            injector.observe();
+            let retry = operation.send(&faulty, request).await;
+            let expected = if done.is_empty() {
+                operation.success()
+            } else {
+                operation.repeated()
+            };
+            assert_eq!(retry.status(), expected, "{case}: retry {}", retry.text());
+            touched.extend(injector.written_keys());
+            let total = effect(&before, &fixture.snapshot(&touched).await);
+            assert_eq!(total, whole_effect, "{case}: applied once after the retry");
+        }
+    }
+}
+
+const MOVEMENT_CALLS: &[&str] = &[
+    "UpdateItem",
+    "BatchGetItem",
+    "TransactWriteItems",
+    "GetItem",
+];
+
+#[tokio::test]
+async fn registration() {
+    all_or_nothing_at_every_call(
+        Operation::Register,
+        &["UpdateItem", "BatchGetItem", "TransactWriteItems"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn logout() {
+    all_or_nothing_at_every_call(
+        Operation::Logout,
+        &["UpdateItem", "BatchGetItem", "PutItem"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn transfer() {
+    all_or_nothing_at_every_call(Operation::Transfer, MOVEMENT_CALLS).await;
+}
+
+#[tokio::test]
+async fn transfer_replayed_from_its_idempotency_record() {
+    all_or_nothing_at_every_call(Operation::TransferReplay, MOVEMENT_CALLS).await;
+}
+
+#[tokio::test]
+async fn stake() {
+    all_or_nothing_at_every_call(Operation::Stake, MOVEMENT_CALLS).await;
+}
+
+#[tokio::test]
+async fn unstake() {
+    all_or_nothing_at_every_call(Operation::Unstake, MOVEMENT_CALLS).await;
+}
+
+#[tokio::test]
+async fn mint() {
+    all_or_nothing_at_every_call(Operation::Mint, MOVEMENT_CALLS).await;
+}
+
+#[tokio::test]
+async fn vote() {
+    all_or_nothing_at_every_call(
+        Operation::Vote,
+        &[
+            "UpdateItem",
+            "BatchGetItem",
+            "GetItem",
+            "TransactWriteItems",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn job_cancellation() {
+    all_or_nothing_at_every_call(
+        Operation::CancelJob,
+        &["UpdateItem", "BatchGetItem", "UpdateItem"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn device_registration() {
+    all_or_nothing_at_every_call(
+        Operation::RegisterDevice,
+        &["UpdateItem", "BatchGetItem", "UpdateItem"],
+    )
+    .await;
+}
