@@ -51,6 +51,7 @@ def test_device_bounds_just_inside_are_accepted(api):
         {"device_type": "ios"}, {"device_type": "Desktop"}, {"device_type": "edge"},
         {"cpu_cores": 1, "memory_mb": 512}, {"cpu_cores": 128, "memory_mb": 524288},
         {"battery_percent": 0}, {"battery_percent": 100}, {"is_charging": True},
+        {"cpu_cores": 128.0, "memory_mb": 512.0},  # whole numbers, however written
     ]):
         body = device(**{"device_id": f"dev-{n}", **overrides})
         response = api.post(DEVICES, token=token, json=body)

@@ -83,10 +83,21 @@ impl Fields {
         }
     }
 
-    /// A required whole number within `range`.
+    /// A required whole number within `range`. JSON has one number type, so `8.0` and `8e0`
+    /// are the whole number 8, as JSON Schema's `integer` reads them; `8.5` is not.
     pub fn integer(&mut self, name: &str, range: RangeInclusive<i64>) -> Option<i64> {
-        let integer = self.required::<i64>(name, "must be a whole number")?;
-        self.check(name, within(integer, range))
+        const WHOLE_NUMBER: &str = "must be a whole number";
+        let number = self.required::<serde_json::Number>(name, WHOLE_NUMBER)?;
+        let integer = match number.as_i64() {
+            Some(integer) => Ok(integer),
+            // Beyond i64 saturates, and is then refused by `range` like any number too large.
+            None => number
+                .as_f64()
+                .filter(|number| number.fract() == 0.0)
+                .map(|number| number as i64)
+                .ok_or_else(|| WHOLE_NUMBER.to_owned()),
+        };
+        self.check(name, integer.and_then(|integer| within(integer, range)))
     }
 
     /// A boolean; `default` when absent or null, required without one.
@@ -249,20 +260,40 @@ mod tests {
     #[test]
     fn numbers_within_bounds_defaults_and_types() {
         let mut f = fields(
-            r#"{"low": 0, "high": 64, "over": 64.0001, "text": "5", "huge": 1e999, "int": 7, "frac": 7.5, "neg": -1}"#,
+            r#"{"low": 0, "high": 64, "over": 64.0001, "text": "5", "huge": 1e999, "int": 7, "frac": 7.5, "neg": -1,
+                "whole": 118.0, "exp": 1.28e2, "big": 1e19, "bigger": 18446744073709551616}"#,
         );
         assert_eq!(f.number("low", 0.0..=64.0, None), Some(0.0));
         assert_eq!(f.number("high", 0.0..=64.0, None), Some(64.0));
         assert_eq!(f.number("missing", 0.0..=8.0, Some(0.0)), Some(0.0));
         assert_eq!(f.optional_number("missing", 0.0..=8.0), Some(None));
         assert_eq!(f.integer("int", 1..=128), Some(7));
+        assert_eq!(f.integer("whole", 1..=128), Some(118));
+        assert_eq!(f.integer("exp", 1..=128), Some(128));
         assert_eq!(f.number("over", 0.0..=64.0, None), None);
         assert_eq!(f.number("text", 0.0..=64.0, None), None);
         assert_eq!(f.optional_number("huge", 0.0..=MAX_STORED_NUMBER), None);
         assert_eq!(f.integer("frac", 1..=128), None);
         assert_eq!(f.integer("neg", 1..=128), None);
-        let failed: Vec<_> = failures(f).into_iter().map(|(field, _)| field).collect();
-        assert_eq!(failed, ["over", "text", "huge", "frac", "neg"]);
+        assert_eq!(f.integer("big", 1..=128), None);
+        assert_eq!(f.integer("bigger", 1..=128), None);
+        let failed = failures(f);
+        let failed: Vec<_> = failed
+            .iter()
+            .map(|(field, message)| (field.as_str(), message.as_str()))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                ("over", "must be from 0 to 64"),
+                ("text", "must be a finite number"),
+                ("huge", "must be a finite number"),
+                ("frac", "must be a whole number"),
+                ("neg", "must be from 1 to 128"),
+                ("big", "must be from 1 to 128"),
+                ("bigger", "must be from 1 to 128"),
+            ]
+        );
     }
 
     #[test]
