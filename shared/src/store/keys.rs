@@ -102,7 +102,7 @@ pub fn health() -> Key {
 pub fn rate_counter(category: &str, identity: &str, window_start_seconds: u64) -> Key {
     key(
         format!("RATE#{category}#{identity}"),
-        &format!("WINDOW#{window_start_seconds}"),
+        format!("WINDOW#{window_start_seconds}"),
     )
 }
 
