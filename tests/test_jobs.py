@@ -77,6 +77,21 @@ def test_job_bounds_just_outside_are_refused(api):
     assert api.get(JOBS, token=token).json()["total"] == 0
 
 
+def test_numbers_dynamodb_cannot_store_are_refused_not_a_server_error(api):
+    """DynamoDB stores magnitudes from 1e-130 to just under 1e126 (and 0); a job holding another
+    finite number used to fail at PutItem with a 500."""
+    _, token = api.new_user()
+    for overrides, field in [
+        ({"duration_estimate": 1e126}, "duration_estimate"), ({"data_size_mb": 1.7976931348623157e308}, "data_size_mb"),
+        ({"cpu_required": 5e-324}, "cpu_required"), ({"memory_required": 1e-131}, "memory_required"),
+        ({"gpu_required": 2.2250738585072014e-308}, "gpu_required"),
+    ]:
+        response = api.post(JOBS, token=token, json=job(**overrides))
+        assert invalid_fields(response) == {field}, (overrides, response.text)
+    stored = submit(api, token, duration_estimate=1e125, data_size_mb=1e-130, cpu_required=1e-130)["job"]
+    assert (stored["duration_estimate"], stored["data_size_mb"], stored["cpu"]) == (1e125, 1e-130, 1e-130)
+
+
 def test_every_bad_job_field_is_listed(api):
     _, token = api.new_user()
     response = api.post(JOBS, token=token, json={"gpu_required": 99, "data_size_mb": "big"})

@@ -163,3 +163,24 @@ async fn an_expired_idempotency_record_counts_as_absent() {
     assert_eq!(response.status(), 200, "{}", response.text());
     assert_eq!(response.json()["balance"], "1");
 }
+
+#[tokio::test]
+async fn an_idempotency_key_beyond_visible_ascii_is_a_validation_error() {
+    // API Gateway passes such a header on as UTF-8 text; cargo-lambda's emulator answers its own
+    // 500 before any function runs, so the conformance run leaves these cases to this test.
+    let app = TestApp::new().await;
+    let (token, sender, receiver) = funded_pair(&app, "1").await;
+    let body = json!({"from_address": sender, "to_address": receiver, "amount": "1"});
+    let response = post(&app, "transfer", &token, Some("clé-×\u{9b}"), body).await;
+    assert_eq!(response.status(), 422, "{}", response.text());
+    assert_eq!(response.json()["errors"][0]["field"], "Idempotency-Key");
+    let entries = items_of(&app, &format!("WALLET#{sender}")).await;
+    let transfers = entries
+        .iter()
+        .filter(|item| {
+            item.get("kind")
+                .is_some_and(|kind| kind.as_s().unwrap() == "transfer")
+        })
+        .count();
+    assert_eq!(transfers, 0, "nothing moved");
+}

@@ -56,7 +56,8 @@ impl Fields {
         }
     }
 
-    /// A finite number within `range`; `default` when absent or null, required without one.
+    /// A finite number within `range` that DynamoDB can store; `default` when absent or null,
+    /// required without one.
     pub fn number(
         &mut self,
         name: &str,
@@ -67,10 +68,10 @@ impl Fields {
             Some(default) => self.optional(name, FINITE_NUMBER)?.unwrap_or(default),
             None => self.required(name, FINITE_NUMBER)?,
         };
-        self.check(name, within(number, range))
+        self.check(name, storable_within(number, range))
     }
 
-    /// A finite number within `range`, or nothing when absent or null.
+    /// A finite number within `range` that DynamoDB can store, or nothing when absent or null.
     pub fn optional_number(
         &mut self,
         name: &str,
@@ -78,14 +79,25 @@ impl Fields {
     ) -> Option<Option<f64>> {
         match self.optional::<f64>(name, FINITE_NUMBER)? {
             None => Some(None),
-            Some(number) => self.check(name, within(number, range)).map(Some),
+            Some(number) => self.check(name, storable_within(number, range)).map(Some),
         }
     }
 
-    /// A required whole number within `range`.
+    /// A required whole number within `range`. JSON has one number type, so `8.0` and `8e0`
+    /// are the whole number 8, as JSON Schema's `integer` reads them; `8.5` is not.
     pub fn integer(&mut self, name: &str, range: RangeInclusive<i64>) -> Option<i64> {
-        let integer = self.required::<i64>(name, "must be a whole number")?;
-        self.check(name, within(integer, range))
+        const WHOLE_NUMBER: &str = "must be a whole number";
+        let number = self.required::<serde_json::Number>(name, WHOLE_NUMBER)?;
+        let integer = match number.as_i64() {
+            Some(integer) => Ok(integer),
+            // Beyond i64 saturates, and is then refused by `range` like any number too large.
+            None => number
+                .as_f64()
+                .filter(|number| number.fract() == 0.0)
+                .map(|number| number as i64)
+                .ok_or_else(|| WHOLE_NUMBER.to_owned()),
+        };
+        self.check(name, integer.and_then(|integer| within(integer, range)))
     }
 
     /// A boolean; `default` when absent or null, required without one.
@@ -158,6 +170,38 @@ impl Fields {
 /// serde_json refuses NaN, infinities and literals beyond f64's range, so what parses is finite.
 const FINITE_NUMBER: &str = "must be a finite number";
 
+/// The largest number a field may hold: DynamoDB stores magnitudes up to just under 10^126 and
+/// refuses the item otherwise, so an unbounded field stops at 10^125.
+pub const MAX_STORED_NUMBER: f64 = 1e125;
+/// The smallest non-zero magnitude DynamoDB stores; between it and zero it refuses the item.
+const MIN_STORED_MAGNITUDE: f64 = 1e-130;
+
+/// `within`, and a magnitude DynamoDB can store (0, or at least `MIN_STORED_MAGNITUDE`).
+fn storable_within(number: f64, range: RangeInclusive<f64>) -> Result<f64, String> {
+    if !range.contains(&number) {
+        return Err(format!(
+            "must be from {} to {}",
+            readable(*range.start()),
+            readable(*range.end())
+        ));
+    }
+    if number != 0.0 && number.abs() < MIN_STORED_MAGNITUDE {
+        return Err(format!(
+            "must be 0 or at least {MIN_STORED_MAGNITUDE:e} in magnitude"
+        ));
+    }
+    Ok(number)
+}
+
+/// A bound as people write it: `64`, `0.5`, but `1e125` rather than 126 digits.
+fn readable(bound: f64) -> String {
+    if bound.abs() >= 1e16 {
+        format!("{bound:e}")
+    } else {
+        bound.to_string()
+    }
+}
+
 fn within<T: PartialOrd + std::fmt::Display>(
     value: T,
     range: RangeInclusive<T>,
@@ -216,20 +260,72 @@ mod tests {
     #[test]
     fn numbers_within_bounds_defaults_and_types() {
         let mut f = fields(
-            r#"{"low": 0, "high": 64, "over": 64.0001, "text": "5", "huge": 1e999, "int": 7, "frac": 7.5, "neg": -1}"#,
+            r#"{"low": 0, "high": 64, "over": 64.0001, "text": "5", "huge": 1e999, "int": 7, "frac": 7.5, "neg": -1,
+                "whole": 118.0, "exp": 1.28e2, "big": 1e19, "bigger": 18446744073709551616}"#,
         );
         assert_eq!(f.number("low", 0.0..=64.0, None), Some(0.0));
         assert_eq!(f.number("high", 0.0..=64.0, None), Some(64.0));
         assert_eq!(f.number("missing", 0.0..=8.0, Some(0.0)), Some(0.0));
         assert_eq!(f.optional_number("missing", 0.0..=8.0), Some(None));
         assert_eq!(f.integer("int", 1..=128), Some(7));
+        assert_eq!(f.integer("whole", 1..=128), Some(118));
+        assert_eq!(f.integer("exp", 1..=128), Some(128));
         assert_eq!(f.number("over", 0.0..=64.0, None), None);
         assert_eq!(f.number("text", 0.0..=64.0, None), None);
-        assert_eq!(f.optional_number("huge", 0.0..=f64::MAX), None);
+        assert_eq!(f.optional_number("huge", 0.0..=MAX_STORED_NUMBER), None);
         assert_eq!(f.integer("frac", 1..=128), None);
         assert_eq!(f.integer("neg", 1..=128), None);
-        let failed: Vec<_> = failures(f).into_iter().map(|(field, _)| field).collect();
-        assert_eq!(failed, ["over", "text", "huge", "frac", "neg"]);
+        assert_eq!(f.integer("big", 1..=128), None);
+        assert_eq!(f.integer("bigger", 1..=128), None);
+        let failed = failures(f);
+        let failed: Vec<_> = failed
+            .iter()
+            .map(|(field, message)| (field.as_str(), message.as_str()))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                ("over", "must be from 0 to 64"),
+                ("text", "must be a finite number"),
+                ("huge", "must be a finite number"),
+                ("frac", "must be a whole number"),
+                ("neg", "must be from 1 to 128"),
+                ("big", "must be from 1 to 128"),
+                ("bigger", "must be from 1 to 128"),
+            ]
+        );
+    }
+
+    #[test]
+    fn numbers_are_refused_where_dynamodb_could_not_store_them() {
+        let mut f = fields(
+            r#"{"max": 1e125, "over": 1e126, "top": 1.7976931348623157e308, "least": 1e-130,
+                "tiny": 1e-131, "subnormal": 5e-324, "zero": 0.0, "negative_zero": -0.0}"#,
+        );
+        let unbounded = 0.0..=MAX_STORED_NUMBER;
+        assert_eq!(f.number("max", unbounded.clone(), None), Some(1e125));
+        assert_eq!(f.number("least", 0.0..=64.0, None), Some(1e-130));
+        assert_eq!(f.number("zero", 0.0..=64.0, None), Some(0.0));
+        assert_eq!(f.number("negative_zero", 0.0..=64.0, None), Some(0.0));
+        assert_eq!(f.optional_number("over", unbounded.clone()), None);
+        assert_eq!(f.optional_number("top", unbounded), None);
+        assert_eq!(f.number("tiny", 0.0..=64.0, None), None);
+        assert_eq!(f.number("subnormal", 0.0..=100.0, Some(100.0)), None);
+        let failed = failures(f);
+        let failed: Vec<_> = failed
+            .iter()
+            .map(|(field, message)| (field.as_str(), message.as_str()))
+            .collect();
+        let too_small = "must be 0 or at least 1e-130 in magnitude";
+        assert_eq!(
+            failed,
+            [
+                ("over", "must be from 0 to 1e125"),
+                ("top", "must be from 0 to 1e125"),
+                ("tiny", too_small),
+                ("subnormal", too_small),
+            ]
+        );
     }
 
     #[test]

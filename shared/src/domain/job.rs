@@ -4,13 +4,16 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::MAX_STORED_NUMBER;
+
 pub const JOB_NAME_CHARS: RangeInclusive<usize> = 1..=200;
 pub const CPU_REQUIRED: RangeInclusive<f64> = 0.0..=64.0;
 /// Gigabytes.
 pub const MEMORY_REQUIRED: RangeInclusive<f64> = 0.0..=512.0;
 pub const GPU_REQUIRED: RangeInclusive<f64> = 0.0..=8.0;
-/// Minutes (`duration_estimate`) and megabytes (`data_size_mb`): any finite number from zero.
-pub const NON_NEGATIVE: RangeInclusive<f64> = 0.0..=f64::MAX;
+/// Minutes (`duration_estimate`) and megabytes (`data_size_mb`): from zero to the most DynamoDB
+/// stores.
+pub const NON_NEGATIVE: RangeInclusive<f64> = 0.0..=MAX_STORED_NUMBER;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
