@@ -64,7 +64,7 @@ SAM_BUILD_CHECK_DIR := $(shell mktemp -d -u /tmp/fog-sam-build-XXXXXX)
 test-deploy: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build RootFunction \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build RootFunction --no-cached \
 	  --parameter-overrides Architecture=$$(uname -m | sed 's/aarch64/arm64/') --build-dir $(SAM_BUILD_CHECK_DIR)
 	test -x $(SAM_BUILD_CHECK_DIR)/RootFunction/bootstrap
 	rm -rf $(SAM_BUILD_CHECK_DIR)
