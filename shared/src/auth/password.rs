@@ -2,8 +2,8 @@ use argon2::password_hash::SaltString;
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::ApiError;
 use crate::domain::Password;
+use crate::{ApiError, telemetry};
 
 /// OWASP's argon2id parameters: 19 MiB of memory, 2 passes, 1 lane.
 const MEMORY_KIB: u32 = 19_456;
@@ -27,10 +27,11 @@ pub async fn hash_password(password: Password) -> Result<String, ApiError> {
         getrandom::fill(&mut salt).map_err(|error| ApiError::Internal(error.to_string()))?;
         let salt =
             SaltString::encode_b64(&salt).map_err(|error| ApiError::Internal(error.to_string()))?;
-        argon2id()
-            .hash_password(password.expose().as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|error| ApiError::Internal(format!("argon2 hashing failed: {error}")))
+        telemetry::costed("argon2id", "hash", || {
+            argon2id().hash_password(password.expose().as_bytes(), &salt)
+        })
+        .map(|hash| hash.to_string())
+        .map_err(|error| ApiError::Internal(format!("argon2 hashing failed: {error}")))
     })
     .await
     .map_err(|error| ApiError::Internal(format!("hashing task failed: {error}")))?
@@ -44,9 +45,10 @@ pub async fn verify_password(password: SecretString, stored_hash: Option<String>
     let matches = tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {
-                argon2id()
-                    .verify_password(password.expose_secret().as_bytes(), &parsed)
-                    .is_ok()
+                telemetry::costed("argon2id", "verify", || {
+                    argon2id().verify_password(password.expose_secret().as_bytes(), &parsed)
+                })
+                .is_ok()
             })
             .unwrap_or(false)
     })

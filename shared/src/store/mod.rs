@@ -4,6 +4,7 @@
 mod error;
 pub mod keys;
 mod rate_counters;
+mod round_trip_log;
 mod users;
 
 use std::time::Duration;
@@ -13,6 +14,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+use crate::telemetry;
 
 pub use error::StoreError;
 pub use keys::Key;
@@ -60,8 +63,12 @@ pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
 
 impl Store {
     pub fn new(sdk_config: &SdkConfig, table: &str) -> Self {
+        let mut config = aws_sdk_dynamodb::config::Builder::from(sdk_config);
+        if telemetry::costs_logged() {
+            config = config.interceptor(round_trip_log::RoundTripLog);
+        }
         Self {
-            client: Client::new(sdk_config),
+            client: Client::from_conf(config.build()),
             table: table.to_owned(),
         }
     }
