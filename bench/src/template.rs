@@ -163,7 +163,6 @@ fn parse_yaml(file: &'static str, text: &str) -> Result<serde_norway::Value, Tem
 }
 
 /// JSON values of YAML ones; CloudFormation's short-form tags (`!Ref X`) become their value.
-
 fn to_json(value: serde_norway::Value) -> Value {
     use serde_norway::Value as Yaml;
     match value {
