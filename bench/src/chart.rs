@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::{COLD_FLOOR_RATIO, Report};
 
@@ -29,68 +30,81 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
         .map(|(_, own, argon2id)| own + argon2id)
         .fold(budget, f64::max)
         * 1.15;
-    let width = 160 + 90 * bars.len() as u32;
-    let root = SVGBackend::new(path, (width, 420)).into_drawing_area();
+    let count = bars.len();
+    let width = (200 + 100 * count as u32).max(760);
+    let root = SVGBackend::new(path, (width, 440)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "Cold start, median of {} fresh processes (floor: a bare lambda_http function)",
+                "Cold start, spawn to first answer: median of {} fresh processes",
                 report.cold_runs
             ),
-            ("sans-serif", 16),
+            ("sans-serif", 18),
         )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..bars.len() as f64, 0.0..highest)?;
+        .margin(14)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d((0..count).into_segmented(), 0.0..highest)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(bars.len())
-        .x_label_formatter(&|x| {
-            bars.get(x.floor() as usize)
-                .filter(|_| x.fract() == 0.5)
+        .x_labels(count + 1)
+        .x_label_formatter(&|x| match x {
+            SegmentValue::CenterOf(index) => bars
+                .get(*index)
                 .map(|(name, ..)| name.to_string())
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            _ => String::new(),
         })
-        .y_desc("ms, spawn to first answer")
+        .y_desc("ms")
         .draw()?;
     for (index, (_, own, argon2id)) in bars.iter().enumerate() {
-        let left = index as f64 + 0.15;
-        let right = index as f64 + 0.85;
         let colour = if index == 0 { FLOOR_COLOUR } else { OWN_COLOUR };
-        chart.draw_series([Rectangle::new(
-            [(left, 0.0), (right, *own)],
-            colour.filled(),
-        )])?;
+        let bar = |from: f64, to: f64, colour: RGBColor| {
+            let mut bar = Rectangle::new(
+                [
+                    (SegmentValue::Exact(index), from),
+                    (SegmentValue::Exact(index + 1), to),
+                ],
+                colour.filled(),
+            );
+            bar.set_margin(0, 0, 14, 14);
+            bar
+        };
+        chart.draw_series([bar(0.0, *own, colour)])?;
         if *argon2id > 0.0 {
-            chart.draw_series([Rectangle::new(
-                [(left, *own), (right, own + argon2id)],
-                ARGON2ID_COLOUR.filled(),
-            )])?;
+            chart.draw_series([bar(*own, own + argon2id, ARGON2ID_COLOUR)])?;
         }
         chart.draw_series([Text::new(
             format!("{:.1}", own + argon2id),
-            (left, own + argon2id + highest * 0.01),
-            ("sans-serif", 12),
+            (
+                SegmentValue::CenterOf(index),
+                own + argon2id + highest * 0.035,
+            ),
+            TextStyle::from(("sans-serif", 13).into_font())
+                .pos(Pos::new(HPos::Center, VPos::Center)),
         )])?;
     }
     chart
         .draw_series([PathElement::new(
-            [(0.0, budget), (bars.len() as f64, budget)],
+            [
+                (SegmentValue::Exact(0), budget),
+                (SegmentValue::Exact(count), budget),
+            ],
             BUDGET_COLOUR.stroke_width(2),
         )])?
         .label(format!(
-            "budget: {COLD_FLOOR_RATIO}x the floor (argon2id excluded)"
+            "budget: {COLD_FLOOR_RATIO}x the floor ({} in grey), argon2id excluded",
+            report.floor.function
         ))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BUDGET_COLOUR.stroke_width(2)));
     chart
         .draw_series([Rectangle::new(
-            [(0.0, 0.0), (0.0, 0.0)],
+            [(SegmentValue::Exact(0), 0.0), (SegmentValue::Exact(0), 0.0)],
             ARGON2ID_COLOUR.filled(),
         )])?
-        .label("argon2id's own time")
+        .label("argon2id's own time (register, login)")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], ARGON2ID_COLOUR.filled()));
     chart
         .configure_series_labels()

@@ -173,7 +173,6 @@ async fn run(options: Options) -> Result<(), Failure> {
         ));
         warm_runs.push(warm(subject, options.warm_invocations).await?);
     }
-    eprintln!();
 
     let mut results = Vec::new();
     let mut floor_cold_ms = None;
@@ -302,5 +301,5 @@ fn sizes(bootstrap: &Path) -> Result<Sizes, Failure> {
 }
 
 fn progress(message: &str) {
-    eprint!("\r\x1b[2K{message}");
+    eprintln!("bench: {message}");
 }

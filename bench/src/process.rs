@@ -74,15 +74,17 @@ impl FunctionProcess {
             binary: binary.display().to_string(),
             reason,
         };
+        let binary = std::path::absolute(binary).map_err(|error| spawn_error(error.to_string()))?;
         let api = RuntimeApi::start()
             .await
             .map_err(|error| spawn_error(error.to_string()))?;
-        let mut command = Command::new(binary);
+        let mut command = Command::new(&binary);
         command
             .env_clear()
             .envs(lambda_environment(name, &api.host(), memory_mb))
             .envs(env.iter().map(|(key, value)| (key, value)))
-            .current_dir(binary.parent().unwrap_or(Path::new(".")))
+            // Lambda runs the bootstrap in its own directory (LAMBDA_TASK_ROOT).
+            .current_dir(binary.parent().unwrap_or(Path::new("/")))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

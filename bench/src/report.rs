@@ -356,3 +356,115 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::costs::{Cost, DYNAMODB};
+    use crate::measure::Answer;
+
+    fn call(operation: &str, started_us: u64, finished_us: u64) -> Cost {
+        Cost {
+            kind: DYNAMODB.into(),
+            operation: operation.into(),
+            started_us,
+            finished_us,
+        }
+    }
+
+    fn cold(cold_ms: f64) -> ColdRun {
+        ColdRun {
+            init_ms: cold_ms / 2.0,
+            cold_ms,
+            init_costs: Costs::default(),
+            first_request: Costs::default(),
+            answer: Answer::Http {
+                status: 200,
+                body: String::new(),
+            },
+        }
+    }
+
+    /// 200 requests of 2 ms, 1.5 ms of them in DynamoDB.
+    fn warm(request: Costs) -> WarmRun {
+        WarmRun {
+            latencies_ms: vec![2.0; 200],
+            requests: vec![request; 200],
+            answers: BTreeMap::from([("200".to_owned(), 200)]),
+            peak_rss_bytes: 8 * 1024 * 1024,
+        }
+    }
+
+    fn result(cold_runs: &[ColdRun], warm: &WarmRun, floor_cold_ms: f64) -> FunctionResult {
+        FunctionResult::new(
+            Measured {
+                function: "me",
+                route: "GET /api/auth/me".into(),
+                event: "built".into(),
+                token: true,
+                cold: cold_runs,
+                warm,
+                x86_64: Sizes {
+                    bootstrap_bytes: 8 << 20,
+                    zip_bytes: 3 << 20,
+                },
+                arm64: None,
+            },
+            Some(floor_cold_ms),
+        )
+    }
+
+    fn limiter_round() -> Costs {
+        Costs(vec![
+            call("UpdateItem", 0, 1500),
+            call("BatchGetItem", 100, 1400),
+        ])
+    }
+
+    #[test]
+    fn a_function_within_every_budget_has_no_misses() {
+        let runs = [cold(5.0), cold(6.0), cold(40.0)];
+        let result = result(&runs, &warm(limiter_round()), 2.0);
+        assert_eq!(result.cold_ms, 6.0, "the median, not the mean");
+        assert_eq!(result.cold_ratio_to_floor, 3.0);
+        assert_eq!(result.request_pattern, "UpdateItem ‖ BatchGetItem");
+        assert_eq!(result.dynamodb_calls_per_request, 2);
+        assert!((result.warm_own_p50_ms - 0.5).abs() < 1e-9);
+        assert!(
+            result.budget_misses.is_empty(),
+            "{:?}",
+            result.budget_misses
+        );
+    }
+
+    #[test]
+    fn names_each_budget_missed() {
+        let runs = [cold(7.0)];
+        let sequential = Costs(vec![
+            call("UpdateItem", 0, 200),
+            call("BatchGetItem", 300, 500),
+        ]);
+        let mut slow = warm(sequential);
+        for latency in &mut slow.latencies_ms[197..] {
+            *latency = 9.0;
+        }
+        slow.peak_rss_bytes = 31 * 1024 * 1024;
+        let misses = result(&runs, &slow, 2.0).budget_misses;
+        assert_eq!(misses.len(), 4, "{misses:?}");
+        assert!(misses[0].starts_with("cold 7.0 ms > 3x"));
+        assert!(misses[1].contains("above its DynamoDB time"));
+        assert!(misses[2].starts_with("warm p99 9.00 ms"));
+        assert!(misses[3].starts_with("peak RSS 31.0 MiB"));
+    }
+
+    #[test]
+    fn a_first_round_of_more_than_one_write_and_one_read_is_a_miss() {
+        let two_writes = Costs(vec![
+            call("UpdateItem", 0, 1500),
+            call("PutItem", 100, 1400),
+        ]);
+        let misses = result(&[cold(2.0)], &warm(two_writes), 2.0).budget_misses;
+        assert_eq!(misses.len(), 1, "{misses:?}");
+        assert!(misses[0].contains("more than one write and one read"));
+    }
+}
