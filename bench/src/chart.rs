@@ -9,25 +9,25 @@ use crate::report::{COLD_FLOOR_RATIO, Report};
 
 const FLOOR_COLOUR: RGBColor = RGBColor(120, 120, 120);
 const OWN_COLOUR: RGBColor = RGBColor(46, 110, 180);
+const DYNAMODB_COLOUR: RGBColor = RGBColor(240, 160, 60);
 const ARGON2ID_COLOUR: RGBColor = RGBColor(160, 190, 225);
 const BUDGET_COLOUR: RGBColor = RGBColor(200, 40, 40);
 
 pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let bars: Vec<(&str, f64, f64)> = std::iter::once(&report.floor)
+    // Per function: its own time, then DynamoDB's, then argon2id's, stacked.
+    let bars: Vec<(&str, [f64; 3])> = std::iter::once(&report.floor)
         .chain(&report.functions)
         .map(|result| {
             let argon2id = result.cold_argon2id_ms.min(result.cold_ms);
-            (
-                result.function.as_str(),
-                result.cold_ms - argon2id,
-                argon2id,
-            )
+            let dynamodb = result.cold_dynamodb_ms.min(result.cold_ms - argon2id);
+            let own = result.cold_ms - argon2id - dynamodb;
+            (result.function.as_str(), [own, dynamodb, argon2id])
         })
         .collect();
     let budget = COLD_FLOOR_RATIO * report.floor.cold_ms;
     let highest = bars
         .iter()
-        .map(|(_, own, argon2id)| own + argon2id)
+        .map(|(_, parts)| parts.iter().sum::<f64>())
         .fold(budget, f64::max)
         * 1.15;
     let count = bars.len();
@@ -59,8 +59,8 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
         })
         .y_desc("ms")
         .draw()?;
-    for (index, (_, own, argon2id)) in bars.iter().enumerate() {
-        let colour = if index == 0 { FLOOR_COLOUR } else { OWN_COLOUR };
+    for (index, (_, parts)) in bars.iter().enumerate() {
+        let own_colour = if index == 0 { FLOOR_COLOUR } else { OWN_COLOUR };
         let bar = |from: f64, to: f64, colour: RGBColor| {
             let mut bar = Rectangle::new(
                 [
@@ -72,16 +72,19 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
             bar.set_margin(0, 0, 14, 14);
             bar
         };
-        chart.draw_series([bar(0.0, *own, colour)])?;
-        if *argon2id > 0.0 {
-            chart.draw_series([bar(*own, own + argon2id, ARGON2ID_COLOUR)])?;
+        let mut bottom = 0.0;
+        for (part, colour) in parts
+            .iter()
+            .zip([own_colour, DYNAMODB_COLOUR, ARGON2ID_COLOUR])
+        {
+            if *part > 0.0 {
+                chart.draw_series([bar(bottom, bottom + part, colour)])?;
+                bottom += part;
+            }
         }
         chart.draw_series([Text::new(
-            format!("{:.1}", own + argon2id),
-            (
-                SegmentValue::CenterOf(index),
-                own + argon2id + highest * 0.035,
-            ),
+            format!("{bottom:.1}"),
+            (SegmentValue::CenterOf(index), bottom + highest * 0.035),
             TextStyle::from(("sans-serif", 13).into_font())
                 .pos(Pos::new(HPos::Center, VPos::Center)),
         )])?;
@@ -99,13 +102,19 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
             report.floor.function
         ))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BUDGET_COLOUR.stroke_width(2)));
-    chart
-        .draw_series([Rectangle::new(
-            [(SegmentValue::Exact(0), 0.0), (SegmentValue::Exact(0), 0.0)],
-            ARGON2ID_COLOUR.filled(),
-        )])?
-        .label("argon2id's own time (register, login)")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], ARGON2ID_COLOUR.filled()));
+    for (colour, label) in [
+        (OWN_COLOUR, "the function's own time"),
+        (DYNAMODB_COLOUR, "waiting on the local DynamoDB"),
+        (ARGON2ID_COLOUR, "argon2id (register, login)"),
+    ] {
+        chart
+            .draw_series([Rectangle::new(
+                [(SegmentValue::Exact(0), 0.0), (SegmentValue::Exact(0), 0.0)],
+                colour.filled(),
+            )])?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], colour.filled()));
+    }
     chart
         .configure_series_labels()
         .border_style(BLACK)

@@ -16,6 +16,8 @@ use crate::runtime_api::{Invocation, Report, RuntimeApi};
 
 /// How long a process may take to poll or to answer before the bench gives up on it.
 const PATIENCE: Duration = Duration::from_secs(30);
+/// How long the output of a killed process may take to drain.
+const LAST_OUTPUT: Duration = Duration::from_secs(2);
 /// Lines of a failed process's stderr worth showing.
 const STDERR_TAIL_LINES: usize = 20;
 
@@ -204,7 +206,11 @@ impl FunctionProcess {
     pub async fn stop(mut self) -> Vec<String> {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
-        (&mut self.stdout).await.unwrap_or_default()
+        // A process it started itself could keep the pipe open: do not wait for that.
+        match tokio::time::timeout(LAST_OUTPUT, &mut self.stdout).await {
+            Ok(Ok(lines)) => lines,
+            _ => Vec::new(),
+        }
     }
 
     async fn report(&mut self) -> Result<Report, ProcessError> {
