@@ -186,12 +186,15 @@ impl FunctionResult {
         let cold_own = self.cold_ms - self.cold_argon2id_ms;
         if cold_own > COLD_FLOOR_RATIO * floor_cold_ms {
             misses.push(format!(
-                "cold {cold_own:.1} ms{} > {COLD_FLOOR_RATIO}x the floor's {floor_cold_ms:.1} ms",
+                "cold {cold_own:.1} ms{} > {COLD_FLOOR_RATIO}x the floor's {floor_cold_ms:.1} ms; \
+                 {:.1} ms of it waiting on DynamoDB, the rest {:.1}x the floor",
                 if self.runs_argon2id() {
                     " without argon2id"
                 } else {
                     ""
-                }
+                },
+                self.cold_dynamodb_ms,
+                self.cold_own_ratio_to_floor,
             ));
         }
         if self.warm_own_p50_ms > WARM_OWN_MS {
