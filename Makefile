@@ -1,11 +1,23 @@
-# One command each: `make run` serves the API locally, `make test` runs every test.
+# One command each: `make run` serves the API locally, `make test` runs every test, `make bench`
+# measures every function (a benchmark, not a test: not part of `make test`).
 # Nothing is assumed installed but cargo and python3: Python tools go into .venv.
 
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < infra/requirements.txt | cut -d' ' -f1)
 
-.PHONY: run sam-local test test-unit test-handlers test-e2e test-sam test-deploy lint build sam-image
+.PHONY: run sam-local test test-unit test-handlers test-e2e test-sam test-deploy lint build sam-image bench
+
+# The function binaries, as template.yaml names them (Metadata.BuildProperties.Binary).
+BINARIES := $(shell sed -n 's/^ *Binary: *//p' template.yaml)
+ARM64_TARGET := aarch64-unknown-linux-gnu
+# `make bench ONLY=me,health` measures only those (beside the floor); register and login are
+# built anyway, since the bench gets its access token through them.
+ONLY ?=
+comma := ,
+BENCH_BINARIES := $(if $(ONLY),$(sort $(subst $(comma), ,$(ONLY)) register login),$(BINARIES)) floor
+# More harness options, e.g. BENCH_ARGS="--cold-runs 11 --warm-invocations 500".
+BENCH_ARGS ?=
 
 $(STAMP): infra/requirements.txt
 	python3 -m venv $(VENV)
@@ -68,3 +80,22 @@ test-deploy: $(STAMP)
 	  --parameter-overrides Architecture=$$(uname -m | sed 's/aarch64/arm64/') --build-dir $(SAM_BUILD_CHECK_DIR)
 	test -x $(SAM_BUILD_CHECK_DIR)/RootFunction/bootstrap
 	rm -rf $(SAM_BUILD_CHECK_DIR)
+
+## Cold start, warm latency, peak memory, size and DynamoDB round trips of every function, with
+## release binaries of the deploy profile, against a fresh local DynamoDB. Writes bench/results/.
+## arm64 sizes too when the aarch64 target is installed (cargo lambda cross-compiles with zig).
+bench: $(STAMP)
+	nice -n 10 cargo build --release $(addprefix --bin ,$(BENCH_BINARIES))
+	nice -n 10 cargo build --profile harness -p bench
+	@if rustup target list --installed 2>/dev/null | grep -qx $(ARM64_TARGET); then \
+		$(VENV)/bin/pip install --quiet --disable-pip-version-check ziglang && \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" nice -n 10 cargo lambda build --release --arm64 \
+			$(addprefix --bin ,$(BENCH_BINARIES)) && \
+		echo "--arm64 target/lambda" > target/bench-arm64-args; \
+	else \
+		echo "arm64: the $(ARM64_TARGET) target is not installed; sizes are for x86_64 only"; \
+		rm -f target/bench-arm64-args; \
+	fi
+	$(PYTHON) infra/local_stack.py with-dynamodb --table fog-compute-bench -- \
+		target/harness/bench $$(cat target/bench-arm64-args 2>/dev/null) \
+		$(if $(ONLY),--only $(ONLY)) $(BENCH_ARGS)

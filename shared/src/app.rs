@@ -1,10 +1,9 @@
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::Client;
 use secrecy::SecretString;
 
 use crate::auth::Tokens;
 use crate::config::{Config, ConfigError, JwtSecretSource, checked_jwt_secret};
-use crate::store::{Store, sdk_config};
+use crate::store::{self, Store, sdk_config};
 
 /// What every request of a process shares, built once per cold start.
 pub struct AppState {
@@ -33,7 +32,7 @@ impl AppState {
             JwtSecretSource::SecretsManager { arn } => read_secret(&sdk_config, arn).await?,
         };
         Ok(Self {
-            store: Store::new(Client::new(&sdk_config), &config.table_name),
+            store: Store::new(store::client(&sdk_config), &config.table_name),
             tokens: Tokens::new(&jwt_secret, config.access_token_minutes),
             config,
         })

@@ -6,9 +6,8 @@
 
 use std::process::ExitCode;
 
-use aws_sdk_dynamodb::Client;
 use clap::{Parser, Subcommand};
-use shared::store::{Store, UserFlag, sdk_config};
+use shared::store::{Store, UserFlag, client, sdk_config};
 
 #[derive(Parser)]
 #[command(about = "Fog Compute operator CLI")]
@@ -60,7 +59,7 @@ async fn main() -> ExitCode {
         Command::Activate { username } => (username, UserFlag::Active, true, "is active"),
     };
     let endpoint = (!cli.aws).then_some(cli.endpoint.as_str());
-    let store = Store::new(Client::new(&sdk_config(endpoint).await), &cli.table);
+    let store = Store::new(client(&sdk_config(endpoint).await), &cli.table);
     let username = username.to_ascii_lowercase();
     match store.set_user_flag(&username, flag, value).await {
         Ok(true) => {

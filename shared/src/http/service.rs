@@ -20,6 +20,7 @@ where
     H: Fn(Request, &'static AppState) -> F + Copy + Send,
     F: Future<Output = Result<Response<Body>, ApiError>> + Send,
 {
+    crate::auth::map_hash_memory_apart();
     telemetry::init();
     let state: &'static AppState = Box::leak(Box::new(AppState::from_env().await.inspect_err(
         |error| tracing::error!(%error, "configuration refused; the function cannot start"),

@@ -8,6 +8,7 @@ mod jobs;
 pub mod keys;
 mod ledger;
 mod rate_counters;
+mod round_trip_log;
 mod users;
 
 use std::time::Duration;
@@ -18,6 +19,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use uuid::Uuid;
+
+use crate::telemetry;
 
 pub use devices::RegisterDevice;
 pub use error::StoreError;
@@ -96,6 +99,16 @@ pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
         )
         .load()
         .await
+}
+
+/// The DynamoDB client of a process; it logs a cost line per round trip when the bench asks for
+/// them (`FOG_LOG_COSTS=1`).
+pub fn client(sdk_config: &SdkConfig) -> Client {
+    let mut config = aws_sdk_dynamodb::config::Builder::from(sdk_config);
+    if telemetry::costs_logged() {
+        config = config.interceptor(round_trip_log::RoundTripLog);
+    }
+    Client::from_conf(config.build())
 }
 
 impl Store {

@@ -1,0 +1,305 @@
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bench::events::{TokenMint, api_gateway_event, fill_path_parameters};
+use bench::measure::{Answer, ColdRun, Subject, WarmRun, cold_start, warm};
+use bench::report::{FunctionResult, Measured, Report, Sizes};
+use bench::template::{self, Api, Function};
+use serde_json::{Value, json};
+
+const REGISTER_ROUTE: (&str, &str) = ("POST", "/api/auth/register");
+const LOGIN_ROUTE: (&str, &str) = ("POST", "/api/auth/login");
+const FLOOR: &str = "floor";
+/// `shared::telemetry::COST_LOG_VARIABLE` (the bench does not link `shared`).
+const COST_LOG_VARIABLE: &str = "FOG_LOG_COSTS";
+/// The rate limits a function gets: high enough never to refuse the bench.
+const UNLIMITED: &str = "1000000";
+
+const USAGE: &str = "usage: bench [--only f1,f2] [--cold-runs N] [--warm-invocations N]
+             [--binaries DIR] [--arm64 DIR] [--events DIR] [--out DIR]
+Needs TABLE_NAME and DYNAMODB_ENDPOINT (infra/local_stack.py with-dynamodb sets them).";
+
+struct Options {
+    only: Option<Vec<String>>,
+    cold_runs: usize,
+    warm_invocations: usize,
+    binaries: PathBuf,
+    arm64: Option<PathBuf>,
+    events: PathBuf,
+    out: PathBuf,
+}
+
+impl Options {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut options = Self {
+            only: None,
+            cold_runs: 7,
+            warm_invocations: 200,
+            binaries: PathBuf::from("target/release"),
+            arm64: None,
+            events: PathBuf::from("events"),
+            out: PathBuf::from("bench/results"),
+        };
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--only" => {
+                    options.only = Some(value()?.split(',').map(str::to_owned).collect());
+                }
+                "--cold-runs" => options.cold_runs = count(&value()?, 5)?,
+                "--warm-invocations" => options.warm_invocations = count(&value()?, 200)?,
+                "--binaries" => options.binaries = value()?.into(),
+                "--arm64" => options.arm64 = Some(value()?.into()),
+                "--events" => options.events = value()?.into(),
+                "--out" => options.out = value()?.into(),
+                _ => return Err(format!("unknown argument {flag}")),
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn count(raw: &str, least: usize) -> Result<usize, String> {
+    raw.parse::<usize>()
+        .ok()
+        .filter(|count| *count >= least)
+        .ok_or(format!("{raw}: a whole number of at least {least}"))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("{error}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(error) = run(options).await {
+        eprintln!("bench: {error}");
+        std::process::exit(1);
+    }
+}
+
+type Failure = Box<dyn std::error::Error>;
+
+async fn run(options: Options) -> Result<(), Failure> {
+    let table = std::env::var("TABLE_NAME").map_err(|_| USAGE)?;
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT").map_err(|_| USAGE)?;
+    let functions = template::functions(&std::fs::read_to_string("template.yaml")?)?;
+    let api = Api::parse(&std::fs::read_to_string("openapi.yaml")?)?;
+    let secret = jwt_secret()?;
+    let env: Vec<(String, String)> = [
+        ("TABLE_NAME", table.as_str()),
+        ("DYNAMODB_ENDPOINT", endpoint.as_str()),
+        ("JWT_SECRET", secret.as_str()),
+        ("RATE_LIMIT_AUTH_PER_MIN", UNLIMITED),
+        ("RATE_LIMIT_WRITE_PER_MIN", UNLIMITED),
+        ("RATE_LIMIT_READ_PER_MIN", UNLIMITED),
+        ("RATE_LIMIT_ADMIN_PER_MIN", UNLIMITED),
+        (COST_LOG_VARIABLE, "1"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect();
+
+    let user = json!({"username": "fogbench", "email": "fogbench@example.com", "password": "Fog-Compute-2024"});
+    let prepared: Vec<(Function, Value, String)> = functions
+        .iter()
+        .map(|function| {
+            let (event, source) = event_for(function, &api, &options.events, &user)?;
+            Ok((function.clone(), event, source))
+        })
+        .collect::<Result<_, Failure>>()?;
+    let subject = |function: &Function, event: &Value, tokens: Option<Arc<TokenMint>>| Subject {
+        name: function.binary.clone(),
+        binary: options.binaries.join(&function.binary),
+        memory_mb: function.memory_mb,
+        env: env.clone(),
+        event: event.clone(),
+        tokens,
+    };
+
+    let tokens = match seed_token(&prepared, &subject, secret.as_bytes()).await {
+        Ok(mint) => Some(Arc::new(mint)),
+        Err(reason) => {
+            eprintln!("bench: no access token, so routes that take one go without: {reason}");
+            None
+        }
+    };
+    let floor = Function {
+        binary: FLOOR.into(),
+        method: "GET".into(),
+        path: "/".into(),
+        memory_mb: 256,
+    };
+    let floor_event = api_gateway_event("GET", "/", None);
+    let mut subjects = vec![(
+        subject(&floor, &floor_event, None),
+        floor,
+        "built".to_owned(),
+        false,
+    )];
+    for (function, event, source) in prepared {
+        if options
+            .only
+            .as_ref()
+            .is_some_and(|only| !only.contains(&function.binary))
+        {
+            continue;
+        }
+        let token = api.takes_token(&function.method, &function.path);
+        let tokens = tokens.clone().filter(|_| token);
+        subjects.push((subject(&function, &event, tokens), function, source, token));
+    }
+
+    // Rounds of one cold start per function, so that a busy spell of the machine hits all alike.
+    let mut cold: Vec<Vec<ColdRun>> = vec![Vec::new(); subjects.len()];
+    for round in 1..=options.cold_runs {
+        progress(&format!(
+            "cold starts, round {round} of {}",
+            options.cold_runs
+        ));
+        for (index, (subject, ..)) in subjects.iter().enumerate() {
+            cold[index].push(cold_start(subject).await?);
+        }
+    }
+    let mut warm_runs: Vec<WarmRun> = Vec::new();
+    for (subject, ..) in &subjects {
+        progress(&format!(
+            "{} warm invocations of {}",
+            options.warm_invocations, subject.name
+        ));
+        warm_runs.push(warm(subject, options.warm_invocations).await?);
+    }
+
+    let mut results = Vec::new();
+    let mut floor_cold_ms = None;
+    for (index, (subject, function, source, token)) in subjects.iter().enumerate() {
+        let result = FunctionResult::new(
+            Measured {
+                function: &function.binary,
+                route: format!("{} {}", function.method, function.path),
+                event: source.clone(),
+                token: *token,
+                cold: &cold[index],
+                warm: &warm_runs[index],
+                x86_64: sizes(&subject.binary)?,
+                arm64: match &options.arm64 {
+                    Some(dir) => Some(sizes(&dir.join(&function.binary).join("bootstrap"))?),
+                    None => None,
+                },
+            },
+            floor_cold_ms,
+        );
+        floor_cold_ms.get_or_insert(result.cold_ms);
+        results.push(result);
+    }
+    let floor = results.remove(0);
+    let report = Report {
+        cold_runs: options.cold_runs,
+        warm_invocations: options.warm_invocations,
+        floor,
+        functions: results,
+    };
+    std::fs::create_dir_all(&options.out)?;
+    let markdown = report.markdown();
+    std::fs::write(options.out.join("results.md"), &markdown)?;
+    std::fs::write(
+        options.out.join("results.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    bench::chart::draw(&report, &options.out.join("cold-start.svg"))?;
+    println!("{markdown}");
+    println!(
+        "Written: {0}/results.md, {0}/results.json, {0}/cold-start.svg",
+        options.out.display()
+    );
+    Ok(())
+}
+
+/// The fixture `events/<binary>.json` when there is one, else an event built from the route
+/// and the OpenAPI document; and where it came from.
+fn event_for(
+    function: &Function,
+    api: &Api,
+    events: &Path,
+    user: &Value,
+) -> Result<(Value, String), Failure> {
+    let fixture = events.join(format!("{}.json", function.binary));
+    if fixture.exists() {
+        let event = serde_json::from_str(&std::fs::read_to_string(&fixture)?)
+            .map_err(|error| format!("{}: {error}", fixture.display()))?;
+        return Ok((event, fixture.display().to_string()));
+    }
+    let body = api.body(
+        &function.method,
+        &function.path,
+        user.as_object().expect("an object"),
+    );
+    let mut event = api_gateway_event(&function.method, &function.path, body.as_ref());
+    fill_path_parameters(&mut event, &function.path);
+    Ok((event, "built from openapi.yaml".to_owned()))
+}
+
+/// Registers the bench user and logs it in, through the functions themselves, for a real token.
+async fn seed_token(
+    prepared: &[(Function, Value, String)],
+    subject: &impl Fn(&Function, &Value, Option<Arc<TokenMint>>) -> Subject,
+    key: &[u8],
+) -> Result<TokenMint, Failure> {
+    let find = |(method, path): (&str, &str)| {
+        prepared
+            .iter()
+            .find(|(function, ..)| function.method == method && function.path == path)
+            .ok_or(format!("the template has no {method} {path}"))
+    };
+    let (register, register_event, _) = find(REGISTER_ROUTE)?;
+    let (login, login_event, _) = find(LOGIN_ROUTE)?;
+    progress("registering and logging in the bench user");
+    let registered = subject(register, register_event, None)
+        .invoke_once()
+        .await?;
+    if !matches!(registered, Answer::Http { status: 201, .. }) {
+        return Err(format!("register answered {registered:?}").into());
+    }
+    let answer = subject(login, login_event, None).invoke_once().await?;
+    let Answer::Http { status: 200, body } = &answer else {
+        return Err(format!("login answered {answer:?}").into());
+    };
+    let token = serde_json::from_str::<Value>(body)?["access_token"]
+        .as_str()
+        .ok_or("login answered no access_token")?
+        .to_owned();
+    Ok(TokenMint::new(&token, key)?)
+}
+
+/// A fresh HS256 key for this run's functions.
+fn jwt_secret() -> Result<String, Failure> {
+    let mut bytes = [0u8; 48];
+    getrandom::fill(&mut bytes).map_err(|error| error.to_string())?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// The stripped bootstrap's size, and the size of the zip SAM would upload (`bootstrap` alone,
+/// deflated, executable).
+fn sizes(bootstrap: &Path) -> Result<Sizes, Failure> {
+    let bytes =
+        std::fs::read(bootstrap).map_err(|error| format!("{}: {error}", bootstrap.display()))?;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o755);
+    zip.start_file("bootstrap", options)?;
+    zip.write_all(&bytes)?;
+    let zip_bytes = zip.finish()?.into_inner().len() as u64;
+    Ok(Sizes {
+        bootstrap_bytes: bytes.len() as u64,
+        zip_bytes,
+    })
+}
+
+fn progress(message: &str) {
+    eprintln!("bench: {message}");
+}
