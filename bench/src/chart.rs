@@ -29,7 +29,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
         .iter()
         .map(|(_, parts)| parts.iter().sum::<f64>())
         .fold(budget, f64::max)
-        * 1.15;
+        * 1.5; // headroom for the legend
     let count = bars.len();
     let width = (200 + 100 * count as u32).max(760);
     let root = SVGBackend::new(path, (width, 440)).into_drawing_area();
@@ -45,7 +45,8 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
         .margin(14)
         .x_label_area_size(36)
         .y_label_area_size(60)
-        .build_cartesian_2d((0..count).into_segmented(), 0.0..highest)?;
+        // A segmented range covers its end value too: the last bar is `count - 1`.
+        .build_cartesian_2d((0..count - 1).into_segmented(), 0.0..highest)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -119,7 +120,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
         .configure_series_labels()
         .border_style(BLACK)
         .background_style(WHITE.mix(0.9))
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::UpperRight)
         .draw()?;
     root.present()?;
     Ok(())

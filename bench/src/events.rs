@@ -97,7 +97,10 @@ pub fn invocation_event(event: &Value, token: Option<&str>) -> Value {
         if !event["headers"].is_object() {
             event["headers"] = json!({});
         }
-        event["headers"]["authorization"] = json!(format!("Bearer {token}"));
+        let headers = event["headers"].as_object_mut().expect("an object");
+        // A fixture's own token, whatever the case of its header name, gives way.
+        headers.retain(|name, _| !name.eq_ignore_ascii_case("authorization"));
+        headers.insert("authorization".into(), json!(format!("Bearer {token}")));
     }
     event
 }
@@ -219,6 +222,16 @@ mod tests {
             second["requestContext"]["requestId"]
         );
         assert_eq!(first["requestContext"]["http"]["method"], "GET");
+    }
+
+    #[test]
+    fn a_fixture_token_gives_way_to_the_fresh_one() {
+        let mut fixture = api_gateway_event("GET", "/api/auth/me", None);
+        fixture["headers"]["Authorization"] = json!("Bearer stale");
+        let event = invocation_event(&fixture, Some("fresh"));
+        let headers = event["headers"].as_object().unwrap();
+        assert_eq!(headers.get("authorization").unwrap(), "Bearer fresh");
+        assert!(headers.get("Authorization").is_none());
     }
 
     #[test]

@@ -175,7 +175,7 @@ async fn run(options: Options) -> Result<(), Failure> {
     }
 
     let mut results = Vec::new();
-    let mut floor_cold_ms = None;
+    let floor_cold_runs: Vec<f64> = cold[0].iter().map(|run| run.cold_ms).collect();
     for (index, (subject, function, source, token)) in subjects.iter().enumerate() {
         let result = FunctionResult::new(
             Measured {
@@ -191,9 +191,8 @@ async fn run(options: Options) -> Result<(), Failure> {
                     None => None,
                 },
             },
-            floor_cold_ms,
+            (index > 0).then_some(floor_cold_runs.as_slice()),
         );
-        floor_cold_ms.get_or_insert(result.cold_ms);
         results.push(result);
     }
     let floor = results.remove(0);
