@@ -18,6 +18,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use uuid::Uuid;
 
 use crate::telemetry;
@@ -72,11 +74,14 @@ const MAX_ATTEMPTS: u32 = 3;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
-/// The AWS SDK configuration, loaded once per cold start: bounded timeouts and retries (see the
-/// README). `endpoint` points at a local server, which is given placeholder credentials so that
-/// real ones never leave for it.
+/// The roots every AWS service endpoint's certificate chains to (Amazon Trust Services), PEM.
+const AWS_ROOT_CERTIFICATES: &[u8] = include_bytes!("aws_root_cas.pem");
+
+/// The AWS SDK configuration, loaded once per cold start: bounded timeouts and retries, and TLS
+/// that trusts only Amazon's roots (see the README). `endpoint` points at a local server, which is
+/// given placeholder credentials so that real ones never leave for it.
 pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
     if let Some(endpoint) = endpoint {
         loader = loader
             .endpoint_url(endpoint)
@@ -99,6 +104,21 @@ pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
         )
         .load()
         .await
+}
+
+/// An HTTPS client trusting Amazon's roots alone, instead of the SDK default's every root the
+/// system knows: no certificate files read and parsed at cold start, and no other authority can
+/// vouch for an AWS endpoint.
+fn https_client() -> SharedHttpClient {
+    let trust_store = TrustStore::empty().with_pem_certificate(AWS_ROOT_CERTIFICATES);
+    let tls_context = TlsContext::builder()
+        .with_trust_store(trust_store)
+        .build()
+        .expect("a trust store alone is a valid TLS context");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(tls_context)
+        .build_https()
 }
 
 /// The DynamoDB client of a process; it logs a cost line per round trip when the bench asks for
@@ -206,4 +226,40 @@ fn expired(item: &Item, now: i64) -> bool {
         .and_then(|value| value.as_n().ok())
         .and_then(|seconds| seconds.parse::<i64>().ok())
         .is_some_and(|expires_at| expires_at <= now)
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    use super::AWS_ROOT_CERTIFICATES;
+
+    #[test]
+    fn the_sdk_trusts_amazons_roots_alone() {
+        let certificates = CertificateDer::pem_slice_iter(AWS_ROOT_CERTIFICATES)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("the bundle is PEM");
+        let mut roots = rustls::RootCertStore::empty();
+        assert_eq!(roots.add_parsable_certificates(certificates), (5, 0));
+        let names: Vec<&[u8]> = roots
+            .roots
+            .iter()
+            .map(|anchor| anchor.subject.as_ref())
+            .collect();
+        for (anchor, name) in names.iter().zip([
+            "Amazon Root CA 1",
+            "Amazon Root CA 2",
+            "Amazon Root CA 3",
+            "Amazon Root CA 4",
+            "Starfield Services Root Certificate Authority - G2",
+        ]) {
+            assert!(
+                anchor
+                    .windows(name.len())
+                    .any(|part| part == name.as_bytes()),
+                "{name} missing"
+            );
+        }
+    }
 }
