@@ -196,3 +196,28 @@ async fn a_base64_encoded_body_that_is_not_json_gets_400() {
         .build();
     assert_eq!(app.call(login, request).await.status(), 401);
 }
+
+#[tokio::test]
+async fn login_reads_its_credential_in_the_rate_limiters_round_trip() {
+    let injector = support::faults::FaultInjector::start().await;
+    let app = TestApp::with_fault_injector(&injector).await;
+    let username = unique_username();
+    app.register(&username).await;
+    let login_calls = ["UpdateItem", "BatchGetItem", "UpdateItem"];
+
+    injector.observe();
+    assert_eq!(app.login(&username, PASSWORD).await.status(), 200);
+    assert_eq!(injector.calls(), login_calls, "then last_login");
+
+    injector.observe();
+    assert_eq!(app.login(&username, "Wrong-Password-1").await.status(), 401);
+    assert_eq!(injector.calls(), login_calls, "then the failure");
+
+    // Outside the rate limiter (no first reads handed over), login reads for itself.
+    let body = json!({"username": username, "password": PASSWORD});
+    let request = event("POST", "/api/auth/login").json(&body).build();
+    injector.observe();
+    let response = login(request, app.state).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(injector.calls(), ["BatchGetItem", "UpdateItem"]);
+}

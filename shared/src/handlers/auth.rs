@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use crate::auth::{authenticate, hash_password, verify_password};
 use crate::domain::{Email, Fields, Password, User, Username};
 use crate::http::{bearer_token, json, json_body};
-use crate::ratelimit::{LOCKOUT_SECONDS, lockout_seconds};
-use crate::store::{CreateUserError, LoginRecord};
+use crate::ratelimit::{FirstReads, LOCKOUT_SECONDS, lockout_seconds};
+use crate::store::{CreateUserError, Key, LoginRecord, LoginState};
 use crate::{ApiError, AppState};
 
 /// `POST /api/auth/register`
@@ -49,14 +49,19 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
     let now = OffsetDateTime::now_utc();
     // Names that cannot exist are not looked up, nor counted, but cost the same verification.
     let username = Username::parse(&username).ok();
-    let (credential, failures) = match &username {
+    let LoginState {
+        credential,
+        failures,
+    } = match &username {
         Some(username) => {
-            state
-                .store
-                .login_state(username.as_str(), now.unix_timestamp())
-                .await?
+            let keys = LoginState::keys(username.as_str());
+            let items = FirstReads::items_or_read(&req, &state.store, keys).await?;
+            LoginState::from_items(&items, username.as_str(), now.unix_timestamp())?
         }
-        None => (None, Vec::new()),
+        None => LoginState {
+            credential: None,
+            failures: Vec::new(),
+        },
     };
     if let Some(retry_after_seconds) = lockout_seconds(&failures, now.unix_timestamp()) {
         tracing::info!("login refused: too many failed attempts for this username");
@@ -97,6 +102,16 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
             ))
         }
     }
+}
+
+/// What login reads first: the rate limiter's read fetches it in the same round trip.
+pub fn login_first_reads(req: &Request) -> Vec<Key> {
+    json_body(req)
+        .ok()
+        .and_then(|body| serde_json::from_str::<String>(body.get("username")?.get()).ok())
+        .and_then(|username| Username::parse(&username).ok())
+        .map(|username| LoginState::keys(username.as_str()))
+        .unwrap_or_default()
 }
 
 /// `GET /api/auth/me`

@@ -8,9 +8,23 @@ mod jobs;
 mod ledger;
 mod meta;
 
+use lambda_http::http::Method;
+use lambda_http::{Request, RequestExt};
+
+use crate::store::Key;
+
 pub use auth::{login, logout, me, register};
 pub use devices::{list_devices, register_device};
 pub use governance::{create_proposal, list_proposals, vote};
 pub use jobs::{cancel_job, get_job, list_jobs, submit_job};
 pub use ledger::{balance, mint, stake, transfer, unstake};
 pub use meta::{ROUTES, health, openapi, root};
+
+/// The items a route's handler reads first, which the rate limiter's read fetches in the same
+/// round trip and hands over (`ratelimit::FirstReads`).
+pub fn first_reads(req: &Request) -> Vec<Key> {
+    match (req.method(), req.raw_http_path()) {
+        (&Method::POST, "/api/auth/login") => auth::login_first_reads(req),
+        _ => Vec::new(),
+    }
+}

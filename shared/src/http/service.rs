@@ -56,7 +56,8 @@ where
                 .any(|allowed| allowed.as_bytes() == origin.as_bytes())
         })
         .cloned();
-    let admission = ratelimit::admit(&mut req, state, now_ms()).await;
+    let first_reads = crate::handlers::first_reads(&req);
+    let admission = ratelimit::admit(&mut req, state, now_ms(), first_reads).await;
     let user_id = req
         .extensions()
         .get::<ResolvedSession>()

@@ -15,7 +15,7 @@ use crate::auth::Claims;
 use crate::config::RateLimits;
 use crate::domain::User;
 use crate::http::{bearer_token, source_ip};
-use crate::store::{Session, Store, StoreError, counter_hits, keys};
+use crate::store::{Item, Session, Store, StoreError, counter_hits, keys};
 use crate::{ApiError, AppState};
 
 /// Counters outlive their window by one more, during which they weigh in as the previous one.
@@ -85,6 +85,27 @@ impl Identity {
 #[derive(Clone, Debug)]
 pub struct ResolvedSession(pub Option<(User, Claims)>);
 
+/// The items a handler reads first, fetched in the rate limiter's read (see `admit`).
+#[derive(Clone, Debug)]
+pub struct FirstReads {
+    keys: Vec<keys::Key>,
+    items: Vec<Item>,
+}
+
+impl FirstReads {
+    /// The items at `keys`: those the rate limiter read for this request, or else read now.
+    pub async fn items_or_read(
+        req: &Request,
+        store: &Store,
+        keys: Vec<keys::Key>,
+    ) -> Result<Vec<Item>, StoreError> {
+        match req.extensions().get::<Self>() {
+            Some(first_reads) if first_reads.keys == keys => Ok(first_reads.items.clone()),
+            _ => store.get_items(keys).await,
+        }
+    }
+}
+
 pub enum Admission {
     /// `/health`, or DynamoDB failed on a category that fails open.
     Unlimited,
@@ -93,12 +114,14 @@ pub enum Admission {
 }
 
 /// Counts the request and decides on it: one counter write, concurrent with one read (the
-/// previous window's counter, batched with the caller's session when a token verifies).
-/// Resolves the session into the request's extensions on the way.
+/// previous window's counter, batched with the caller's session when a token verifies and with
+/// `first_reads`, the keys the handler reads first). Hands the session and the first reads to
+/// the handler in the request's extensions. A refused request makes no further call.
 pub async fn admit(
     req: &mut Request,
     state: &AppState,
     now_ms: u64,
+    first_reads: Vec<keys::Key>,
 ) -> Result<Admission, ApiError> {
     let claims = bearer_token(req).and_then(|token| state.tokens.verify(token).ok());
     let Some(category) = Category::of(
@@ -115,24 +138,20 @@ pub async fn admit(
     let limits = &state.config.rate_limits;
 
     let outcome = match claims {
-        None => count(store, limits, category, &ip, position, None)
+        None => count(store, limits, category, &ip, position, first_reads.clone())
             .await
-            .map(|counted| counted.decision),
+            .map(|counted| {
+                hand_over_first_reads(req, first_reads, &counted.items);
+                counted.decision
+            }),
         Some(claims) => {
             let user = Identity::User(claims.sub);
-            let session_keys = Session::keys(claims.sub, claims.jti);
-            match count(
-                store,
-                limits,
-                category,
-                &user,
-                position,
-                Some(session_keys.to_vec()),
-            )
-            .await
-            {
+            let mut reads = Session::keys(claims.sub, claims.jti).to_vec();
+            reads.extend(first_reads.iter().cloned());
+            match count(store, limits, category, &user, position, reads).await {
                 Err(error) => Err(error),
                 Ok(counted) => {
+                    hand_over_first_reads(req, first_reads, &counted.items);
                     let session =
                         Session::from_items(&counted.items, claims.sub, claims.jti, time_at(now))?;
                     let valid = session
@@ -156,7 +175,7 @@ pub async fn admit(
                         };
                         let (refund, ip_count) = tokio::join!(
                             refund,
-                            count(store, limits, ip_category, &ip, position, None)
+                            count(store, limits, ip_category, &ip, position, Vec::new())
                         );
                         refund?;
                         ip_count.map(|counted| counted.decision)
@@ -176,6 +195,18 @@ pub async fn admit(
     }
 }
 
+fn hand_over_first_reads(req: &mut Request, keys: Vec<keys::Key>, read: &[Item]) {
+    if keys.is_empty() {
+        return;
+    }
+    let items = read
+        .iter()
+        .filter(|item| keys.iter().any(|key| crate::store::same_key(item, key)))
+        .cloned()
+        .collect();
+    req.extensions_mut().insert(FirstReads { keys, items });
+}
+
 fn counter_key(category: Category, identity: &Identity, window_start_seconds: u64) -> keys::Key {
     keys::rate_counter(category.name(), &identity.key_part(), window_start_seconds)
 }
@@ -189,25 +220,24 @@ struct Counted {
     decision: Decision,
     /// Whether the counter took this request (it refuses to go past the limit).
     hit: bool,
-    items: Vec<crate::store::Item>,
+    items: Vec<Item>,
 }
 
-/// Counts one request for `identity` and decides, reading `extra` keys in the same round trip
-/// as the previous window's counter.
+/// Counts one request for `identity` and decides, reading `reads` in the same round trip as the
+/// previous window's counter.
 async fn count(
     store: &Store,
     limits: &RateLimits,
     category: Category,
     identity: &Identity,
     position: WindowPosition,
-    extra: Option<Vec<keys::Key>>,
+    mut reads: Vec<keys::Key>,
 ) -> Result<Counted, StoreError> {
     let limit = category.limit(limits);
     let now = (position.start_ms + position.elapsed_ms) as i64 / 1000;
     let current_key = counter_key(category, identity, position.start_seconds());
     let previous_key = counter_key(category, identity, position.previous_start_seconds());
     let expires_at = position.start_seconds() as i64 + COUNTER_TTL_SECONDS;
-    let mut reads = extra.unwrap_or_default();
     reads.push(previous_key.clone());
     let (hits, items) = tokio::join!(
         store.hit_counter(&current_key, limit, expires_at, now),

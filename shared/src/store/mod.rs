@@ -33,7 +33,7 @@ pub use ledger::{
     Holding, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse, Wallet,
 };
 pub use rate_counters::{counter_hits, login_failure_times};
-pub use users::{CreateUserError, Credential, LoginRecord, Session, UserFlag};
+pub use users::{CreateUserError, Credential, LoginRecord, LoginState, Session, UserFlag};
 
 /// BatchGetItem may leave keys unprocessed under load; re-ask this many times before giving up.
 const BATCH_GET_ATTEMPTS: usize = 3;
@@ -188,9 +188,12 @@ impl Store {
 
 /// The item of `items` that has `key`'s primary key.
 fn find<'a>(items: &'a [Item], key: &Key) -> Option<&'a Item> {
-    items.iter().find(|item| {
-        item.get(keys::PK) == key.get(keys::PK) && item.get(keys::SK) == key.get(keys::SK)
-    })
+    items.iter().find(|item| same_key(item, key))
+}
+
+/// Whether an item has `key`'s primary key.
+pub fn same_key(item: &Item, key: &Key) -> bool {
+    item.get(keys::PK) == key.get(keys::PK) && item.get(keys::SK) == key.get(keys::SK)
 }
 
 fn string(value: impl Into<String>) -> AttributeValue {

@@ -46,6 +46,30 @@ impl Credential {
     }
 }
 
+/// What login reads about a username before it verifies a password.
+pub struct LoginState {
+    pub credential: Option<Credential>,
+    /// When its recent failed logins were, epoch seconds.
+    pub failures: Vec<i64>,
+}
+
+impl LoginState {
+    /// The items to read (one round trip), so that callers can batch them with others.
+    pub fn keys(username: &str) -> Vec<Key> {
+        vec![keys::username(username), keys::login_failures(username)]
+    }
+
+    pub fn from_items(items: &[Item], username: &str, now: i64) -> Result<Self, StoreError> {
+        let credential = find(items, &keys::username(username))
+            .map(Credential::from_item)
+            .transpose()?;
+        Ok(Self {
+            credential,
+            failures: login_failure_times(items, username, now),
+        })
+    }
+}
+
 pub enum LoginRecord {
     Recorded(User),
     Disabled,
@@ -170,24 +194,6 @@ impl Store {
             .send()
             .await?;
         output.item.as_ref().map(Credential::from_item).transpose()
-    }
-
-    /// A username's credential and its recent failed logins, in one round trip.
-    pub async fn login_state(
-        &self,
-        username: &str,
-        now: i64,
-    ) -> Result<(Option<Credential>, Vec<i64>), StoreError> {
-        let items = self
-            .get_items(vec![
-                keys::username(username),
-                keys::login_failures(username),
-            ])
-            .await?;
-        let credential = find(&items, &keys::username(username))
-            .map(Credential::from_item)
-            .transpose()?;
-        Ok((credential, login_failure_times(&items, username, now)))
     }
 
     /// Sets `last_login`, only while the account is active.
