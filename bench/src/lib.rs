@@ -11,3 +11,4 @@ pub mod report;
 pub mod runtime_api;
 pub mod stats;
 pub mod template;
+pub mod world;

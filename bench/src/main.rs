@@ -6,10 +6,20 @@ use bench::events::{TokenMint, api_gateway_event, fill_path_parameters};
 use bench::measure::{Answer, ColdRun, Subject, WarmRun, cold_start, warm};
 use bench::report::{FunctionResult, Measured, Report, Sizes};
 use bench::template::{self, Api, Function};
+use bench::world::{World, with_body};
 use serde_json::{Value, json};
 
-const REGISTER_ROUTE: (&str, &str) = ("POST", "/api/auth/register");
-const LOGIN_ROUTE: (&str, &str) = ("POST", "/api/auth/login");
+type Route = (&'static str, &'static str);
+const REGISTER_ROUTE: Route = ("POST", "/api/auth/register");
+const LOGIN_ROUTE: Route = ("POST", "/api/auth/login");
+const MINT_ROUTE: Route = ("POST", "/api/tokenomics/mint");
+const STAKE_ROUTE: Route = ("POST", "/api/tokenomics/stake");
+const SUBMIT_JOB_ROUTE: Route = ("POST", "/api/scheduler/jobs");
+const CREATE_PROPOSAL_ROUTE: Route = ("POST", "/api/tokenomics/proposals");
+/// What the bench user gets before anything is measured: enough for every transfer, stake and
+/// unstake of a run to succeed.
+const SEED_FUNDS: &str = "1000000";
+const SEED_STAKE: &str = "100000";
 const FLOOR: &str = "floor";
 /// `shared::telemetry::COST_LOG_VARIABLE` (the bench does not link `shared`).
 const COST_LOG_VARIABLE: &str = "FOG_LOG_COSTS";
@@ -121,11 +131,26 @@ async fn run(options: Options) -> Result<(), Failure> {
         tokens,
     };
 
-    let tokens = match seed_token(&prepared, &subject, secret.as_bytes()).await {
-        Ok(mint) => Some(Arc::new(mint)),
+    let (tokens, world) = match seed_token(&prepared, &subject, secret.as_bytes()).await {
+        Ok((mint, wallet)) => {
+            let mint = Arc::new(mint);
+            let seeds = Seeds {
+                prepared: &prepared,
+                subject: &subject,
+                tokens: &mint,
+            };
+            let world = seeds
+                .world(&options.binaries.join("fogctl"), wallet)
+                .await
+                .unwrap_or_else(|reason| {
+                    eprintln!("bench: the fixtures' placeholder ids stay (routes naming a wallet, job or proposal answer 403 or 404 early): {reason}");
+                    World::fixtures()
+                });
+            (Some(mint), world)
+        }
         Err(reason) => {
             eprintln!("bench: no access token, so routes that take one go without: {reason}");
-            None
+            (None, World::fixtures())
         }
     };
     let floor = Function {
@@ -151,6 +176,7 @@ async fn run(options: Options) -> Result<(), Failure> {
         }
         let token = api.takes_token(&function.method, &function.path);
         let tokens = tokens.clone().filter(|_| token);
+        let event = world.apply(&event);
         subjects.push((subject(&function, &event, tokens), function, source, token));
     }
 
@@ -242,36 +268,145 @@ fn event_for(
     Ok((event, "built from openapi.yaml".to_owned()))
 }
 
-/// Registers the bench user and logs it in, through the functions themselves, for a real token.
+fn find_route(
+    prepared: &[(Function, Value, String)],
+    (method, path): Route,
+) -> Result<(&Function, &Value), Failure> {
+    prepared
+        .iter()
+        .find(|(function, ..)| function.method == method && function.path == path)
+        .map(|(function, event, _)| (function, event))
+        .ok_or_else(|| format!("the template has no {method} {path}").into())
+}
+
+/// The body of a 2xx answer, as JSON.
+fn succeeded(route: Route, answer: Answer) -> Result<Value, Failure> {
+    match answer {
+        Answer::Http { status, body } if (200..300).contains(&status) => {
+            Ok(serde_json::from_str(&body)?)
+        }
+        answer => Err(format!("{} {} answered {answer:?}", route.0, route.1).into()),
+    }
+}
+
+/// Registers the bench user and logs it in, through the functions themselves, for a real token;
+/// and the user's wallet.
 async fn seed_token(
     prepared: &[(Function, Value, String)],
     subject: &impl Fn(&Function, &Value, Option<Arc<TokenMint>>) -> Subject,
     key: &[u8],
-) -> Result<TokenMint, Failure> {
-    let find = |(method, path): (&str, &str)| {
-        prepared
-            .iter()
-            .find(|(function, ..)| function.method == method && function.path == path)
-            .ok_or(format!("the template has no {method} {path}"))
-    };
-    let (register, register_event, _) = find(REGISTER_ROUTE)?;
-    let (login, login_event, _) = find(LOGIN_ROUTE)?;
+) -> Result<(TokenMint, String), Failure> {
+    let (register, register_event) = find_route(prepared, REGISTER_ROUTE)?;
+    let (login, login_event) = find_route(prepared, LOGIN_ROUTE)?;
     progress("registering and logging in the bench user");
-    let registered = subject(register, register_event, None)
-        .invoke_once()
-        .await?;
-    if !matches!(registered, Answer::Http { status: 201, .. }) {
-        return Err(format!("register answered {registered:?}").into());
-    }
-    let answer = subject(login, login_event, None).invoke_once().await?;
-    let Answer::Http { status: 200, body } = &answer else {
-        return Err(format!("login answered {answer:?}").into());
-    };
-    let token = serde_json::from_str::<Value>(body)?["access_token"]
+    let user = succeeded(
+        REGISTER_ROUTE,
+        subject(register, register_event, None)
+            .invoke_once()
+            .await?,
+    )?;
+    let wallet = user["wallet_address"]
         .as_str()
-        .ok_or("login answered no access_token")?
+        .ok_or("register answered no wallet_address")?
         .to_owned();
-    Ok(TokenMint::new(&token, key)?)
+    let session = succeeded(
+        LOGIN_ROUTE,
+        subject(login, login_event, None).invoke_once().await?,
+    )?;
+    let token = session["access_token"]
+        .as_str()
+        .ok_or("login answered no access_token")?;
+    Ok((TokenMint::new(token, key)?, wallet))
+}
+
+/// What seeding the bench user's world needs.
+struct Seeds<'a, S> {
+    prepared: &'a [(Function, Value, String)],
+    subject: &'a S,
+    tokens: &'a Arc<TokenMint>,
+}
+
+impl<S: Fn(&Function, &Value, Option<Arc<TokenMint>>) -> Subject> Seeds<'_, S> {
+    /// Makes the fixtures' placeholders real, through the functions themselves: a second user
+    /// whose wallet receives the transfers; the bench user an administrator (`fogctl promote`,
+    /// as an operator would) with minted funds and a stake; a job; a proposal.
+    async fn world(&self, fogctl: &Path, wallet: String) -> Result<World, Failure> {
+        progress("seeding the bench user's wallets, job and proposal");
+        let (register, register_event) = find_route(self.prepared, REGISTER_ROUTE)?;
+        let username = register_event["body"]
+            .as_str()
+            .and_then(|body| serde_json::from_str::<Value>(body).ok())
+            .and_then(|body| body["username"].as_str().map(str::to_owned))
+            .ok_or("the register event has no username")?;
+        let recipient_event = with_body(register_event, |body| {
+            body["username"] = json!(format!("{username}recipient"));
+            body["email"] = json!(format!("{username}recipient@example.com"));
+        });
+        let recipient = succeeded(
+            REGISTER_ROUTE,
+            (self.subject)(register, &recipient_event, None)
+                .invoke_once()
+                .await?,
+        )?["wallet_address"]
+            .as_str()
+            .ok_or("register answered no wallet_address")?
+            .to_owned();
+        let promoted = tokio::process::Command::new(fogctl)
+            .args(["promote", &username])
+            .status()
+            .await
+            .map_err(|error| format!("{}: {error}", fogctl.display()))?;
+        if !promoted.success() {
+            return Err(format!("fogctl promote {username}: {promoted}").into());
+        }
+        let mut world = World {
+            wallet,
+            recipient,
+            ..World::fixtures()
+        };
+        self.call(&world, MINT_ROUTE, SEED_FUNDS).await?;
+        self.call(&world, STAKE_ROUTE, SEED_STAKE).await?;
+        world.job = self.created_id(&world, SUBMIT_JOB_ROUTE, "jobId").await?;
+        world.proposal = self
+            .created_id(&world, CREATE_PROPOSAL_ROUTE, "proposalId")
+            .await?;
+        Ok(world)
+    }
+
+    /// Invokes `route`'s function once with its fixture, in `world`, moving `amount`.
+    async fn call(&self, world: &World, route: Route, amount: &str) -> Result<Value, Failure> {
+        let (function, event) = find_route(self.prepared, route)?;
+        let event = with_body(&world.apply(event), |body| body["amount"] = json!(amount));
+        self.invoke(route, function, &event).await
+    }
+
+    /// The id (the answer's `field`) of what `route`'s function creates from its fixture, in
+    /// `world`.
+    async fn created_id(
+        &self,
+        world: &World,
+        route: Route,
+        field: &str,
+    ) -> Result<String, Failure> {
+        let (function, event) = find_route(self.prepared, route)?;
+        let created = self.invoke(route, function, &world.apply(event)).await?;
+        Ok(created[field]
+            .as_str()
+            .ok_or(format!("{} {} answered no {field}", route.0, route.1))?
+            .to_owned())
+    }
+
+    async fn invoke(
+        &self,
+        route: Route,
+        function: &Function,
+        event: &Value,
+    ) -> Result<Value, Failure> {
+        let answer = (self.subject)(function, event, Some(self.tokens.clone()))
+            .invoke_once()
+            .await?;
+        succeeded(route, answer)
+    }
 }
 
 /// A fresh HS256 key for this run's functions.

@@ -516,12 +516,7 @@ async fn mint() {
 async fn vote() {
     all_or_nothing_at_every_call(
         Operation::Vote,
-        &[
-            "UpdateItem",
-            "BatchGetItem",
-            "GetItem",
-            "TransactWriteItems",
-        ],
+        &["UpdateItem", "BatchGetItem", "TransactWriteItems"],
     )
     .await;
 }

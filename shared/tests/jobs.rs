@@ -183,3 +183,29 @@ async fn malformed_job_ids_and_cursors() {
         .collect();
     assert_eq!(fields, HashSet::from(["limit".into(), "status".into()]));
 }
+
+#[tokio::test]
+async fn get_job_reads_the_job_in_the_rate_limiters_round_trip() {
+    let injector = support::faults::FaultInjector::start().await;
+    let app = TestApp::with_fault_injector(&injector).await;
+    let (_, owner) = app.user_with_token().await;
+    let (_, other) = app.user_with_token().await;
+    let submitted = submit(&app, &owner, job_body("render")).await.json();
+    let job_id = submitted["jobId"].as_str().unwrap();
+    let get = |token: &str| {
+        event("GET", &format!("/api/scheduler/jobs/{job_id}"))
+            .path_parameter("id", job_id)
+            .bearer(token)
+            .build()
+    };
+
+    injector.observe();
+    let response = app.call(get_job, get(&owner)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json()["id"], job_id);
+    assert_eq!(injector.calls(), ["UpdateItem", "BatchGetItem"]);
+
+    injector.observe();
+    assert_eq!(app.call(get_job, get(&other)).await.status(), 404);
+    assert_eq!(injector.calls(), ["UpdateItem", "BatchGetItem"]);
+}

@@ -12,7 +12,8 @@ use crate::domain::{
     WalletAddress,
 };
 use crate::http::{encode_cursor, json, json_body, page_request, query_fields};
-use crate::store::VoteError;
+use crate::ratelimit::FirstReads;
+use crate::store::{Key, VoteError, keys, wallet_in};
 use crate::{ApiError, AppState};
 
 /// A proposal as the API lists it, in the old backend's field names.
@@ -106,11 +107,9 @@ pub async fn vote(req: Request, state: &AppState) -> Result<Response<Body>, ApiE
         return Err(fields.into_error());
     };
     require_own_wallet(&user, &voter)?;
-    let wallet = state
-        .store
-        .wallet(&voter)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("Wallet not found".into()))?;
+    let items = FirstReads::items_or_read(&req, &state.store, vote_reads(&voter)).await?;
+    let wallet =
+        wallet_in(&items, &voter)?.ok_or_else(|| ApiError::NotFound("Wallet not found".into()))?;
     if wallet.staked.is_zero() {
         return Err(ApiError::validation(
             "voter",
@@ -145,4 +144,19 @@ pub async fn vote(req: Request, state: &AppState) -> Result<Response<Body>, ApiE
             "weight": vote.weight,
         }),
     ))
+}
+
+fn vote_reads(voter: &WalletAddress) -> Vec<Key> {
+    vec![keys::wallet(voter.as_str())]
+}
+
+/// What `vote` reads first (the voter's wallet, for its stake): the rate limiter's read fetches
+/// it in the same round trip.
+pub fn vote_first_reads(req: &Request) -> Vec<Key> {
+    json_body(req)
+        .ok()
+        .and_then(|body| serde_json::from_str::<String>(body.get("voter")?.get()).ok())
+        .and_then(|voter| WalletAddress::parse(&voter).ok())
+        .map(|voter| vote_reads(&voter))
+        .unwrap_or_default()
 }

@@ -5,13 +5,14 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::authenticate;
+use crate::auth::{Claims, authenticate};
 use crate::domain::{
     CPU_REQUIRED, EscapedText, Fields, GPU_REQUIRED, JOB_NAME_CHARS, Job, JobStatus,
     MEMORY_REQUIRED, NON_NEGATIVE, SlaTier,
 };
 use crate::http::{encode_cursor, json, json_body, page_request, path_parameter, query_fields};
-use crate::store::CancelJob;
+use crate::ratelimit::FirstReads;
+use crate::store::{CancelJob, Key, job_in, keys};
 use crate::{ApiError, AppState};
 
 /// A job as the API answers it, in the old backend's field names.
@@ -147,12 +148,18 @@ pub async fn list_jobs(req: Request, state: &AppState) -> Result<Response<Body>,
 /// `GET /api/scheduler/jobs/{id}`: only the caller's own jobs; any other id is 404.
 pub async fn get_job(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
     let (user, _) = authenticate(&req, state).await?;
-    let job = state
-        .store
-        .job(user.id, job_id(&req)?)
-        .await?
-        .ok_or_else(job_not_found)?;
+    let job_id = job_id(&req)?;
+    let items = FirstReads::items_or_read(&req, &state.store, vec![keys::job(user.id, job_id)]);
+    let job = job_in(&items.await?, user.id, job_id)?.ok_or_else(job_not_found)?;
     Ok(json(StatusCode::OK, &JobView::from(&job)))
+}
+
+/// What `get_job` reads first: the rate limiter's read fetches it in the same round trip.
+pub fn get_job_first_reads(req: &Request, claims: Option<&Claims>) -> Vec<Key> {
+    match (claims, job_id(req)) {
+        (Some(claims), Ok(job_id)) => vec![keys::job(claims.sub, job_id)],
+        _ => Vec::new(),
+    }
 }
 
 /// `DELETE /api/scheduler/jobs/{id}`: cancels a pending or running job.

@@ -11,6 +11,7 @@ mod meta;
 use lambda_http::http::Method;
 use lambda_http::{Request, RequestExt};
 
+use crate::auth::Claims;
 use crate::store::Key;
 
 pub use auth::{login, logout, me, register};
@@ -21,10 +22,16 @@ pub use ledger::{balance, mint, stake, transfer, unstake};
 pub use meta::{ROUTES, health, openapi, root};
 
 /// The items a route's handler reads first, which the rate limiter's read fetches in the same
-/// round trip and hands over (`ratelimit::FirstReads`).
-pub fn first_reads(req: &Request) -> Vec<Key> {
-    match (req.method(), req.raw_http_path()) {
-        (&Method::POST, "/api/auth/login") => auth::login_first_reads(req),
+/// round trip and hands over (`ratelimit::FirstReads`). `claims`: those of the request's
+/// verified token, if any.
+pub fn first_reads(req: &Request, claims: Option<&Claims>) -> Vec<Key> {
+    let path = req.raw_http_path();
+    match *req.method() {
+        Method::POST if path == "/api/auth/login" => auth::login_first_reads(req),
+        Method::POST if path == "/api/tokenomics/vote" => governance::vote_first_reads(req),
+        Method::GET if path.starts_with("/api/scheduler/jobs/") => {
+            jobs::get_job_first_reads(req, claims)
+        }
         _ => Vec::new(),
     }
 }

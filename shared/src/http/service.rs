@@ -56,8 +56,7 @@ where
                 .any(|allowed| allowed.as_bytes() == origin.as_bytes())
         })
         .cloned();
-    let first_reads = crate::handlers::first_reads(&req);
-    let admission = ratelimit::admit(&mut req, state, now_ms(), first_reads).await;
+    let admission = ratelimit::admit(&mut req, state, now_ms(), crate::handlers::first_reads).await;
     let user_id = req
         .extensions()
         .get::<ResolvedSession>()

@@ -113,15 +113,18 @@ pub enum Admission {
     Refused(Decision),
 }
 
+/// The keys a handler reads first, given its request and the claims of its verified token.
+pub type FirstReadKeys = fn(&Request, Option<&Claims>) -> Vec<keys::Key>;
+
 /// Counts the request and decides on it: one counter write, concurrent with one read (the
 /// previous window's counter, batched with the caller's session when a token verifies and with
-/// `first_reads`, the keys the handler reads first). Hands the session and the first reads to
-/// the handler in the request's extensions. A refused request makes no further call.
+/// the keys the handler reads first). Hands the session and the first reads to the handler in
+/// the request's extensions. A refused request makes no further call.
 pub async fn admit(
     req: &mut Request,
     state: &AppState,
     now_ms: u64,
-    first_reads: Vec<keys::Key>,
+    first_read_keys: FirstReadKeys,
 ) -> Result<Admission, ApiError> {
     let claims = bearer_token(req).and_then(|token| state.tokens.verify(token).ok());
     let Some(category) = Category::of(
@@ -131,6 +134,7 @@ pub async fn admit(
     ) else {
         return Ok(Admission::Unlimited);
     };
+    let first_reads = first_read_keys(req, claims.as_ref());
     let ip = Identity::Ip(source_ip(req).unwrap_or("unknown").to_owned());
     let position = WindowPosition::at(now_ms);
     let now = (now_ms / 1000) as i64;

@@ -6,7 +6,7 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::keys::{self, JOB_PREFIX};
-use super::{Page, PageRequest, Store, StoreError, next_page_start, string};
+use super::{Item, Page, PageRequest, Store, StoreError, find, next_page_start, string};
 use crate::domain::{Job, JobStatus};
 
 /// What a cancellation found.
@@ -16,6 +16,14 @@ pub enum CancelJob {
     NotFound,
     /// Already cancelled, completed or failed.
     NotCancellable(JobStatus),
+}
+
+/// A user's job among read items (`keys::job`); another user's job is simply not in this user's
+/// partition.
+pub fn job_in(items: &[Item], user_id: Uuid, job_id: Uuid) -> Result<Option<Job>, StoreError> {
+    Ok(find(items, &keys::job(user_id, job_id))
+        .map(|item| from_item(item.clone()))
+        .transpose()?)
 }
 
 impl Store {
@@ -29,19 +37,6 @@ impl Store {
             .send()
             .await?;
         Ok(())
-    }
-
-    /// A user's job; another user's job is simply not in this user's partition.
-    pub async fn job(&self, user_id: Uuid, job_id: Uuid) -> Result<Option<Job>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::job(user_id, job_id)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(output.item.map(from_item).transpose()?)
     }
 
     /// A page of a user's jobs, newest first. With a status filter a page may hold fewer than

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::error::{condition_failed, failed_conditions};
 use super::keys::{self, Key};
-use super::{Store, StoreError, TTL_ATTRIBUTE, number, string};
+use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{Amount, IdempotencyKey, MAX_TOKENS, Tokens, WalletAddress};
 
 /// How long an `Idempotency-Key` is remembered.
@@ -39,6 +39,13 @@ pub struct Wallet {
     pub user_id: Uuid,
     pub balance: Tokens,
     pub staked: Tokens,
+}
+
+/// The wallet at `address` among read items (`keys::wallet`).
+pub fn wallet_in(items: &[Item], address: &WalletAddress) -> Result<Option<Wallet>, StoreError> {
+    find(items, &keys::wallet(address.as_str()))
+        .map(Wallet::from_item)
+        .transpose()
 }
 
 impl Wallet {

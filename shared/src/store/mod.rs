@@ -27,10 +27,11 @@ use crate::telemetry;
 pub use devices::RegisterDevice;
 pub use error::StoreError;
 pub use governance::VoteError;
-pub use jobs::CancelJob;
+pub use jobs::{CancelJob, job_in};
 pub use keys::Key;
 pub use ledger::{
     Holding, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse, Wallet,
+    wallet_in,
 };
 pub use rate_counters::{counter_hits, login_failure_times};
 pub use users::{CreateUserError, Credential, LoginRecord, LoginState, Session, UserFlag};

@@ -1,0 +1,125 @@
+//! The bench user's world: the wallets, job and proposal that the `events/` fixtures name with
+//! placeholder ids, made real, so that every route does its whole work rather than answering 403
+//! or 404 early.
+
+use serde_json::Value;
+
+/// The caller's wallet in the fixtures.
+pub const FIXTURE_WALLET: &str =
+    "0x7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f";
+/// The wallet a transfer pays into in the fixtures.
+pub const FIXTURE_RECIPIENT: &str =
+    "0xa3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3";
+/// The job of `get-job` and `cancel-job` in the fixtures.
+pub const FIXTURE_JOB: &str = "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b";
+/// The proposal of `vote` in the fixtures.
+pub const FIXTURE_PROPOSAL: &str = "0190b1c5-7d3e-7a41-9c55-2f6e8d9a0b1c";
+
+/// The real ids that stand for the fixtures' placeholders.
+#[derive(Clone, Debug)]
+pub struct World {
+    pub wallet: String,
+    pub recipient: String,
+    pub job: String,
+    pub proposal: String,
+}
+
+impl World {
+    /// The fixtures' own ids, before anything is made real.
+    pub fn fixtures() -> Self {
+        Self {
+            wallet: FIXTURE_WALLET.into(),
+            recipient: FIXTURE_RECIPIENT.into(),
+            job: FIXTURE_JOB.into(),
+            proposal: FIXTURE_PROPOSAL.into(),
+        }
+    }
+
+    /// `event` with every placeholder id (path, path parameters, body) replaced by this world's.
+    pub fn apply(&self, event: &Value) -> Value {
+        let text = event
+            .to_string()
+            .replace(FIXTURE_WALLET, &self.wallet)
+            .replace(FIXTURE_RECIPIENT, &self.recipient)
+            .replace(FIXTURE_JOB, &self.job)
+            .replace(FIXTURE_PROPOSAL, &self.proposal);
+        serde_json::from_str(&text).expect("ids are plain text inside JSON strings")
+    }
+}
+
+/// `event` with its JSON body changed by `change`.
+pub fn with_body(event: &Value, change: impl FnOnce(&mut Value)) -> Value {
+    let mut event = event.clone();
+    let mut body: Value = event["body"]
+        .as_str()
+        .and_then(|body| serde_json::from_str(body).ok())
+        .unwrap_or(Value::Null);
+    change(&mut body);
+    event["body"] = Value::String(body.to_string());
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn placeholders_are_replaced_in_path_parameters_and_body() {
+        let world = World {
+            wallet: "0xw".into(),
+            recipient: "0xr".into(),
+            job: "job-1".into(),
+            proposal: "proposal-1".into(),
+        };
+        let event = json!({
+            "rawPath": format!("/api/scheduler/jobs/{FIXTURE_JOB}"),
+            "pathParameters": {"id": FIXTURE_JOB},
+            "body": json!({
+                "from_address": FIXTURE_WALLET,
+                "to_address": FIXTURE_RECIPIENT,
+                "proposal_id": FIXTURE_PROPOSAL,
+            }).to_string(),
+        });
+        let applied = world.apply(&event);
+        assert_eq!(applied["rawPath"], "/api/scheduler/jobs/job-1");
+        assert_eq!(applied["pathParameters"]["id"], "job-1");
+        let body: Value = serde_json::from_str(applied["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"from_address": "0xw", "to_address": "0xr", "proposal_id": "proposal-1"})
+        );
+        assert_eq!(World::fixtures().apply(&event), event);
+    }
+
+    #[test]
+    fn a_body_field_can_be_changed() {
+        let event = json!({"body": r#"{"address":"0xw","amount":"10"}"#});
+        let changed = with_body(&event, |body| body["amount"] = json!("1000000"));
+        let body: Value = serde_json::from_str(changed["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body, json!({"address": "0xw", "amount": "1000000"}));
+    }
+
+    #[test]
+    fn the_fixtures_use_the_placeholders() {
+        let fixture = |name: &str| {
+            let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+        };
+        for (name, placeholders) in [
+            ("transfer", &[FIXTURE_WALLET, FIXTURE_RECIPIENT][..]),
+            ("stake", &[FIXTURE_WALLET]),
+            ("unstake", &[FIXTURE_WALLET]),
+            ("mint", &[FIXTURE_WALLET]),
+            ("create-proposal", &[FIXTURE_WALLET]),
+            ("vote", &[FIXTURE_WALLET, FIXTURE_PROPOSAL]),
+            ("get-job", &[FIXTURE_JOB]),
+            ("cancel-job", &[FIXTURE_JOB]),
+        ] {
+            for placeholder in placeholders {
+                assert!(fixture(name).contains(placeholder), "{name}: {placeholder}");
+            }
+        }
+    }
+}
