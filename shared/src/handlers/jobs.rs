@@ -149,8 +149,9 @@ pub async fn list_jobs(req: Request, state: &AppState) -> Result<Response<Body>,
 pub async fn get_job(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
     let (user, _) = authenticate(&req, state).await?;
     let job_id = job_id(&req)?;
-    let items = FirstReads::items_or_read(&req, &state.store, vec![keys::job(user.id, job_id)]);
-    let job = job_in(&items.await?, user.id, job_id)?.ok_or_else(job_not_found)?;
+    let key = keys::job(user.id, job_id);
+    let items = FirstReads::items_or_read(&req, &state.store, vec![key]).await?;
+    let job = job_in(&items, user.id, job_id)?.ok_or_else(job_not_found)?;
     Ok(json(StatusCode::OK, &JobView::from(&job)))
 }
 
