@@ -364,8 +364,8 @@ impl<S: Fn(&Function, &Value, Option<Arc<TokenMint>>) -> Subject> Seeds<'_, S> {
             recipient,
             ..World::fixtures()
         };
-        self.call(&world, MINT_ROUTE, SEED_FUNDS).await?;
-        self.call(&world, STAKE_ROUTE, SEED_STAKE).await?;
+        self.move_amount(&world, MINT_ROUTE, SEED_FUNDS).await?;
+        self.move_amount(&world, STAKE_ROUTE, SEED_STAKE).await?;
         world.job = self.created_id(&world, SUBMIT_JOB_ROUTE, "jobId").await?;
         world.proposal = self
             .created_id(&world, CREATE_PROPOSAL_ROUTE, "proposalId")
@@ -374,10 +374,10 @@ impl<S: Fn(&Function, &Value, Option<Arc<TokenMint>>) -> Subject> Seeds<'_, S> {
     }
 
     /// Invokes `route`'s function once with its fixture, in `world`, moving `amount`.
-    async fn call(&self, world: &World, route: Route, amount: &str) -> Result<Value, Failure> {
+    async fn move_amount(&self, world: &World, route: Route, amount: &str) -> Result<(), Failure> {
         let (function, event) = find_route(self.prepared, route)?;
         let event = with_body(&world.apply(event), |body| body["amount"] = json!(amount));
-        self.invoke(route, function, &event).await
+        self.invoke(route, function, &event).await.map(drop)
     }
 
     /// The id (the answer's `field`) of what `route`'s function creates from its fixture, in
