@@ -4,6 +4,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::body_string;
 use crate::auth::{authenticate, hash_password, verify_password};
 use crate::domain::{Email, Fields, Password, User, Username};
 use crate::http::{bearer_token, json, json_body};
@@ -106,9 +107,7 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
 
 /// What login reads first: the rate limiter's read fetches it in the same round trip.
 pub fn login_first_reads(req: &Request) -> Vec<Key> {
-    json_body(req)
-        .ok()
-        .and_then(|body| serde_json::from_str::<String>(body.get("username")?.get()).ok())
+    body_string(req, "username")
         .and_then(|username| Username::parse(&username).ok())
         .map(|username| LoginState::keys(username.as_str()))
         .unwrap_or_default()

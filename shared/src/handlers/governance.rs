@@ -5,6 +5,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::body_string;
 use super::ledger::require_own_wallet;
 use crate::auth::authenticate;
 use crate::domain::{
@@ -153,9 +154,7 @@ fn vote_reads(voter: &WalletAddress) -> Vec<Key> {
 /// What `vote` reads first (the voter's wallet, for its stake): the rate limiter's read fetches
 /// it in the same round trip.
 pub fn vote_first_reads(req: &Request) -> Vec<Key> {
-    json_body(req)
-        .ok()
-        .and_then(|body| serde_json::from_str::<String>(body.get("voter")?.get()).ok())
+    body_string(req, "voter")
         .and_then(|voter| WalletAddress::parse(&voter).ok())
         .map(|voter| vote_reads(&voter))
         .unwrap_or_default()

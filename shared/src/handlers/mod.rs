@@ -21,6 +21,13 @@ pub use jobs::{cancel_job, get_job, list_jobs, submit_job};
 pub use ledger::{balance, mint, stake, transfer, unstake};
 pub use meta::{ROUTES, health, openapi, root};
 
+/// The string `field` of a JSON request body, if the body has one; for first reads, which look
+/// ahead of the handler's own validation.
+fn body_string(req: &Request, field: &str) -> Option<String> {
+    let body = crate::http::json_body(req).ok()?;
+    serde_json::from_str(body.get(field)?.get()).ok()
+}
+
 /// The items a route's handler reads first, which the rate limiter's read fetches in the same
 /// round trip and hands over (`ratelimit::FirstReads`). `claims`: those of the request's
 /// verified token, if any.

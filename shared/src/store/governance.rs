@@ -40,13 +40,7 @@ impl Store {
         item.extend(keys::proposal_in_index(proposal.id));
         item.insert(VOTES_FOR.to_owned(), units(proposal.votes_for));
         item.insert(VOTES_AGAINST.to_owned(), units(proposal.votes_against));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await?;
-        Ok(())
+        self.put(item).await
     }
 
     /// A page of every proposal, newest first (GSI1; eventually consistent in AWS).

@@ -30,13 +30,7 @@ impl Store {
     pub async fn create_job(&self, job: &Job) -> Result<(), StoreError> {
         let mut item = to_item(job)?;
         item.extend(keys::job(job.user_id, job.id));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await?;
-        Ok(())
+        self.put(item).await
     }
 
     /// A page of a user's jobs, newest first. With a status filter a page may hold fewer than

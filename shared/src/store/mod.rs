@@ -156,6 +156,17 @@ impl Store {
     }
 
     /// Reads items by key in one consistent BatchGetItem (re-asking for any it leaves unprocessed).
+    /// Writes `item` whole, unconditionally.
+    async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await?;
+        Ok(())
+    }
+
     pub async fn get_items(&self, keys: Vec<Key>) -> Result<Vec<Item>, StoreError> {
         let mut request = KeysAndAttributes::builder()
             .set_keys(Some(keys))

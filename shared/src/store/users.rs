@@ -250,13 +250,7 @@ impl Store {
     pub async fn revoke_token(&self, jti: Uuid, expires_at: i64) -> Result<(), StoreError> {
         let mut item = keys::revoked_token(jti);
         item.insert(TTL_ATTRIBUTE.to_owned(), number(expires_at));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await?;
-        Ok(())
+        self.put(item).await
     }
 
     /// Sets a user's flag by username. `Ok(false)` when there is no such user.
