@@ -221,3 +221,42 @@ async fn login_reads_its_credential_in_the_rate_limiters_round_trip() {
     assert_eq!(response.status(), 200);
     assert_eq!(injector.calls(), ["BatchGetItem", "UpdateItem"]);
 }
+
+/// Security review, item 4: a token verifies until `exp` + the leeway, so its revocation must
+/// hold that long too.
+#[tokio::test]
+async fn a_logged_out_token_stays_refused_inside_the_leeway() {
+    let app = TestApp::with_settings(&[("ACCESS_TOKEN_EXPIRE_MINUTES", "1")]).await;
+    let (_, token) = app.user_with_token().await;
+    let me_of = |token: &str| event("GET", "/api/auth/me").bearer(token).build();
+    let user: shared::domain::User =
+        serde_json::from_value(app.call(me, me_of(&token)).await.json()).unwrap();
+    // Issued 62 s ago with a 1-minute lifetime: 2 s past `exp`, still inside the 5 s leeway.
+    let issued_at = time::OffsetDateTime::now_utc() - time::Duration::seconds(62);
+    let late = app.state.tokens.issue(&user, issued_at).token;
+    assert_eq!(app.call(me, me_of(&late)).await.status(), 200);
+    let logout_event = event("POST", "/api/auth/logout").bearer(&late).build();
+    assert_eq!(app.call(logout, logout_event).await.status(), 200);
+    assert_eq!(app.call(me, me_of(&late)).await.status(), 401);
+}
+
+/// Security review, item 6: "é" as one code point and as e + combining accent is one password.
+#[tokio::test]
+async fn passwords_are_compared_in_nfkc() {
+    let app = TestApp::new().await;
+    let composed = "Caf\u{e9}-Compute-2024";
+    let decomposed = "Cafe\u{301}-Compute-2024";
+    for (registered_as, typed_as) in [(composed, decomposed), (decomposed, composed)] {
+        let username = unique_username();
+        let body = json!({"username": username, "email": format!("{username}@example.com"), "password": registered_as});
+        let register = event("POST", "/api/auth/register").json(&body).build();
+        assert_eq!(
+            app.call(shared::handlers::register, register)
+                .await
+                .status(),
+            201
+        );
+        assert_eq!(app.login(&username, typed_as).await.status(), 200);
+        assert_eq!(app.login(&username, registered_as).await.status(), 200);
+    }
+}

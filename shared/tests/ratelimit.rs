@@ -365,3 +365,119 @@ async fn without_dynamodb_auth_fails_closed_and_the_rest_fails_open() {
         503
     );
 }
+
+/// Security review, item 2: tokens of many accounts must not open new buckets for logins.
+#[tokio::test]
+async fn auth_requests_count_against_the_ip_whatever_token_they_carry() {
+    let setup = TestApp::new().await;
+    let limited = TestApp::with_settings(&[("RATE_LIMIT_AUTH_PER_MIN", "10")]).await;
+    let mut tokens = Vec::new();
+    for _ in 0..25 {
+        tokens.push(setup.user_with_token().await.1);
+    }
+    let ip = unique_ip();
+    start_of_a_window().await;
+    let mut admitted = 0;
+    for token in &tokens {
+        let body =
+            serde_json::json!({"username": unique_username(), "password": "Wrong-Password-1"});
+        let request = event("POST", "/api/auth/login")
+            .source_ip(&ip)
+            .bearer(token)
+            .json(&body)
+            .build();
+        if limited.call(login, request).await.status() != 429 {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 10, "{admitted} of 25 logins admitted");
+}
+
+/// Security review, item 3: the attempt is reserved before the password is verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twelve_parallel_wrong_guesses_get_at_most_five_answers() {
+    let app = TestApp::new().await;
+    let state = app.state;
+    let (username, _) = app.user_with_token().await;
+    let guesses: Vec<_> = (0..12)
+        .map(|_| {
+            let body = serde_json::json!({"username": username, "password": "Wrong-Password-1"});
+            let request = event("POST", "/api/auth/login")
+                .source_ip(&unique_ip())
+                .json(&body)
+                .build();
+            tokio::spawn(async move {
+                shared::http::dispatch(login, request, state)
+                    .await
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.unwrap());
+    }
+    let refused = statuses.iter().filter(|&&status| status == 401).count();
+    let locked = statuses.iter().filter(|&&status| status == 429).count();
+    assert!(refused <= 5, "{statuses:?}");
+    assert_eq!(refused + locked, 12, "{statuses:?}");
+    assert_eq!(app.login(&username, PASSWORD).await.status(), 429);
+}
+
+/// Security review, item 5: behind a custom domain's base path a route keeps its category.
+#[tokio::test]
+async fn a_base_path_leaves_a_route_in_its_category() {
+    let app = TestApp::with_settings(&[("RATE_LIMIT_AUTH_PER_MIN", "3")]).await;
+    let ip = unique_ip();
+    start_of_a_window().await;
+    let attempt = || {
+        let body =
+            serde_json::json!({"username": unique_username(), "password": "Wrong-Password-1"});
+        app.call(
+            login,
+            event("POST", "/v1/api/auth/login")
+                .source_ip(&ip)
+                .json(&body)
+                .build(),
+        )
+    };
+    for _ in 0..3 {
+        let response = attempt().await;
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.header("x-ratelimit-limit"), Some("3"));
+    }
+    assert_eq!(attempt().await.status(), 429);
+}
+
+/// Security review, item 10: one bucket per route, as the old backend counted.
+#[tokio::test]
+async fn each_route_has_a_bucket_of_its_own() {
+    let app = TestApp::with_settings(&[("RATE_LIMIT_AUTH_PER_MIN", "2")]).await;
+    let ip = unique_ip();
+    start_of_a_window().await;
+    let failed_login = || {
+        let body =
+            serde_json::json!({"username": unique_username(), "password": "Wrong-Password-1"});
+        app.call(
+            login,
+            event("POST", "/api/auth/login")
+                .source_ip(&ip)
+                .json(&body)
+                .build(),
+        )
+    };
+    for _ in 0..2 {
+        assert_eq!(failed_login().await.status(), 401);
+    }
+    assert_eq!(failed_login().await.status(), 429);
+    let username = unique_username();
+    let body = serde_json::json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD});
+    let register = event("POST", "/api/auth/register")
+        .source_ip(&ip)
+        .json(&body)
+        .build();
+    let registered = app.call(shared::handlers::register, register).await;
+    assert_eq!(registered.status(), 201);
+    assert_eq!(registered.header("x-ratelimit-remaining"), Some("1"));
+}
