@@ -1,6 +1,6 @@
 //! Everything the Fog Compute Lambda functions share: configuration, domain types, token and
 //! password handling, DynamoDB access, HTTP plumbing and the request handlers themselves.
-//! Each function binary is `shared::http::run(shared::handlers::<name>)`.
+//! Each function binary is `shared::http::run(&shared::routes::<ROUTE>, shared::handlers::<name>)`.
 
 pub mod app;
 pub mod auth;
@@ -10,6 +10,7 @@ pub mod error;
 pub mod handlers;
 pub mod http;
 pub mod ratelimit;
+pub mod routes;
 pub mod store;
 pub mod telemetry;
 

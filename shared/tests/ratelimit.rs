@@ -45,7 +45,7 @@ async fn fifty_concurrent_requests_against_a_limit_of_ten_admit_exactly_ten() {
         .map(|_| {
             let request = event("GET", "/").source_ip(&ip).build();
             tokio::spawn(async move {
-                shared::http::dispatch(root, request, state)
+                shared::http::dispatch(&shared::routes::ROOT, root, request, state)
                     .await
                     .status()
                     .as_u16()
@@ -201,7 +201,7 @@ async fn a_revoked_token_counts_against_the_ip_and_not_its_user() {
         .table_name(app.table())
         .key(
             "PK",
-            AttributeValue::S(format!("RATE#read#user:{}", claims.sub)),
+            AttributeValue::S(format!("RATE#read#root#user:{}", claims.sub)),
         )
         .key("SK", AttributeValue::S(format!("WINDOW#{window}")))
         .send()
@@ -326,7 +326,7 @@ async fn expired_counters_left_in_the_table_do_not_count() {
         app.dynamodb()
             .put_item()
             .table_name(app.table())
-            .item("PK", AttributeValue::S(format!("RATE#read#ip:{ip}")))
+            .item("PK", AttributeValue::S(format!("RATE#read#root#ip:{ip}")))
             .item("SK", AttributeValue::S(format!("WINDOW#{start}")))
             .item("hits", AttributeValue::N("1000".into()))
             .item("expires_at", AttributeValue::N(expires_at.to_string()))
@@ -407,7 +407,7 @@ async fn twelve_parallel_wrong_guesses_get_at_most_five_answers() {
                 .json(&body)
                 .build();
             tokio::spawn(async move {
-                shared::http::dispatch(login, request, state)
+                shared::http::dispatch(&shared::routes::LOGIN, login, request, state)
                     .await
                     .status()
                     .as_u16()
@@ -434,7 +434,8 @@ async fn a_base_path_leaves_a_route_in_its_category() {
     let attempt = || {
         let body =
             serde_json::json!({"username": unique_username(), "password": "Wrong-Password-1"});
-        app.call(
+        app.call_route(
+            &shared::routes::LOGIN,
             login,
             event("POST", "/v1/api/auth/login")
                 .source_ip(&ip)

@@ -6,4 +6,4 @@ mod tokens;
 
 pub use password::{hash_password, map_hash_memory_apart, verify_password};
 pub use session::authenticate;
-pub use tokens::{Claims, IssuedToken, TokenError, Tokens};
+pub use tokens::{Claims, IssuedToken, LEEWAY_SECONDS, TokenError, Tokens};

@@ -1,5 +1,4 @@
 use lambda_http::Request;
-use time::OffsetDateTime;
 
 use crate::domain::User;
 use crate::http::bearer_token;
@@ -17,10 +16,7 @@ pub async fn authenticate(req: &Request, state: &AppState) -> Result<(User, Clai
     if let Some(ResolvedSession(resolved)) = req.extensions().get::<ResolvedSession>() {
         return resolved.clone().ok_or(NOT_AUTHENTICATED);
     }
-    let session = state
-        .store
-        .session(claims.sub, claims.jti, OffsetDateTime::now_utc())
-        .await?;
+    let session = state.store.session(claims.sub, claims.jti).await?;
     match session.user {
         Some(user) if user.is_active && !session.revoked => Ok((user, claims)),
         _ => Err(NOT_AUTHENTICATED),

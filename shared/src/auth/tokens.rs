@@ -8,7 +8,8 @@ use crate::domain::User;
 
 pub const ISSUER: &str = "fog-compute";
 pub const AUDIENCE: &str = "fog-compute-api";
-const LEEWAY_SECONDS: u64 = 5;
+/// Clock skew allowed when checking `exp`: a token verifies until `exp` + this.
+pub const LEEWAY_SECONDS: i64 = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
@@ -47,7 +48,7 @@ impl Tokens {
     pub fn new(secret: &SecretString, lifetime_minutes: i64) -> Self {
         let key = secret.expose_secret().as_bytes();
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECONDS;
+        validation.leeway = LEEWAY_SECONDS as u64;
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);

@@ -1,6 +1,7 @@
 use std::sync::LazyLock;
 
 use secrecy::{ExposeSecret, SecretString};
+use unicode_normalization::UnicodeNormalization;
 use validator::ValidateEmail;
 
 pub const USERNAME_CHARS: std::ops::RangeInclusive<usize> = 3..=50;
@@ -58,12 +59,21 @@ static COMMON_PASSWORDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
         .collect()
 });
 
-/// A new password that meets the strength rules. Never printed: `Debug` shows a placeholder.
+/// A password as it is hashed and verified: in NFKC, so that "é" typed as one code point or as
+/// e + combining accent (or a letter in its full-width form) is one password wherever typed.
+pub fn normalized_password(raw: &str) -> SecretString {
+    SecretString::from(raw.nfkc().collect::<String>())
+}
+
+/// A new password that meets the strength rules, in NFKC (`normalized_password`); the rules
+/// apply to the normalized form. Never printed: `Debug` shows a placeholder.
 #[derive(Debug)]
 pub struct Password(SecretString);
 
 impl Password {
     pub fn parse(raw: &str) -> Result<Self, String> {
+        let normalized = normalized_password(raw);
+        let raw = normalized.expose_secret();
         let length = raw.chars().count();
         if !PASSWORD_CHARS.contains(&length) {
             return Err(format!(
@@ -173,6 +183,24 @@ mod tests {
                 "{common} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn passwords_are_kept_in_nfkc() {
+        let composed = Password::parse("Caf\u{e9}-Compute-2024").unwrap();
+        let decomposed = Password::parse("Cafe\u{301}-Compute-2024").unwrap();
+        assert_eq!(composed.expose(), decomposed.expose());
+        assert_eq!(composed.expose(), "Caf\u{e9}-Compute-2024");
+        assert_eq!(
+            normalized_password("Cafe\u{301}-Compute-2024").expose_secret(),
+            composed.expose()
+        );
+        // Full-width letters are the ASCII ones: the common-password list still applies.
+        assert!(
+            Password::parse("\u{ff30}assw0rd")
+                .unwrap_err()
+                .contains("too common")
+        );
     }
 
     #[test]

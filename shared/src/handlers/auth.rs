@@ -1,14 +1,13 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use secrecy::SecretString;
 use serde_json::json;
 use time::OffsetDateTime;
 
 use super::body_string;
-use crate::auth::{authenticate, hash_password, verify_password};
-use crate::domain::{Email, Fields, Password, User, Username};
+use crate::auth::{LEEWAY_SECONDS, authenticate, hash_password, verify_password};
+use crate::domain::{Email, Fields, Password, User, Username, normalized_password};
 use crate::http::{bearer_token, json, json_body};
-use crate::ratelimit::{FirstReads, LOCKOUT_SECONDS, lockout_seconds};
+use crate::ratelimit::{FirstReads, Reservation, reserve_login_attempt};
 use crate::store::{CreateUserError, Key, LoginRecord, LoginState};
 use crate::{ApiError, AppState};
 
@@ -43,50 +42,69 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
     const REFUSED: ApiError = ApiError::Unauthorized("Incorrect username or password");
     let mut fields = Fields::new(json_body(&req)?);
     let username = fields.string("username", |raw| Ok(raw.to_owned()));
-    let password = fields.string("password", |raw| Ok(SecretString::from(raw)));
+    let password = fields.string("password", |raw| Ok(normalized_password(raw)));
     let (Some(username), Some(password)) = (username, password) else {
         return Err(fields.into_error());
     };
     let now = OffsetDateTime::now_utc();
     // Names that cannot exist are not looked up, nor counted, but cost the same verification.
     let username = Username::parse(&username).ok();
-    let LoginState {
-        credential,
-        failures,
-    } = match &username {
+    let (credential, reserved) = match &username {
         Some(username) => {
             let keys = LoginState::keys(username.as_str());
             let items = FirstReads::items_or_read(&req, &state.store, keys).await?;
-            LoginState::from_items(&items, username.as_str(), now.unix_timestamp())?
+            let LoginState {
+                credential,
+                attempts,
+            } = LoginState::from_items(&items, username.as_str())?;
+            let reservation = reserve_login_attempt(
+                &state.store,
+                username.as_str(),
+                attempts,
+                now.unix_timestamp(),
+            )
+            .await?;
+            match reservation {
+                Reservation::Reserved(attempt) => (credential, Some((username, attempt))),
+                Reservation::Locked {
+                    retry_after_seconds,
+                } => {
+                    tracing::info!("login refused: too many failed attempts for this username");
+                    return Err(ApiError::RateLimited {
+                        retry_after_seconds,
+                        detail: "Too many failed login attempts; try again later".into(),
+                    });
+                }
+            }
         }
-        None => LoginState {
-            credential: None,
-            failures: Vec::new(),
-        },
+        None => (None, None),
     };
-    if let Some(retry_after_seconds) = lockout_seconds(&failures, now.unix_timestamp()) {
-        tracing::info!("login refused: too many failed attempts for this username");
-        return Err(ApiError::RateLimited {
-            retry_after_seconds,
-            detail: "Too many failed login attempts; try again later".into(),
-        });
-    }
     let stored_hash = credential
         .as_ref()
         .map(|credential| credential.password_hash.clone());
     let verified = verify_password(password, stored_hash).await;
+    // A wrong password leaves its reserved attempt in place: that is the recorded failure.
     let Some(credential) = credential.filter(|_| verified) else {
         tracing::info!("login refused: bad credentials");
-        if let Some(username) = &username {
-            let at = now.unix_timestamp();
-            state
-                .store
-                .record_login_failure(username.as_str(), at, at + LOCKOUT_SECONDS)
-                .await?;
-        }
         return Err(REFUSED);
     };
-    match state.store.record_login(credential.user_id, now).await? {
+    let release = async {
+        match reserved {
+            Some((username, attempt)) => {
+                state
+                    .store
+                    .release_login_attempt(username.as_str(), attempt)
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    let (recorded, released) =
+        tokio::join!(state.store.record_login(credential.user_id, now), release);
+    if let Err(error) = released {
+        tracing::warn!(%error, "a verified login attempt was not released; it counts as a failure until it ages out");
+    }
+    match recorded? {
         LoginRecord::Disabled => {
             tracing::info!(user_id = %credential.user_id, "login refused: account disabled");
             Err(ApiError::Forbidden("Account is disabled".into()))
@@ -122,7 +140,10 @@ pub async fn me(req: Request, state: &AppState) -> Result<Response<Body>, ApiErr
 /// `POST /api/auth/logout`: always succeeds; a valid token is revoked until it expires.
 pub async fn logout(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
     if let Some(claims) = bearer_token(&req).and_then(|token| state.tokens.verify(token).ok()) {
-        state.store.revoke_token(claims.jti, claims.exp).await?;
+        state
+            .store
+            .revoke_token(claims.jti, claims.exp + LEEWAY_SECONDS)
+            .await?;
     }
     Ok(json(
         StatusCode::OK,

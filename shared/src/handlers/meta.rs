@@ -3,35 +3,11 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use crate::http::{json, json_text};
+use crate::routes::ROUTES;
 use crate::{ApiError, AppState};
 
 const SERVICE: &str = "Fog Compute API";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Every route of the API, as `template.yaml` declares them.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/"),
-    ("GET", "/health"),
-    ("POST", "/api/auth/register"),
-    ("POST", "/api/auth/login"),
-    ("GET", "/api/auth/me"),
-    ("POST", "/api/auth/logout"),
-    ("POST", "/api/scheduler/jobs"),
-    ("GET", "/api/scheduler/jobs"),
-    ("GET", "/api/scheduler/jobs/{id}"),
-    ("DELETE", "/api/scheduler/jobs/{id}"),
-    ("POST", "/api/idle-compute/devices"),
-    ("GET", "/api/idle-compute/devices"),
-    ("GET", "/api/tokenomics/balance"),
-    ("POST", "/api/tokenomics/transfer"),
-    ("POST", "/api/tokenomics/stake"),
-    ("POST", "/api/tokenomics/unstake"),
-    ("POST", "/api/tokenomics/mint"),
-    ("POST", "/api/tokenomics/proposals"),
-    ("GET", "/api/tokenomics/proposals"),
-    ("POST", "/api/tokenomics/vote"),
-    ("GET", "/openapi.json"),
-];
 
 const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
@@ -48,7 +24,7 @@ pub async fn health(_req: Request, state: &AppState) -> Result<Response<Body>, A
 pub async fn root(_req: Request, _state: &AppState) -> Result<Response<Body>, ApiError> {
     let endpoints: Vec<String> = ROUTES
         .iter()
-        .map(|(method, path)| format!("{method} {path}"))
+        .map(|route| format!("{} {}", route.method, route.path))
         .collect();
     Ok(json(
         StatusCode::OK,

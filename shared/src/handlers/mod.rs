@@ -8,10 +8,10 @@ mod jobs;
 mod ledger;
 mod meta;
 
-use lambda_http::http::Method;
-use lambda_http::{Request, RequestExt};
+use lambda_http::Request;
 
 use crate::auth::Claims;
+use crate::routes::{self, Route};
 use crate::store::Key;
 
 pub use auth::{login, logout, me, register};
@@ -19,7 +19,7 @@ pub use devices::{list_devices, register_device};
 pub use governance::{create_proposal, list_proposals, vote};
 pub use jobs::{cancel_job, get_job, list_jobs, submit_job};
 pub use ledger::{balance, mint, stake, transfer, unstake};
-pub use meta::{ROUTES, health, openapi, root};
+pub use meta::{health, openapi, root};
 
 /// The string `field` of a JSON request body, if the body has one; for first reads, which look
 /// ahead of the handler's own validation.
@@ -31,14 +31,11 @@ fn body_string(req: &Request, field: &str) -> Option<String> {
 /// The items a route's handler reads first, which the rate limiter's read fetches in the same
 /// round trip and hands over (`ratelimit::FirstReads`). `claims`: those of the request's
 /// verified token, if any.
-pub fn first_reads(req: &Request, claims: Option<&Claims>) -> Vec<Key> {
-    let path = req.raw_http_path();
-    match *req.method() {
-        Method::POST if path == "/api/auth/login" => auth::login_first_reads(req),
-        Method::POST if path == "/api/tokenomics/vote" => governance::vote_first_reads(req),
-        Method::GET if path.starts_with("/api/scheduler/jobs/") => {
-            jobs::get_job_first_reads(req, claims)
-        }
+pub fn first_reads(route: &Route, req: &Request, claims: Option<&Claims>) -> Vec<Key> {
+    match route {
+        route if *route == routes::LOGIN => auth::login_first_reads(req),
+        route if *route == routes::VOTE => governance::vote_first_reads(req),
+        route if *route == routes::GET_JOB => jobs::get_job_first_reads(req, claims),
         _ => Vec::new(),
     }
 }

@@ -10,12 +10,14 @@ use lambda_http::http::header::{
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
 use crate::ratelimit::{self, Admission, Decision, ResolvedSession};
+use crate::routes::Route;
 use crate::{ApiError, AppState, telemetry};
 
 use super::{problem, source_ip};
 
-/// The whole of a function binary's `main`: logging, state built once, then the Lambda loop.
-pub async fn run<H, F>(handler: H) -> Result<(), lambda_http::Error>
+/// The whole of a function binary's `main`: logging, state built once, then the Lambda loop
+/// serving `route` with `handler`.
+pub async fn run<H, F>(route: &'static Route, handler: H) -> Result<(), lambda_http::Error>
 where
     H: Fn(Request, &'static AppState) -> F + Copy + Send,
     F: Future<Output = Result<Response<Body>, ApiError>> + Send,
@@ -26,21 +28,25 @@ where
         |error| tracing::error!(%error, "configuration refused; the function cannot start"),
     )?));
     lambda_http::run(service_fn(move |req| async move {
-        Ok::<_, Infallible>(dispatch(handler, req, state).await)
+        Ok::<_, Infallible>(dispatch(route, handler, req, state).await)
     }))
     .await
 }
 
-/// Runs one request through a handler: errors become problem responses, every response gets the
-/// security headers, and one log line records the outcome.
-pub async fn dispatch<H, F>(handler: H, req: Request, state: &'static AppState) -> Response<Body>
+/// Runs one request of `route` through its handler: errors become problem responses, every
+/// response gets the security headers, and one log line records the outcome.
+pub async fn dispatch<H, F>(
+    route: &'static Route,
+    handler: H,
+    req: Request,
+    state: &'static AppState,
+) -> Response<Body>
 where
     H: Fn(Request, &'static AppState) -> F,
     F: Future<Output = Result<Response<Body>, ApiError>>,
 {
     let started = Instant::now();
     let mut req = req;
-    let route = format!("{} {}", req.method(), req.raw_http_path());
     let request_id = req
         .lambda_context_ref()
         .map(|context| context.request_id.clone());
@@ -56,7 +62,14 @@ where
                 .any(|allowed| allowed.as_bytes() == origin.as_bytes())
         })
         .cloned();
-    let admission = ratelimit::admit(&mut req, state, now_ms(), crate::handlers::first_reads).await;
+    let admission = ratelimit::admit(
+        &mut req,
+        state,
+        route,
+        now_ms(),
+        crate::handlers::first_reads,
+    )
+    .await;
     let user_id = req
         .extensions()
         .get::<ResolvedSession>()
@@ -92,7 +105,7 @@ where
     }
     tracing::info!(
         request_id,
-        route,
+        route = format!("{} {}", route.method, route.path),
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         user_id,

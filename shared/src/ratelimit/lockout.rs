@@ -1,8 +1,61 @@
 //! Brute-force lockout: after `MAX_FAILED_LOGINS` failed logins for one username within
 //! `LOCKOUT_SECONDS`, that username's logins are refused until the oldest of them ages out.
+//! An attempt is reserved before its password is verified, so parallel guesses cannot pass.
+
+use uuid::Uuid;
+
+use crate::store::{AttemptsWrite, LoginAttempts, Store, StoreError};
 
 pub const MAX_FAILED_LOGINS: usize = 5;
 pub const LOCKOUT_SECONDS: i64 = 15 * 60;
+
+/// Each retry follows another request's write to the record; after this many the caller gets 503.
+const RESERVATION_TRIES: usize = 3 * MAX_FAILED_LOGINS;
+
+pub enum Reservation {
+    /// Verify the password; release the attempt if it was right, keep it as a failure if not.
+    Reserved(Uuid),
+    Locked {
+        retry_after_seconds: u64,
+    },
+}
+
+/// Reserves a login attempt for `username`, whose attempts were read as `seen`: one conditional
+/// write that keeps the attempts still inside the window plus this one, refused when the
+/// record changed since it was read (then redone from the record as it is). Locked, nothing is
+/// written.
+pub async fn reserve_login_attempt(
+    store: &Store,
+    username: &str,
+    mut seen: LoginAttempts,
+    now: i64,
+) -> Result<Reservation, StoreError> {
+    let attempt = Uuid::new_v4();
+    for _ in 0..RESERVATION_TRIES {
+        if let Some(retry_after_seconds) = lockout_seconds(&seen.times(), now) {
+            return Ok(Reservation::Locked {
+                retry_after_seconds,
+            });
+        }
+        let mut kept: Vec<(Uuid, i64)> = seen
+            .attempts
+            .iter()
+            .copied()
+            .filter(|&(_, at)| at > now - LOCKOUT_SECONDS)
+            .collect();
+        kept.push((attempt, now));
+        match store
+            .replace_login_attempts(username, seen.version, &kept, now + LOCKOUT_SECONDS)
+            .await?
+        {
+            AttemptsWrite::Written => return Ok(Reservation::Reserved(attempt)),
+            AttemptsWrite::Changed(current) => seen = current,
+        }
+    }
+    Err(StoreError::Unavailable(
+        "login attempts kept changing while reserving one".into(),
+    ))
+}
 
 /// Seconds the username stays locked, given its failed-login times; `None` when not locked.
 pub fn lockout_seconds(failures: &[i64], now: i64) -> Option<u64> {

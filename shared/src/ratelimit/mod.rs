@@ -4,17 +4,19 @@
 mod lockout;
 mod window;
 
-use lambda_http::http::Method;
-use lambda_http::{Request, RequestExt};
+use lambda_http::Request;
 use uuid::Uuid;
 
-pub use lockout::{LOCKOUT_SECONDS, MAX_FAILED_LOGINS, lockout_seconds};
+pub use lockout::{
+    LOCKOUT_SECONDS, MAX_FAILED_LOGINS, Reservation, lockout_seconds, reserve_login_attempt,
+};
 pub use window::{Decision, WINDOW_MS, WindowPosition, decide};
 
 use crate::auth::Claims;
 use crate::config::RateLimits;
 use crate::domain::User;
 use crate::http::{bearer_token, source_ip};
+use crate::routes::{RateLimit, Route};
 use crate::store::{Item, Session, Store, StoreError, counter_hits, keys};
 use crate::{ApiError, AppState};
 
@@ -30,18 +32,15 @@ pub enum Category {
 }
 
 impl Category {
-    /// The category of a request, or `None` for the exempt health check.
-    pub fn of(method: &Method, path: &str, admin: bool) -> Option<Self> {
-        if path == "/health" {
-            None
-        } else if path.starts_with("/api/auth/") {
-            Some(Self::Auth)
-        } else if admin {
-            Some(Self::Admin)
-        } else if method == Method::GET || method == Method::HEAD {
-            Some(Self::Read)
-        } else {
-            Some(Self::Write)
+    /// The category of a request to `route`, or `None` for an exempt route. `admin`: the
+    /// request's verified token says its user is an administrator.
+    pub fn of(route: &Route, admin: bool) -> Option<Self> {
+        match route.rate_limit {
+            RateLimit::Exempt => None,
+            RateLimit::Auth => Some(Self::Auth),
+            RateLimit::Read | RateLimit::Write if admin => Some(Self::Admin),
+            RateLimit::Read => Some(Self::Read),
+            RateLimit::Write => Some(Self::Write),
         }
     }
 
@@ -113,8 +112,16 @@ pub enum Admission {
     Refused(Decision),
 }
 
-/// The keys a handler reads first, given its request and the claims of its verified token.
-pub type FirstReadKeys = fn(&Request, Option<&Claims>) -> Vec<keys::Key>;
+/// The keys a route's handler reads first, given its request and the claims of its verified
+/// token.
+pub type FirstReadKeys = fn(&Route, &Request, Option<&Claims>) -> Vec<keys::Key>;
+
+/// One route's counter for one category, per identity (the README's per-route buckets).
+#[derive(Clone, Copy)]
+struct Bucket<'a> {
+    category: Category,
+    route: &'a Route,
+}
 
 /// Counts the request and decides on it: one counter write, concurrent with one read (the
 /// previous window's counter, batched with the caller's session when a token verifies and with
@@ -123,67 +130,53 @@ pub type FirstReadKeys = fn(&Request, Option<&Claims>) -> Vec<keys::Key>;
 pub async fn admit(
     req: &mut Request,
     state: &AppState,
+    route: &Route,
     now_ms: u64,
     first_read_keys: FirstReadKeys,
 ) -> Result<Admission, ApiError> {
     let claims = bearer_token(req).and_then(|token| state.tokens.verify(token).ok());
-    let Some(category) = Category::of(
-        req.method(),
-        req.raw_http_path(),
-        claims.as_ref().is_some_and(|c| c.adm),
-    ) else {
+    let Some(category) = Category::of(route, claims.as_ref().is_some_and(|c| c.adm)) else {
         return Ok(Admission::Unlimited);
     };
-    let first_reads = first_read_keys(req, claims.as_ref());
+    let first_reads = first_read_keys(route, req, claims.as_ref());
     let ip = Identity::Ip(source_ip(req).unwrap_or("unknown").to_owned());
+    let counted = identify(category, claims.as_ref(), &ip);
+    let bucket = Bucket { category, route };
     let position = WindowPosition::at(now_ms);
-    let now = (now_ms / 1000) as i64;
     let store = &state.store;
     let limits = &state.config.rate_limits;
-
-    let outcome = match claims {
-        None => count(store, limits, category, &ip, position, first_reads.clone())
-            .await
-            .map(|counted| {
-                hand_over_first_reads(req, first_reads, &counted.items);
-                counted.decision
-            }),
-        Some(claims) => {
-            let user = Identity::User(claims.sub);
-            let mut reads = Session::keys(claims.sub, claims.jti).to_vec();
-            reads.extend(first_reads.iter().cloned());
-            match count(store, limits, category, &user, position, reads).await {
+    let mut reads = first_reads.clone();
+    if let Some(claims) = &claims {
+        reads.extend(Session::keys(claims.sub, claims.jti));
+    }
+    let outcome = match count(store, limits, bucket, &counted, position, reads).await {
+        Err(error) => Err(error),
+        Ok(counted_request) => {
+            hand_over_first_reads(req, first_reads, &counted_request.items);
+            let session = match &claims {
+                Some(claims) => resolve(req, claims, &counted_request.items),
+                None => Ok(true),
+            };
+            match session {
                 Err(error) => Err(error),
-                Ok(counted) => {
-                    hand_over_first_reads(req, first_reads, &counted.items);
-                    let session =
-                        Session::from_items(&counted.items, claims.sub, claims.jti, time_at(now))?;
-                    let valid = session
-                        .user
-                        .filter(|user| user.is_active && !session.revoked);
-                    let is_valid = valid.is_some();
-                    req.extensions_mut()
-                        .insert(ResolvedSession(valid.map(|user| (user, claims))));
-                    if is_valid {
-                        Ok(counted.decision)
-                    } else {
-                        // Not the user's request after all: give the count back, charge the IP.
-                        let ip_category = Category::of(req.method(), req.raw_http_path(), false)
-                            .unwrap_or(category);
-                        let user_key = counter_key(category, &user, position.start_seconds());
-                        let refund = async {
-                            match counted.hit {
-                                true => store.refund_counter(&user_key).await,
-                                false => Ok(()),
-                            }
-                        };
-                        let (refund, ip_count) = tokio::join!(
-                            refund,
-                            count(store, limits, ip_category, &ip, position, Vec::new())
-                        );
-                        refund?;
-                        ip_count.map(|counted| counted.decision)
-                    }
+                Ok(true) => Ok(counted_request.decision),
+                Ok(false) if counted == ip => Ok(counted_request.decision),
+                Ok(false) => {
+                    let ip_bucket = Bucket {
+                        category: Category::of(route, false).unwrap_or(category),
+                        route,
+                    };
+                    recount_against_the_ip(
+                        store,
+                        limits,
+                        bucket,
+                        &counted,
+                        counted_request.hit,
+                        ip_bucket,
+                        &ip,
+                        position,
+                    )
+                    .await
                 }
             }
         }
@@ -199,6 +192,56 @@ pub async fn admit(
     }
 }
 
+/// Whom a request counts against: a verified token's user, except on auth routes, which always
+/// count against the source IP (tokens of many accounts must not open many login buckets). A
+/// token found revoked later is recounted against the IP (`recount_against_the_ip`).
+fn identify(category: Category, claims: Option<&Claims>, ip: &Identity) -> Identity {
+    match claims {
+        Some(claims) if category != Category::Auth => Identity::User(claims.sub),
+        _ => ip.clone(),
+    }
+}
+
+/// Hands the token's session to the handler (`ResolvedSession`); whether it is valid: neither
+/// revoked nor its user inactive or gone.
+fn resolve(req: &mut Request, claims: &Claims, items: &[Item]) -> Result<bool, StoreError> {
+    let session = Session::from_items(items, claims.sub, claims.jti)?;
+    let valid = session
+        .user
+        .filter(|user| user.is_active && !session.revoked);
+    let is_valid = valid.is_some();
+    req.extensions_mut()
+        .insert(ResolvedSession(valid.map(|user| (user, claims.clone()))));
+    Ok(is_valid)
+}
+
+/// Not the user's request after all: gives the user's count back and charges the IP.
+#[allow(clippy::too_many_arguments)]
+async fn recount_against_the_ip(
+    store: &Store,
+    limits: &RateLimits,
+    user_bucket: Bucket<'_>,
+    user: &Identity,
+    user_was_hit: bool,
+    ip_bucket: Bucket<'_>,
+    ip: &Identity,
+    position: WindowPosition,
+) -> Result<Decision, StoreError> {
+    let user_key = counter_key(user_bucket, user, position.start_seconds());
+    let refund = async {
+        match user_was_hit {
+            true => store.refund_counter(&user_key).await,
+            false => Ok(()),
+        }
+    };
+    let (refund, ip_count) = tokio::join!(
+        refund,
+        count(store, limits, ip_bucket, ip, position, Vec::new())
+    );
+    refund?;
+    ip_count.map(|counted| counted.decision)
+}
+
 fn hand_over_first_reads(req: &mut Request, keys: Vec<keys::Key>, read: &[Item]) {
     if keys.is_empty() {
         return;
@@ -211,13 +254,13 @@ fn hand_over_first_reads(req: &mut Request, keys: Vec<keys::Key>, read: &[Item])
     req.extensions_mut().insert(FirstReads { keys, items });
 }
 
-fn counter_key(category: Category, identity: &Identity, window_start_seconds: u64) -> keys::Key {
-    keys::rate_counter(category.name(), &identity.key_part(), window_start_seconds)
-}
-
-fn time_at(seconds: i64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+fn counter_key(bucket: Bucket, identity: &Identity, window_start_seconds: u64) -> keys::Key {
+    keys::rate_counter(
+        bucket.category.name(),
+        bucket.route.function,
+        &identity.key_part(),
+        window_start_seconds,
+    )
 }
 
 struct Counted {
@@ -232,15 +275,15 @@ struct Counted {
 async fn count(
     store: &Store,
     limits: &RateLimits,
-    category: Category,
+    bucket: Bucket<'_>,
     identity: &Identity,
     position: WindowPosition,
     mut reads: Vec<keys::Key>,
 ) -> Result<Counted, StoreError> {
-    let limit = category.limit(limits);
+    let limit = bucket.category.limit(limits);
     let now = (position.start_ms + position.elapsed_ms) as i64 / 1000;
-    let current_key = counter_key(category, identity, position.start_seconds());
-    let previous_key = counter_key(category, identity, position.previous_start_seconds());
+    let current_key = counter_key(bucket, identity, position.start_seconds());
+    let previous_key = counter_key(bucket, identity, position.previous_start_seconds());
     let expires_at = position.start_seconds() as i64 + COUNTER_TTL_SECONDS;
     reads.push(previous_key.clone());
     let (hits, items) = tokio::join!(
@@ -262,33 +305,36 @@ mod tests {
 
     #[test]
     fn categories() {
-        let of = |method: Method, path: &str, admin: bool| Category::of(&method, path, admin);
-        assert_eq!(of(Method::GET, "/health", false), None);
-        assert_eq!(of(Method::GET, "/health", true), None);
+        use crate::routes::{HEALTH, LIST_JOBS, LOGIN, ME, TRANSFER};
+        assert_eq!(Category::of(&HEALTH, false), None);
+        assert_eq!(Category::of(&HEALTH, true), None);
+        assert_eq!(Category::of(&LOGIN, false), Some(Category::Auth));
+        assert_eq!(Category::of(&ME, true), Some(Category::Auth));
+        assert_eq!(Category::of(&LIST_JOBS, false), Some(Category::Read));
+        assert_eq!(Category::of(&TRANSFER, false), Some(Category::Write));
+        assert_eq!(Category::of(&TRANSFER, true), Some(Category::Admin));
+        assert_eq!(Category::of(&LIST_JOBS, true), Some(Category::Admin));
+    }
+
+    #[test]
+    fn auth_routes_count_against_the_ip_even_with_a_token() {
+        let claims = Claims {
+            sub: Uuid::new_v4(),
+            username: "alice".into(),
+            iat: 0,
+            exp: 0,
+            jti: Uuid::new_v4(),
+            iss: String::new(),
+            aud: String::new(),
+            adm: false,
+        };
+        let ip = Identity::Ip("203.0.113.1".into());
+        assert_eq!(identify(Category::Auth, Some(&claims), &ip), ip);
         assert_eq!(
-            of(Method::POST, "/api/auth/login", false),
-            Some(Category::Auth)
+            identify(Category::Read, Some(&claims), &ip),
+            Identity::User(claims.sub)
         );
-        assert_eq!(of(Method::GET, "/api/auth/me", true), Some(Category::Auth));
-        assert_eq!(
-            of(Method::GET, "/api/scheduler/jobs", false),
-            Some(Category::Read)
-        );
-        assert_eq!(of(Method::GET, "/", false), Some(Category::Read));
-        for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
-            assert_eq!(
-                of(method.clone(), "/api/tokenomics/transfer", false),
-                Some(Category::Write)
-            );
-            assert_eq!(
-                of(method, "/api/tokenomics/transfer", true),
-                Some(Category::Admin)
-            );
-        }
-        assert_eq!(
-            of(Method::GET, "/api/scheduler/jobs", true),
-            Some(Category::Admin)
-        );
+        assert_eq!(identify(Category::Write, None, &ip), ip);
     }
 
     #[test]

@@ -2,6 +2,7 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_items, to_item};
 use uuid::Uuid;
 
+use super::error::is_condition_failure;
 use super::keys::{self, DEVICE_PREFIX, GSI1, GSI1PK, GSI1SK, Key};
 use super::{Store, StoreError, string};
 use crate::domain::Device;
@@ -63,13 +64,7 @@ impl Store {
                 Ok(RegisterDevice::Updated)
             }
             Ok(_) => Ok(RegisterDevice::Registered),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
-            {
-                Ok(RegisterDevice::OwnedByAnother)
-            }
+            Err(error) if is_condition_failure(&error) => Ok(RegisterDevice::OwnedByAnother),
             Err(error) => Err(error.into()),
         }
     }

@@ -74,6 +74,13 @@ pub(super) fn failed_conditions<R: std::fmt::Debug>(
     Err(error.into())
 }
 
+/// Whether a single-item write was refused by its condition expression.
+pub(super) fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(|service| service.code() == Some("ConditionalCheckFailedException"))
+}
+
 pub(super) fn condition_failed(reason: &CancellationReason) -> bool {
     reason.code() == Some("ConditionalCheckFailed")
 }

@@ -98,10 +98,15 @@ pub fn health() -> Key {
     key("HEALTH".to_owned(), "HEALTH")
 }
 
-/// One identity's counter for one rate-limit category and 60-second window.
-pub fn rate_counter(category: &str, identity: &str, window_start_seconds: u64) -> Key {
+/// One identity's counter for one route, in one rate-limit category and 60-second window.
+pub fn rate_counter(
+    category: &str,
+    function: &str,
+    identity: &str,
+    window_start_seconds: u64,
+) -> Key {
     key(
-        format!("RATE#{category}#{identity}"),
+        format!("RATE#{category}#{function}#{identity}"),
         format!("WINDOW#{window_start_seconds}"),
     )
 }

@@ -7,6 +7,7 @@ mod governance;
 mod jobs;
 pub mod keys;
 mod ledger;
+mod login_attempts;
 mod rate_counters;
 mod round_trip_log;
 mod users;
@@ -33,7 +34,8 @@ pub use ledger::{
     Holding, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse, Wallet,
     wallet_in,
 };
-pub use rate_counters::{counter_hits, login_failure_times};
+pub use login_attempts::{AttemptsWrite, LoginAttempts};
+pub use rate_counters::counter_hits;
 pub use users::{CreateUserError, Credential, LoginRecord, LoginState, Session, UserFlag};
 
 /// BatchGetItem may leave keys unprocessed under load; re-ask this many times before giving up.

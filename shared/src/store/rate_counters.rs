@@ -1,12 +1,10 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::keys::{self, Key};
+use super::error::is_condition_failure;
+use super::keys::Key;
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, expired, find, number};
 
 const HITS: &str = "hits";
-const FAILURES: &str = "failures";
-/// Failed-login lists are cut back to their newest entries once they grow past this.
-const MAX_KEPT_FAILURES: usize = 16;
 
 fn integer(item: &Item, name: &str) -> Option<i64> {
     item.get(name)?.as_n().ok()?.parse().ok()
@@ -93,13 +91,7 @@ impl Store {
         match result {
             Ok(_) => Ok(Some(1)),
             // Another request restarted it first; this one is not counted.
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
+            Err(error) if is_condition_failure(&error) => Ok(None),
             Err(error) => Err(error.into()),
         }
     }
@@ -119,81 +111,12 @@ impl Store {
             .await
             .map(|_| ())
             .or_else(|error| {
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_conditional_check_failed_exception())
-                {
+                if is_condition_failure(&error) {
                     Ok(())
                 } else {
                     Err(error.into())
                 }
             })
-    }
-
-    /// Appends a failed login's time to the username's list and returns the list's times.
-    pub async fn record_login_failure(
-        &self,
-        username: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<Vec<i64>, StoreError> {
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::login_failures(username)))
-            .update_expression("SET #failures = list_append(if_not_exists(#failures, :empty), :now), #expires_at = :expires_at")
-            .expression_attribute_names("#failures", FAILURES)
-            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
-            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":now", AttributeValue::L(vec![number(now)]))
-            .expression_attribute_values(":expires_at", number(expires_at))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await?;
-        let failures = output
-            .attributes
-            .as_ref()
-            .map(failure_times)
-            .unwrap_or_default();
-        if failures.len() > MAX_KEPT_FAILURES {
-            self.trim_login_failures(username, &failures).await?;
-        }
-        Ok(failures)
-    }
-
-    /// Keeps only the newest failures, unless another failure was appended meanwhile.
-    async fn trim_login_failures(
-        &self,
-        username: &str,
-        failures: &[i64],
-    ) -> Result<(), StoreError> {
-        let newest = failures[failures.len() - MAX_KEPT_FAILURES / 2..]
-            .iter()
-            .map(|&time| number(time))
-            .collect();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::login_failures(username)))
-            .update_expression("SET #failures = :newest")
-            .condition_expression("size(#failures) = :length")
-            .expression_attribute_names("#failures", FAILURES)
-            .expression_attribute_values(":newest", AttributeValue::L(newest))
-            .expression_attribute_values(":length", number(failures.len() as i64))
-            .send()
-            .await;
-        match result {
-            Err(error)
-                if !error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
-            {
-                Err(error.into())
-            }
-            _ => Ok(()),
-        }
     }
 }
 
@@ -203,23 +126,4 @@ pub fn counter_hits(items: &[Item], key: &Key, now: i64) -> u64 {
         .filter(|item| !expired(item, now))
         .and_then(|item| integer(item, HITS))
         .map_or(0, |hits| hits.max(0) as u64)
-}
-
-/// The failed-login times among read items; an expired list holds none.
-pub fn login_failure_times(items: &[Item], username: &str, now: i64) -> Vec<i64> {
-    find(items, &keys::login_failures(username))
-        .filter(|item| !expired(item, now))
-        .map(failure_times)
-        .unwrap_or_default()
-}
-
-fn failure_times(item: &Item) -> Vec<i64> {
-    item.get(FAILURES)
-        .and_then(|list| list.as_l().ok())
-        .map(|list| {
-            list.iter()
-                .filter_map(|time| time.as_n().ok()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }

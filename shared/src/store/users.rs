@@ -3,11 +3,10 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::error::{condition_failed, failed_conditions};
+use super::error::{condition_failed, failed_conditions, is_condition_failure};
 use super::keys::{self, Key};
-use super::{
-    Item, Store, StoreError, TTL_ATTRIBUTE, expired, find, login_failure_times, number, string,
-};
+use super::login_attempts::{LoginAttempts, login_attempts_in};
+use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::User;
 
 const NOT_EXISTS: &str = "attribute_not_exists(PK)";
@@ -49,8 +48,8 @@ impl Credential {
 /// What login reads about a username before it verifies a password.
 pub struct LoginState {
     pub credential: Option<Credential>,
-    /// When its recent failed logins were, epoch seconds.
-    pub failures: Vec<i64>,
+    /// Its attempts that did not succeed.
+    pub attempts: LoginAttempts,
 }
 
 impl LoginState {
@@ -59,13 +58,13 @@ impl LoginState {
         vec![keys::username(username), keys::login_failures(username)]
     }
 
-    pub fn from_items(items: &[Item], username: &str, now: i64) -> Result<Self, StoreError> {
+    pub fn from_items(items: &[Item], username: &str) -> Result<Self, StoreError> {
         let credential = find(items, &keys::username(username))
             .map(Credential::from_item)
             .transpose()?;
         Ok(Self {
             credential,
-            failures: login_failure_times(items, username, now),
+            attempts: login_attempts_in(items, username)?,
         })
     }
 }
@@ -87,17 +86,13 @@ impl Session {
         [keys::user(user_id), keys::revoked_token(jti)]
     }
 
-    pub fn from_items(
-        items: &[Item],
-        user_id: Uuid,
-        jti: Uuid,
-        now: OffsetDateTime,
-    ) -> Result<Self, StoreError> {
+    /// A revocation counts while it is there, whatever its TTL: it is kept at least as long as
+    /// its token verifies (`revoke_token`), and a jti names one token only.
+    pub fn from_items(items: &[Item], user_id: Uuid, jti: Uuid) -> Result<Self, StoreError> {
         let user = find(items, &keys::user(user_id))
             .map(|item| from_item(item.clone()))
             .transpose()?;
-        let revoked = find(items, &keys::revoked_token(jti))
-            .is_some_and(|item| !expired(item, now.unix_timestamp()));
+        let revoked = find(items, &keys::revoked_token(jti)).is_some();
         Ok(Self { user, revoked })
     }
 }
@@ -224,32 +219,22 @@ impl Store {
                 })?;
                 Ok(LoginRecord::Recorded(from_item(item)?))
             }
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
-            {
-                Ok(LoginRecord::Disabled)
-            }
+            Err(error) if is_condition_failure(&error) => Ok(LoginRecord::Disabled),
             Err(error) => Err(error.into()),
         }
     }
 
     /// The user a token names and whether the token was revoked, in one round trip.
-    pub async fn session(
-        &self,
-        user_id: Uuid,
-        jti: Uuid,
-        now: OffsetDateTime,
-    ) -> Result<Session, StoreError> {
+    pub async fn session(&self, user_id: Uuid, jti: Uuid) -> Result<Session, StoreError> {
         let items = self.get_items(Session::keys(user_id, jti).into()).await?;
-        Session::from_items(&items, user_id, jti, now)
+        Session::from_items(&items, user_id, jti)
     }
 
-    /// Records a token as revoked until it would have expired anyway.
-    pub async fn revoke_token(&self, jti: Uuid, expires_at: i64) -> Result<(), StoreError> {
+    /// Records a token as revoked until it stops verifying: `verifies_until` is its `exp` plus
+    /// the verification's clock leeway.
+    pub async fn revoke_token(&self, jti: Uuid, verifies_until: i64) -> Result<(), StoreError> {
         let mut item = keys::revoked_token(jti);
-        item.insert(TTL_ATTRIBUTE.to_owned(), number(expires_at));
+        item.insert(TTL_ATTRIBUTE.to_owned(), number(verifies_until));
         self.put(item).await
     }
 
@@ -276,13 +261,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(error) if is_condition_failure(&error) => Ok(false),
             Err(error) => Err(error.into()),
         }
     }

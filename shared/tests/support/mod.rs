@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::config::retry::RetryPartition;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use shared::config::Config;
+use shared::routes::{ROUTES, Route};
 use shared::store::Store;
 use shared::{ApiError, AppState};
 
@@ -56,12 +57,27 @@ impl TestApp {
         }
     }
 
+    /// Calls `handler` as the function of the route the request's method and path match.
     pub async fn call<H, F>(&self, handler: H, request: Request) -> TestResponse
     where
         H: Fn(Request, &'static AppState) -> F,
         F: Future<Output = Result<Response<Body>, ApiError>>,
     {
-        TestResponse(shared::http::dispatch(handler, request, self.state).await)
+        self.call_route(route_of(&request), handler, request).await
+    }
+
+    /// Calls `handler` as `route`'s function, whatever path the request came by.
+    pub async fn call_route<H, F>(
+        &self,
+        route: &'static Route,
+        handler: H,
+        request: Request,
+    ) -> TestResponse
+    where
+        H: Fn(Request, &'static AppState) -> F,
+        F: Future<Output = Result<Response<Body>, ApiError>>,
+    {
+        TestResponse(shared::http::dispatch(route, handler, request, self.state).await)
     }
 
     pub async fn register(&self, username: &str) -> TestResponse {
@@ -149,6 +165,22 @@ async fn app_state(settings: &[(&str, &str)]) -> AppState {
     })
     .expect("TABLE_NAME and DYNAMODB_ENDPOINT are set by `make test`");
     AppState::new(config).await.expect("the app starts")
+}
+
+/// The route whose method and path template (`{id}` matching one segment) the request matches.
+pub fn route_of(request: &Request) -> &'static Route {
+    let segments: Vec<&str> = request.uri().path().split('/').collect();
+    ROUTES
+        .iter()
+        .find(|route| {
+            let template: Vec<&str> = route.path.split('/').collect();
+            route.method == request.method().as_str()
+                && template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(part, segment)| {
+                    part == segment || (part.starts_with('{') && !segment.is_empty())
+                })
+        })
+        .unwrap_or_else(|| panic!("no route for {} {}", request.method(), request.uri()))
 }
 
 pub fn unique_username() -> String {
