@@ -48,3 +48,29 @@ def test_health_is_exempt(limited):
         response = limited.get("/health")
         assert response.status_code == 200
         assert "X-RateLimit-Limit" not in response.headers
+
+
+@pytest.fixture(scope="module")
+def default_auth_limit(dynamodb):
+    """A stack of its own (own counters) with the default auth limit."""
+    with running_stack(dynamodb, "fog-compute-e2e-old-backend", RATE_LIMIT_AUTH_PER_MIN=str(AUTH_LIMIT)) as stack:
+        yield stack
+
+
+def test_the_old_backends_security_script_passes(default_auth_limit):
+    """The old backend's own security test script, in one minute from one IP: each auth route
+    has a bucket of its own, so the brute force on login leaves registration's answers alone."""
+    api = default_auth_limit
+    start_of_a_window()
+    username = unique_username()
+    assert api.register(username).status_code == 201
+    assert api.login(username).status_code == 200
+    failed = [api.login(username, "Wrong-Password-1").status_code for _ in range(15)]
+    assert 429 in failed[:11], failed
+    assert set(failed) <= {401, 429}, failed
+    assert failed.index(429) <= 10 and all(status == 429 for status in failed[failed.index(429):]), failed
+    for weak in ("weak", "password"):
+        assert_problem(api.register(password=weak), 422)
+    duplicate = assert_problem(api.register(username), 400)
+    assert duplicate["detail"] == "Username already registered"
+
