@@ -1,5 +1,6 @@
 """The routes template.yaml declares, the local stack serves and the API lists are the same."""
 
+import re
 import tomllib
 
 import yaml
@@ -19,6 +20,25 @@ def test_template_and_local_stack_route_the_same():
 def test_every_function_package_is_deployed_and_routed():
     packages = {path.name for path in (REPO / "functions").iterdir() if (path / "Cargo.toml").exists()}
     assert packages == {binary for _, _, binary in local_stack_routes()}
+
+
+def test_every_function_serves_the_route_it_declares():
+    """Each binary's `main` names its route in `shared/src/routes.rs` (which decides its rate-limit
+    category and bucket): the route of that function, with the template's method and path."""
+    declared = {
+        name: (function, method, path)
+        for name, function, method, path in re.findall(
+            r'(\w+): "([\w-]+)", "(\w+)" "([^"]+)", \w+;', (REPO / "shared/src/routes.rs").read_text())
+    }
+    template = {binary: (method, path) for method, path, binary in local_stack.template_routes(local_stack.load_template())}
+    assert {function for function, _, _ in declared.values()} == set(template)
+    for package, route in template.items():
+        main = (REPO / "functions" / package / "src" / "main.rs").read_text()
+        served = re.search(r"run\(\s*&shared::routes::(\w+),\s*shared::handlers::(\w+),?\s*\)", main)
+        assert served, f"{package}: main does not run a route with a handler"
+        name, handler = served.groups()
+        assert declared[name] == (package, *route), f"{package} serves {name}"
+        assert handler == package.replace("-", "_"), f"{package} runs handlers::{handler}"
 
 
 def test_the_api_lists_exactly_the_template_routes(api):
