@@ -1,15 +1,19 @@
 use aws_config::SdkConfig;
 use secrecy::SecretString;
 
+use crate::ApiError;
 use crate::auth::Tokens;
 use crate::config::{Config, ConfigError, JwtSecretSource, checked_jwt_secret};
+use crate::routes::{RateLimit, Route};
 use crate::store::{self, Store, sdk_config};
 
 /// What every request of a process shares, built once per cold start.
 pub struct AppState {
     pub config: Config,
     pub store: Store,
-    pub tokens: Tokens,
+    /// Absent only in a function whose route reads no token (an exempt one: the health check),
+    /// which therefore starts without a JWT secret.
+    tokens: Option<Tokens>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -21,20 +25,35 @@ pub enum StartupError {
 }
 
 impl AppState {
-    pub async fn from_env() -> Result<Self, StartupError> {
-        Self::new(Config::from_env()?).await
+    pub async fn from_env(route: &Route) -> Result<Self, StartupError> {
+        Self::new(Config::from_env()?, route).await
     }
 
-    pub async fn new(config: Config) -> Result<Self, StartupError> {
+    /// The state of the function serving `route`: every function but an exempt one needs the JWT
+    /// secret and refuses to start without it.
+    pub async fn new(config: Config, route: &Route) -> Result<Self, StartupError> {
         let sdk_config = sdk_config(config.dynamodb_endpoint.as_deref()).await;
-        let jwt_secret = match &config.jwt_secret {
-            JwtSecretSource::Value(secret) => secret.clone(),
-            JwtSecretSource::SecretsManager { arn } => read_secret(&sdk_config, arn).await?,
+        let jwt_secret = match (&config.jwt_secret, route.rate_limit) {
+            (_, RateLimit::Exempt) => None,
+            (None, _) => return Err(ConfigError::Missing("JWT_SECRET or JWT_SECRET_ARN").into()),
+            (Some(JwtSecretSource::Value(secret)), _) => Some(secret.clone()),
+            (Some(JwtSecretSource::SecretsManager { arn }), _) => {
+                Some(read_secret(&sdk_config, arn).await?)
+            }
         };
         Ok(Self {
             store: Store::new(store::client(&sdk_config), &config.table_name),
-            tokens: Tokens::new(&jwt_secret, config.access_token_minutes),
+            tokens: jwt_secret.map(|secret| Tokens::new(&secret, config.access_token_minutes)),
             config,
+        })
+    }
+
+    /// The access-token signer and verifier.
+    pub fn tokens(&self) -> Result<&Tokens, ApiError> {
+        self.tokens.as_ref().ok_or_else(|| {
+            ApiError::Internal(
+                "a token was needed by a function started without a JWT secret".into(),
+            )
         })
     }
 }

@@ -203,8 +203,14 @@ impl Fixture {
                 )
             }
             Operation::Logout => {
-                let token = self.app.state.tokens.issue(&self.user, now).token;
-                let jti = self.app.state.tokens.verify(&token).unwrap().jti;
+                let token = self
+                    .app
+                    .state
+                    .tokens()
+                    .unwrap()
+                    .issue(&self.user, now)
+                    .token;
+                let jti = self.app.state.tokens().unwrap().verify(&token).unwrap().jti;
                 (
                     event("POST", "/api/auth/logout").bearer(&token),
                     vec![keys::revoked_token(jti)],

@@ -12,7 +12,10 @@ use super::Claims;
 pub async fn authenticate(req: &Request, state: &AppState) -> Result<(User, Claims), ApiError> {
     const NOT_AUTHENTICATED: ApiError = ApiError::Unauthorized("Could not validate credentials");
     let token = bearer_token(req).ok_or(ApiError::Unauthorized("Not authenticated"))?;
-    let claims = state.tokens.verify(token).map_err(|_| NOT_AUTHENTICATED)?;
+    let claims = state
+        .tokens()?
+        .verify(token)
+        .map_err(|_| NOT_AUTHENTICATED)?;
     if let Some(ResolvedSession(resolved)) = req.extensions().get::<ResolvedSession>() {
         return resolved.clone().ok_or(NOT_AUTHENTICATED);
     }

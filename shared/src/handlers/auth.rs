@@ -110,7 +110,7 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
             Err(ApiError::Forbidden("Account is disabled".into()))
         }
         LoginRecord::Recorded(user) => {
-            let issued = state.tokens.issue(&user, now);
+            let issued = state.tokens()?.issue(&user, now);
             Ok(json(
                 StatusCode::OK,
                 &json!({
@@ -139,7 +139,8 @@ pub async fn me(req: Request, state: &AppState) -> Result<Response<Body>, ApiErr
 
 /// `POST /api/auth/logout`: always succeeds; a valid token is revoked until it expires.
 pub async fn logout(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    if let Some(claims) = bearer_token(&req).and_then(|token| state.tokens.verify(token).ok()) {
+    let tokens = state.tokens()?;
+    if let Some(claims) = bearer_token(&req).and_then(|token| tokens.verify(token).ok()) {
         state
             .store
             .revoke_token(claims.jti, claims.exp + LEEWAY_SECONDS)

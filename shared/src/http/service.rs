@@ -24,9 +24,10 @@ where
 {
     crate::auth::map_hash_memory_apart();
     telemetry::init();
-    let state: &'static AppState = Box::leak(Box::new(AppState::from_env().await.inspect_err(
-        |error| tracing::error!(%error, "configuration refused; the function cannot start"),
-    )?));
+    let state: &'static AppState =
+        Box::leak(Box::new(AppState::from_env(route).await.inspect_err(
+            |error| tracing::error!(%error, "configuration refused; the function cannot start"),
+        )?));
     lambda_http::run(service_fn(move |req| async move {
         Ok::<_, Infallible>(dispatch(route, handler, req, state).await)
     }))

@@ -164,7 +164,9 @@ async fn app_state(settings: &[(&str, &str)]) -> AppState {
         }
     })
     .expect("TABLE_NAME and DYNAMODB_ENDPOINT are set by `make test`");
-    AppState::new(config).await.expect("the app starts")
+    AppState::new(config, &shared::routes::ROOT)
+        .await
+        .expect("the app starts")
 }
 
 /// The route whose method and path template (`{id}` matching one segment) the request matches.
