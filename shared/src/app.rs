@@ -2,6 +2,7 @@ use aws_config::SdkConfig;
 use secrecy::SecretString;
 
 use crate::auth::Tokens;
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError, JwtSecretSource, checked_jwt_secret};
 use crate::store::{self, Store, sdk_config};
 
@@ -10,6 +11,7 @@ pub struct AppState {
     pub config: Config,
     pub store: Store,
     pub tokens: Tokens,
+    pub clock: Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,7 @@ impl AppState {
         Ok(Self {
             store: Store::new(store::client(&sdk_config), &config.table_name),
             tokens: Tokens::new(&jwt_secret, config.access_token_minutes),
+            clock: Clock::default(),
             config,
         })
     }
