@@ -36,6 +36,7 @@ pub fn first_reads(req: &Request, claims: Option<&Claims>) -> Vec<Key> {
     match *req.method() {
         Method::POST if path == "/api/auth/login" => auth::login_first_reads(req),
         Method::POST if path == "/api/tokenomics/vote" => governance::vote_first_reads(req),
+        Method::POST if path == "/api/tokenomics/unstake" => ledger::unstake_first_reads(req),
         Method::GET if path.starts_with("/api/scheduler/jobs/") => {
             jobs::get_job_first_reads(req, claims)
         }
