@@ -195,8 +195,8 @@ def end_voting_now(api, proposal_id, *wallets):
                        UpdateExpression="SET voting_ends_at = :past", ExpressionAttributeValues={":past": past})
     for wallet in wallets:
         client.update_item(TableName=api.table, Key={"PK": {"S": f"WALLET#{wallet}"}, "SK": {"S": "WALLET"}},
-                           UpdateExpression="SET locks.#proposal.#until = :past",
-                           ExpressionAttributeNames={"#proposal": proposal_id, "#until": "until"},
+                           UpdateExpression="SET #locks.#proposal.#until = :past",
+                           ExpressionAttributeNames={"#locks": "locks", "#proposal": proposal_id, "#until": "until"},
                            ExpressionAttributeValues={":past": past})
 
 
