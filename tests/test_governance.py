@@ -1,6 +1,9 @@
 """DAO proposals and votes end to end."""
 
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 
 from conftest import assert_problem, invalid_fields
 
@@ -56,7 +59,8 @@ def test_create_and_list_a_proposal(api):
     assert proposal["description"] == f"{DESCRIPTION} &lt;script&gt;x&lt;/script&gt;"
     assert proposal["proposer"] == address and proposal["status"] == "active"
     assert (proposal["votesFor"], proposal["votesAgainst"]) == ("0", "0")
-    assert proposal["createdAt"]
+    period = datetime.fromisoformat(proposal["voting_ends_at"]) - datetime.fromisoformat(proposal["createdAt"])
+    assert abs(period - timedelta(hours=168)) < timedelta(seconds=1), proposal
 
 
 def test_proposal_bounds(api):
@@ -124,3 +128,110 @@ def test_pagination_walks_every_proposal_once_newest_first(api):
     assert_problem(api.get(f"{T}/proposals", token=token, params={"cursor": "%%%"}), 400)
     assert invalid_fields(api.get(f"{T}/proposals", token=token, params={"limit": "101"})) == {"limit"}
     assert_problem(api.get(f"{T}/proposals"), 401)
+
+
+def balance(api, token):
+    response = api.get(f"{T}/balance", token=token)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def unstake(api, token, address, amount):
+    return api.post(f"{T}/unstake", token=token, json={"address": address, "amount": amount})
+
+
+def vote(api, token, address, proposal_id):
+    return api.post(f"{T}/vote", token=token, json={"proposal_id": proposal_id, "voter": address, "vote": True})
+
+
+def test_the_same_stake_cannot_vote_twice_on_a_proposal(api, admin):
+    """Issue 12: A stakes 100 and votes; A unstakes, sends the tokens to B; B stakes and votes."""
+    a, a_address = staker(api, admin, "100")
+    b, b_address = staker(api, admin, "0")
+    proposal_id = propose(api, a, a_address)
+    assert vote(api, a, a_address, proposal_id).status_code == 200
+    assert balance(api, a) == {"address": a_address, "balance": "0", "staked": "100", "locked": "100", "total": "100"}
+
+    refused = assert_problem(unstake(api, a, a_address, "100"), 409)
+    voting_ends_at = listed(api, a, proposal_id)["voting_ends_at"]
+    assert "100 " in refused["detail"] and "locked" in refused["detail"], refused
+    assert voting_ends_at in refused["detail"], refused
+    assert_problem(api.post(f"{T}/transfer", token=a, json={"from_address": a_address, "to_address": b_address, "amount": "100"}), 409)
+    assert_problem(api.post(f"{T}/stake", token=b, json={"address": b_address, "amount": "100"}), 409)
+    assert invalid_fields(vote(api, b, b_address, proposal_id)) == {"voter"}
+    assert listed(api, a, proposal_id)["votesFor"] == "100"
+    assert balance(api, a)["staked"] == "100"
+
+
+def test_a_vote_and_an_unstake_at_once_never_both_succeed(api, admin):
+    proposer, proposer_address = staker(api, admin, "0")
+    proposal_id = propose(api, proposer, proposer_address)
+    votes_won = 0
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for round_ in range(10):
+            token, address = staker(api, admin, "10")
+            voted, unstaked = pool.map(lambda send: send(), [
+                lambda: vote(api, token, address, proposal_id),
+                lambda: unstake(api, token, address, "10"),
+            ])
+            outcome = (voted.status_code, unstaked.status_code)
+            assert outcome in {(200, 409), (409, 200), (422, 200)}, (round_, voted.text, unstaked.text)
+            figures = balance(api, token)
+            if voted.status_code == 200:
+                votes_won += 1
+                assert (figures["staked"], figures["locked"]) == ("10", "10"), round_
+            else:
+                assert (figures["staked"], figures["locked"], figures["balance"]) == ("0", "0", "10"), round_
+    assert listed(api, proposer, proposal_id)["votesFor"] == str(10 * votes_won)
+
+
+def end_voting_now(api, proposal_id, *wallets):
+    """What the passing of the voting period does, without waiting for it: the proposal's voting
+    end and the wallets' locks on it are moved to a second ago (the functions' clock cannot be
+    moved; shared/tests/governance.rs moves it in-process)."""
+    client = api.dynamodb.client()
+    past = {"N": str(int(time.time()) - 1)}
+    client.update_item(TableName=api.table, Key={"PK": {"S": f"PROPOSAL#{proposal_id}"}, "SK": {"S": "PROPOSAL"}},
+                       UpdateExpression="SET voting_ends_at = :past", ExpressionAttributeValues={":past": past})
+    for wallet in wallets:
+        client.update_item(TableName=api.table, Key={"PK": {"S": f"WALLET#{wallet}"}, "SK": {"S": "WALLET"}},
+                           UpdateExpression="SET #locks.#proposal.#until = :past",
+                           ExpressionAttributeNames={"#locks": "locks", "#proposal": proposal_id, "#until": "until"},
+                           ExpressionAttributeValues={":past": past})
+
+
+def test_the_stake_unlocks_and_votes_close_when_voting_ends(api, admin):
+    token, address = staker(api, admin, "100")
+    late, late_address = staker(api, admin, "5")
+    proposal_id = propose(api, token, address)
+    assert vote(api, token, address, proposal_id).status_code == 200
+    assert_problem(unstake(api, token, address, "1"), 409)
+
+    end_voting_now(api, proposal_id, address)
+    assert listed(api, token, proposal_id)["status"] == "closed"
+    assert balance(api, token)["locked"] == "0"
+    closed = assert_problem(vote(api, late, late_address, proposal_id), 409)
+    assert "closed" in closed["detail"], closed
+    unstaked = unstake(api, token, address, "100")
+    assert unstaked.status_code == 200, unstaked.text
+    assert unstaked.json()["totalStaked"] == "0"
+    proposal = listed(api, token, proposal_id)
+    assert (proposal["votesFor"], proposal["votesAgainst"]) == ("100", "0")
+    assert balance(api, late) == {"address": late_address, "balance": "0", "staked": "5", "locked": "0", "total": "5"}
+
+
+def test_the_voting_period_is_a_whole_number_of_hours_from_1_to_720(api):
+    _, token = api.new_user()
+    address = api.wallet(token)
+    body = {"title": TITLE, "description": DESCRIPTION, "proposer": address}
+    for hours in (1, 720):
+        response = api.post(f"{T}/proposals", token=token, json={**body, "voting_period_hours": hours})
+        assert response.status_code == 201, response.text
+        proposal = listed(api, token, response.json()["proposalId"])
+        period = datetime.fromisoformat(proposal["voting_ends_at"]) - datetime.fromisoformat(proposal["createdAt"])
+        assert abs(period - timedelta(hours=hours)) < timedelta(seconds=1), (hours, proposal)
+        assert proposal["status"] == "active"
+    for bad in (0, 721, "x", 1.5, -1, True, "24"):
+        response = api.post(f"{T}/proposals", token=token, json={**body, "voting_period_hours": bad})
+        assert invalid_fields(response) == {"voting_period_hours"}, bad
+    assert sum(p["proposer"] == address for p in walk(api, token, 100)) == 2

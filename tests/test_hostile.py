@@ -12,7 +12,7 @@ FIELDS = [
     "username", "email", "password", "name", "sla_tier", "cpu_required", "memory_required",
     "gpu_required", "duration_estimate", "data_size_mb", "device_id", "device_type", "cpu_cores",
     "memory_mb", "battery_percent", "is_charging", "from_address", "to_address", "amount",
-    "address", "title", "description", "proposer", "proposal_id", "voter", "vote",
+    "address", "title", "description", "proposer", "voting_period_hours", "proposal_id", "voter", "vote",
 ]
 HOSTILE_VALUES = {
     "1e309": "1e309",

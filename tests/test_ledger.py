@@ -42,7 +42,7 @@ def raw_post(api, path, token, text, **headers):
 
 def test_a_new_wallet_is_empty_and_only_its_owner_sees_it(api):
     token, address = funded_user(api, None)
-    assert balance(api, token) == {"address": address, "balance": "0", "staked": "0", "total": "0"}
+    assert balance(api, token) == {"address": address, "balance": "0", "staked": "0", "locked": "0", "total": "0"}
     assert balance(api, token, address.upper().replace("0X", "0x"))["address"] == address
     other, other_address = funded_user(api, None)
     assert_problem(api.get(f"{T}/balance", token=other, params={"address": address}), 403)
@@ -72,7 +72,7 @@ def test_transfer_moves_exactly_and_answers_the_senders_balance(api, admin):
     assert body["success"] is True and body["amount"] == "2.5" and body["balance"] == "7.5"
     assert (body["from_address"], body["to_address"]) == (sender_address, receiver_address)
     uuid.UUID(body["transactionId"])
-    assert balance(api, receiver) == {"address": receiver_address, "balance": "2.5", "staked": "0", "total": "2.5"}
+    assert balance(api, receiver) == {"address": receiver_address, "balance": "2.5", "staked": "0", "locked": "0", "total": "2.5"}
 
 
 def test_transfer_rules(api, admin):
@@ -173,14 +173,14 @@ def test_stake_then_unstake_restores_the_balance_exactly(api, admin):
     assert staked.json() == {"success": True, "address": address, "stakedAmount": "1.000000000000000001",
                              "totalStaked": "1.000000000000000001"}
     assert balance(api, token) == {"address": address, "balance": "3.999999999999999999",
-                                   "staked": "1.000000000000000001", "total": "5"}
+                                   "staked": "1.000000000000000001", "locked": "0", "total": "5"}
     assert_problem(api.post(f"{T}/unstake", token=token, json={"address": address, "amount": "1.000000000000000002"}), 409)
     assert_problem(api.post(f"{T}/stake", token=token, json={"address": address, "amount": "4"}), 409)
     unstaked = api.post(f"{T}/unstake", token=token, json={"address": address, "amount": "1.000000000000000001"})
     assert unstaked.status_code == 200, unstaked.text
     assert unstaked.json() == {"success": True, "address": address, "unstakedAmount": "1.000000000000000001",
                                "totalStaked": "0"}
-    assert balance(api, token) == {"address": address, "balance": "5", "staked": "0", "total": "5"}
+    assert balance(api, token) == {"address": address, "balance": "5", "staked": "0", "locked": "0", "total": "5"}
 
 
 def test_stake_and_unstake_only_your_own_wallet_and_retry_idempotently(api, admin):
@@ -196,7 +196,7 @@ def test_stake_and_unstake_only_your_own_wallet_and_retry_idempotently(api, admi
     # The same key on another operation is a different request.
     assert invalid_fields(api.post(f"{T}/unstake", token=owner, json={"address": address, "amount": "1"},
                                    headers=key)) == {"Idempotency-Key"}
-    assert balance(api, owner) == {"address": address, "balance": "1", "staked": "1", "total": "2"}
+    assert balance(api, owner) == {"address": address, "balance": "1", "staked": "1", "locked": "0", "total": "2"}
 
 
 def test_a_mint_retried_with_its_key_credits_once(api, admin):

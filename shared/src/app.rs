@@ -3,6 +3,7 @@ use secrecy::SecretString;
 
 use crate::ApiError;
 use crate::auth::Tokens;
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError, JwtSecretSource, checked_jwt_secret};
 use crate::routes::{RateLimit, Route};
 use crate::store::{self, Store, sdk_config};
@@ -14,6 +15,7 @@ pub struct AppState {
     /// Absent only in a function whose route reads no token (an exempt one: the health check),
     /// which therefore starts without a JWT secret.
     tokens: Option<Tokens>,
+    pub clock: Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,7 @@ impl AppState {
         Ok(Self {
             store: Store::new(store::client(&sdk_config), &config.table_name),
             tokens: jwt_secret.map(|secret| Tokens::new(&secret, config.access_token_minutes)),
+            clock: Clock::default(),
             config,
         })
     }

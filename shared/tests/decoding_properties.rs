@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, http};
 use proptest::prelude::*;
 use shared::domain::{
     Amount, CPU_REQUIRED, DeviceId, Email, EscapedText, Fields, JOB_NAME_CHARS, MAX_TOKENS,
-    Password, TITLE_CHARS, Username, WalletAddress,
+    Password, TITLE_CHARS, Username, VOTING_PERIOD_HOURS, WalletAddress,
 };
 use shared::http::{MAX_BODY_BYTES, json_body};
 
@@ -83,6 +83,21 @@ proptest! {
             let mut fields = Fields::new(object);
             if let Some(cpu) = fields.number("cpu_required", CPU_REQUIRED, None) {
                 prop_assert!(cpu.is_finite() && CPU_REQUIRED.contains(&cpu));
+            }
+        }
+    }
+
+    #[test]
+    fn accepted_whole_numbers_are_within_their_range(literal in prop_oneof![
+        "-?[0-9]{1,400}(\\.[0-9]{1,20})?(e[+-]?[0-9]{1,4})?", Just("true".to_owned()), Just("\"24\"".to_owned())
+    ]) {
+        let body = format!(r#"{{"voting_period_hours": {literal}}}"#);
+        if let Ok(object) = json_body(&json_request(body.into_bytes())) {
+            let mut fields = Fields::new(object);
+            if let Some(Some(hours)) = fields.optional_integer("voting_period_hours", VOTING_PERIOD_HOURS) {
+                prop_assert!(VOTING_PERIOD_HOURS.contains(&hours));
+                let number: f64 = literal.parse().unwrap();
+                prop_assert_eq!(number, hours as f64);
             }
         }
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde_json::json;
-use shared::domain::{Job, JobStatus, Proposal, ProposalStatus, SlaTier, Tokens, User};
+use shared::domain::{Job, JobStatus, Proposal, SlaTier, User};
 use shared::handlers;
 use shared::store::keys::{self, Key};
 use support::faults::{Fault, FaultInjector, ItemKey};
@@ -72,6 +72,8 @@ enum Operation {
     TransferReplay,
     Stake,
     Unstake,
+    /// An unstake of stake beside what a vote locks.
+    UnstakeBesideLock,
     Mint,
     Vote,
     CancelJob,
@@ -86,7 +88,7 @@ impl Operation {
             Self::Logout => app.call(handlers::logout, request).await,
             Self::Transfer | Self::TransferReplay => app.call(handlers::transfer, request).await,
             Self::Stake => app.call(handlers::stake, request).await,
-            Self::Unstake => app.call(handlers::unstake, request).await,
+            Self::Unstake | Self::UnstakeBesideLock => app.call(handlers::unstake, request).await,
             Self::Mint => app.call(handlers::mint, request).await,
             Self::Vote => app.call(handlers::vote, request).await,
             Self::CancelJob => app.call(handlers::cancel_job, request).await,
@@ -241,31 +243,30 @@ impl Fixture {
                 let body = json!({"address": self.other_wallet, "amount": "1"});
                 self.movement("mint", body, &[&self.other_wallet])
             }
+            Operation::UnstakeBesideLock => {
+                // The whole stake votes and is locked; one more token staked is free to go.
+                let vote = self.post(
+                    "vote",
+                    json!({"proposal_id": self.proposal(now).await, "voter": self.wallet(), "vote": true}),
+                );
+                let voted = Operation::Vote.send(&self.app, vote).await;
+                assert_eq!(voted.status(), 200, "{}", voted.text());
+                let one = json!({"address": self.wallet(), "amount": "1"});
+                let staked = Operation::Stake
+                    .send(&self.app, self.post("stake", one.clone()))
+                    .await;
+                assert_eq!(staked.status(), 200, "{}", staked.text());
+                self.movement("unstake", one, &[self.wallet()])
+            }
             Operation::Vote => {
-                let proposal = Proposal {
-                    id: Uuid::now_v7(),
-                    title: "Lower the fees".into(),
-                    description: "Halve the platform fee for bronze-tier jobs for a quarter."
-                        .into(),
-                    proposer: self.user.wallet_address.clone(),
-                    status: ProposalStatus::Active,
-                    created_at: now,
-                    votes_for: Tokens::ZERO,
-                    votes_against: Tokens::ZERO,
-                };
-                self.app
-                    .state
-                    .store
-                    .create_proposal(&proposal)
-                    .await
-                    .unwrap();
+                let proposal_id = self.proposal(now).await;
                 let body =
-                    json!({"proposal_id": proposal.id, "voter": self.wallet(), "vote": true});
+                    json!({"proposal_id": proposal_id, "voter": self.wallet(), "vote": true});
                 (
                     self.post("vote", body),
                     vec![
-                        keys::proposal(proposal.id),
-                        keys::vote(proposal.id, self.wallet()),
+                        keys::proposal(proposal_id),
+                        keys::vote(proposal_id, self.wallet()),
                         keys::wallet(self.wallet()),
                     ],
                 )
@@ -305,6 +306,24 @@ impl Fixture {
             }
         };
         (request, items.iter().map(item_key).collect())
+    }
+
+    /// A new proposal's id, open for voting from `now`.
+    async fn proposal(&self, now: OffsetDateTime) -> Uuid {
+        let proposal = Proposal::open(
+            "Lower the fees".into(),
+            "Halve the platform fee for bronze-tier jobs for a quarter.".into(),
+            self.user.wallet_address.clone(),
+            now,
+            1,
+        );
+        self.app
+            .state
+            .store
+            .create_proposal(&proposal)
+            .await
+            .unwrap();
+        proposal.id
     }
 
     /// The items, read consistently in one round trip.
@@ -357,7 +376,7 @@ type Snapshot = BTreeMap<ItemKey, HashMap<String, AttributeValue>>;
 
 /// What changed from one snapshot to another, in terms that hold whatever the ids and times:
 /// for each item added, removed or changed, its kind (its keys' prefixes) and its attribute
-/// names, with the difference of each changed number (balances, stakes, tallies).
+/// names, with the difference of each changed number (balances, stakes, tallies, versions).
 fn effect(before: &Snapshot, after: &Snapshot) -> Vec<String> {
     let kind = |(pk, sk): &ItemKey| {
         let prefix = |key: &str| key.split('#').next().unwrap_or_default().to_owned();
@@ -390,7 +409,11 @@ fn effect(before: &Snapshot, after: &Snapshot) -> Vec<String> {
 }
 
 fn difference(name: &str, old: Option<&AttributeValue>, new: Option<&AttributeValue>) -> String {
-    let integer = |value: Option<&AttributeValue>| value?.as_n().ok()?.parse::<i128>().ok();
+    // An absent number counts as 0, as a wallet's lock_version does before its first vote.
+    let integer = |value: Option<&AttributeValue>| match value {
+        None => Some(0),
+        Some(value) => value.as_n().ok()?.parse::<i128>().ok(),
+    };
     match (integer(old), integer(new)) {
         (Some(old), Some(new)) => format!("{name} {:+}", new - old),
         _ => name.to_owned(),
@@ -511,6 +534,11 @@ async fn stake() {
 #[tokio::test]
 async fn unstake() {
     all_or_nothing_at_every_call(Operation::Unstake, MOVEMENT_CALLS).await;
+}
+
+#[tokio::test]
+async fn unstake_beside_a_lock() {
+    all_or_nothing_at_every_call(Operation::UnstakeBesideLock, MOVEMENT_CALLS).await;
 }
 
 #[tokio::test]

@@ -86,8 +86,22 @@ impl Fields {
     /// A required whole number within `range`. JSON has one number type, so `8.0` and `8e0`
     /// are the whole number 8, as JSON Schema's `integer` reads them; `8.5` is not.
     pub fn integer(&mut self, name: &str, range: RangeInclusive<i64>) -> Option<i64> {
+        match self.optional_integer(name, range)? {
+            Some(integer) => Some(integer),
+            None => self.fail(name, "is required"),
+        }
+    }
+
+    /// A whole number within `range`, as `integer` reads it, or nothing when absent or null.
+    pub fn optional_integer(
+        &mut self,
+        name: &str,
+        range: RangeInclusive<i64>,
+    ) -> Option<Option<i64>> {
         const WHOLE_NUMBER: &str = "must be a whole number";
-        let number = self.required::<serde_json::Number>(name, WHOLE_NUMBER)?;
+        let Some(number) = self.optional::<serde_json::Number>(name, WHOLE_NUMBER)? else {
+            return Some(None);
+        };
         let integer = match number.as_i64() {
             Some(integer) => Ok(integer),
             // Beyond i64 saturates, and is then refused by `range` like any number too large.
@@ -98,6 +112,7 @@ impl Fields {
                 .ok_or_else(|| WHOLE_NUMBER.to_owned()),
         };
         self.check(name, integer.and_then(|integer| within(integer, range)))
+            .map(Some)
     }
 
     /// A boolean; `default` when absent or null, required without one.
@@ -270,6 +285,8 @@ mod tests {
         assert_eq!(f.integer("int", 1..=128), Some(7));
         assert_eq!(f.integer("whole", 1..=128), Some(118));
         assert_eq!(f.integer("exp", 1..=128), Some(128));
+        assert_eq!(f.optional_integer("int", 1..=128), Some(Some(7)));
+        assert_eq!(f.optional_integer("missing", 1..=128), Some(None));
         assert_eq!(f.number("over", 0.0..=64.0, None), None);
         assert_eq!(f.number("text", 0.0..=64.0, None), None);
         assert_eq!(f.optional_number("huge", 0.0..=MAX_STORED_NUMBER), None);

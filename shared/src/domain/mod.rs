@@ -6,6 +6,7 @@ mod device;
 mod fields;
 mod idempotency;
 mod job;
+mod lock;
 mod proposal;
 mod text;
 mod user;
@@ -21,6 +22,10 @@ pub use job::{
     CPU_REQUIRED, GPU_REQUIRED, JOB_NAME_CHARS, Job, JobStatus, MEMORY_REQUIRED, NON_NEGATIVE,
     SlaTier,
 };
-pub use proposal::{DESCRIPTION_CHARS, Proposal, ProposalStatus, TITLE_CHARS, Vote};
+pub use lock::{StakeLock, StakeLocks};
+pub use proposal::{
+    DEFAULT_VOTING_PERIOD_HOURS, DESCRIPTION_CHARS, Proposal, ProposalStatus, TITLE_CHARS,
+    VOTING_PERIOD_HOURS, Vote,
+};
 pub use text::EscapedText;
 pub use user::{User, WalletAddress};

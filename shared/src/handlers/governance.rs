@@ -3,21 +3,22 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::body_string;
 use super::ledger::require_own_wallet;
 use crate::auth::authenticate;
 use crate::domain::{
-    DESCRIPTION_CHARS, EscapedText, Fields, Proposal, ProposalStatus, TITLE_CHARS, Tokens, Vote,
-    WalletAddress,
+    DEFAULT_VOTING_PERIOD_HOURS, DESCRIPTION_CHARS, EscapedText, Fields, Proposal, ProposalStatus,
+    TITLE_CHARS, Tokens, VOTING_PERIOD_HOURS, Vote, WalletAddress,
 };
 use crate::http::{encode_cursor, json, json_body, page_request, query_fields};
 use crate::ratelimit::FirstReads;
-use crate::store::{Key, VoteError, keys, wallet_in};
+use crate::store::{Key, VoteError, keys, proposal_in, wallet_in};
 use crate::{ApiError, AppState};
 
-/// A proposal as the API lists it, in the old backend's field names.
+/// A proposal as the API lists it at `now`, in the old backend's field names.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ProposalView<'a> {
@@ -30,24 +31,27 @@ struct ProposalView<'a> {
     votes_against: Tokens,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    #[serde(rename = "voting_ends_at", with = "time::serde::rfc3339")]
+    voting_ends_at: OffsetDateTime,
 }
 
-impl<'a> From<&'a Proposal> for ProposalView<'a> {
-    fn from(proposal: &'a Proposal) -> Self {
+impl<'a> ProposalView<'a> {
+    fn at(proposal: &'a Proposal, now: OffsetDateTime) -> Self {
         Self {
             id: proposal.id,
             title: &proposal.title,
             description: &proposal.description,
             proposer: &proposal.proposer,
-            status: proposal.status,
+            status: proposal.status(now),
             votes_for: proposal.votes_for,
             votes_against: proposal.votes_against,
             created_at: proposal.created_at,
+            voting_ends_at: proposal.voting_ends_at,
         }
     }
 }
 
-/// `POST /api/tokenomics/proposals` `{title, description, proposer}`
+/// `POST /api/tokenomics/proposals` `{title, description, proposer, voting_period_hours?}`
 pub async fn create_proposal(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
     let (user, _) = authenticate(&req, state).await?;
     let mut fields = Fields::new(json_body(&req)?);
@@ -56,20 +60,22 @@ pub async fn create_proposal(req: Request, state: &AppState) -> Result<Response<
         EscapedText::parse(raw, DESCRIPTION_CHARS)
     });
     let proposer = fields.string("proposer", WalletAddress::parse);
-    let (Some(title), Some(description), Some(proposer)) = (title, description, proposer) else {
+    let voting_period_hours = fields
+        .optional_integer("voting_period_hours", VOTING_PERIOD_HOURS)
+        .map(|hours| hours.unwrap_or(DEFAULT_VOTING_PERIOD_HOURS));
+    let (Some(title), Some(description), Some(proposer), Some(voting_period_hours)) =
+        (title, description, proposer, voting_period_hours)
+    else {
         return Err(fields.into_error());
     };
     require_own_wallet(&user, &proposer)?;
-    let proposal = Proposal {
-        id: Uuid::now_v7(),
-        title: title.into_string(),
-        description: description.into_string(),
+    let proposal = Proposal::open(
+        title.into_string(),
+        description.into_string(),
         proposer,
-        status: ProposalStatus::Active,
-        created_at: OffsetDateTime::now_utc(),
-        votes_for: Tokens::ZERO,
-        votes_against: Tokens::ZERO,
-    };
+        state.clock.now(),
+        voting_period_hours,
+    );
     state.store.create_proposal(&proposal).await?;
     tracing::info!(proposal_id = %proposal.id, user_id = %user.id, "proposal created");
     Ok(json(
@@ -86,15 +92,20 @@ pub async fn list_proposals(req: Request, state: &AppState) -> Result<Response<B
         return Err(query.into_error());
     };
     let page = state.store.proposals(page).await?;
-    let proposals: Vec<ProposalView> = page.items.iter().map(ProposalView::from).collect();
+    let now = state.clock.now();
+    let proposals: Vec<ProposalView> = page
+        .items
+        .iter()
+        .map(|proposal| ProposalView::at(proposal, now))
+        .collect();
     Ok(json(
         StatusCode::OK,
         &json!({"proposals": proposals, "next_cursor": page.next.map(encode_cursor)}),
     ))
 }
 
-/// `POST /api/tokenomics/vote` `{proposal_id, voter, vote}`: one vote per wallet and proposal,
-/// weighted by the wallet's stake.
+/// `POST /api/tokenomics/vote` `{proposal_id, voter, vote}`: one vote per wallet and proposal
+/// while voting is open, weighted by the wallet's stake, which stays locked until voting ends.
 pub async fn vote(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
     let (user, _) = authenticate(&req, state).await?;
     let mut fields = Fields::new(json_body(&req)?);
@@ -108,7 +119,8 @@ pub async fn vote(req: Request, state: &AppState) -> Result<Response<Body>, ApiE
         return Err(fields.into_error());
     };
     require_own_wallet(&user, &voter)?;
-    let items = FirstReads::items_or_read(&req, &state.store, vote_reads(&voter)).await?;
+    let items =
+        FirstReads::items_or_read(&req, &state.store, vote_reads(&voter, proposal_id)).await?;
     let wallet =
         wallet_in(&items, &voter)?.ok_or_else(|| ApiError::NotFound("Wallet not found".into()))?;
     if wallet.staked.is_zero() {
@@ -117,24 +129,36 @@ pub async fn vote(req: Request, state: &AppState) -> Result<Response<Body>, ApiE
             "has nothing staked; stake tokens to vote",
         ));
     }
+    let proposal = proposal_in(&items, proposal_id)?.ok_or_else(proposal_not_found)?;
     let vote = Vote {
         proposal_id,
         voter,
         user_id: user.id,
         in_favour,
         weight: wallet.staked,
-        at: OffsetDateTime::now_utc(),
+        at: state.clock.now(),
+        voting_ends_at: proposal.voting_ends_at,
     };
-    state.store.vote(&vote).await.map_err(|error| match error {
-        VoteError::ProposalNotFound => ApiError::NotFound("Proposal not found".into()),
-        VoteError::AlreadyVoted => {
-            ApiError::Conflict("This wallet has already voted on this proposal".into())
-        }
-        VoteError::StakeChanged => {
-            ApiError::Conflict("The wallet's stake changed while voting; try again".into())
-        }
-        VoteError::Store(error) => error.into(),
-    })?;
+    state
+        .store
+        .vote(&vote, &wallet.locks)
+        .await
+        .map_err(|error| match error {
+            VoteError::ProposalNotFound => proposal_not_found(),
+            VoteError::VotingClosed(ended_at) => match ended_at.format(&Rfc3339) {
+                Ok(ended_at) => {
+                    ApiError::Conflict(format!("Voting on this proposal closed at {ended_at}"))
+                }
+                Err(error) => ApiError::Internal(error.to_string()),
+            },
+            VoteError::AlreadyVoted => {
+                ApiError::Conflict("This wallet has already voted on this proposal".into())
+            }
+            VoteError::WalletChanged => ApiError::Conflict(
+                "The wallet's stake or its votes changed while voting; try again".into(),
+            ),
+            VoteError::Store(error) => error.into(),
+        })?;
     tracing::info!(%proposal_id, user_id = %user.id, "vote recorded");
     Ok(json(
         StatusCode::OK,
@@ -147,15 +171,21 @@ pub async fn vote(req: Request, state: &AppState) -> Result<Response<Body>, ApiE
     ))
 }
 
-fn vote_reads(voter: &WalletAddress) -> Vec<Key> {
-    vec![keys::wallet(voter.as_str())]
+fn proposal_not_found() -> ApiError {
+    ApiError::NotFound("Proposal not found".into())
 }
 
-/// What `vote` reads first (the voter's wallet, for its stake): the rate limiter's read fetches
-/// it in the same round trip.
+fn vote_reads(voter: &WalletAddress, proposal_id: Uuid) -> Vec<Key> {
+    vec![keys::wallet(voter.as_str()), keys::proposal(proposal_id)]
+}
+
+/// What `vote` reads first (the voter's wallet, for its stake and locks; the proposal, for when
+/// its voting ends): the rate limiter's read fetches them in the same round trip.
 pub fn vote_first_reads(req: &Request) -> Vec<Key> {
-    body_string(req, "voter")
-        .and_then(|voter| WalletAddress::parse(&voter).ok())
-        .map(|voter| vote_reads(&voter))
+    let voter = body_string(req, "voter").and_then(|voter| WalletAddress::parse(&voter).ok());
+    let proposal_id = body_string(req, "proposal_id").and_then(|id| id.parse().ok());
+    voter
+        .zip(proposal_id)
+        .map(|(voter, proposal_id)| vote_reads(&voter, proposal_id))
         .unwrap_or_default()
 }

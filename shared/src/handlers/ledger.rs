@@ -1,12 +1,16 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
 
+use super::body_string;
 use crate::auth::authenticate;
 use crate::domain::{Amount, Fields, IdempotencyKey, MAX_TOKENS, Tokens, User, WalletAddress};
 use crate::http::{json, json_body, query_fields};
+use crate::ratelimit::FirstReads;
 use crate::store::{
-    Holding, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse,
+    Holding, Key, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse, keys,
+    wallet_in,
 };
 use crate::{ApiError, AppState};
 
@@ -93,6 +97,19 @@ fn refusal(error: MovementError) -> ApiError {
         MovementError::Insufficient(Holding::Staked) => {
             ApiError::Conflict("Insufficient staked balance".into())
         }
+        MovementError::Locked {
+            locked,
+            unlocked_at,
+        } => match unlocked_at.format(&Rfc3339) {
+            Ok(unlocked_at) => ApiError::Conflict(format!(
+                "{locked} staked tokens are locked by this wallet's votes on proposals still open; \
+                 this unstake becomes possible at {unlocked_at}"
+            )),
+            Err(error) => ApiError::Internal(error.to_string()),
+        },
+        MovementError::LocksChanged => {
+            ApiError::Conflict("The wallet's votes changed while unstaking; try again".into())
+        }
         MovementError::HoldingLimit(holding) => ApiError::Conflict(format!(
             "The wallet's {} would exceed the maximum of {} tokens",
             match holding {
@@ -126,9 +143,10 @@ pub async fn balance(req: Request, state: &AppState) -> Result<Response<Body>, A
         .balance
         .checked_add(wallet.staked)
         .ok_or_else(|| ApiError::Internal("wallet total overflows".into()))?;
+    let locked = wallet.locks.locked(state.clock.now());
     Ok(json(
         StatusCode::OK,
-        &json!({"address": address, "balance": wallet.balance, "staked": wallet.staked, "total": total}),
+        &json!({"address": address, "balance": wallet.balance, "staked": wallet.staked, "locked": locked, "total": total}),
     ))
 }
 
@@ -154,6 +172,7 @@ pub async fn transfer(req: Request, state: &AppState) -> Result<Response<Body>, 
         from.clone(),
         MovementKind::Transfer { to: to.clone() },
         amount,
+        state.clock.now(),
     );
     let body = json!({
         "success": true,
@@ -185,18 +204,44 @@ pub async fn stake(req: Request, state: &AppState) -> Result<Response<Body>, Api
     let (key, address, amount) = wallet_amount(&req)?;
     require_own_wallet(&user, &address)?;
     let body = json!({"success": true, "address": address, "stakedAmount": amount});
-    let movement = Movement::new(user.id, address, MovementKind::Stake, amount);
+    let movement = Movement::new(
+        user.id,
+        address,
+        MovementKind::Stake,
+        amount,
+        state.clock.now(),
+    );
     move_tokens(state, key, movement, body, ("totalStaked", Holding::Staked)).await
 }
 
-/// `POST /api/tokenomics/unstake` `{address, amount}`: stake back to balance.
+/// `POST /api/tokenomics/unstake` `{address, amount}`: stake back to balance, leaving staked
+/// what the wallet's votes on open proposals lock.
 pub async fn unstake(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
     let (user, _) = authenticate(&req, state).await?;
     let (key, address, amount) = wallet_amount(&req)?;
     require_own_wallet(&user, &address)?;
+    let items = FirstReads::items_or_read(&req, &state.store, unstake_reads(&address)).await?;
+    // An absent wallet keeps no locks; the movement then answers 404.
+    let locks = wallet_in(&items, &address)?
+        .map(|wallet| wallet.locks)
+        .unwrap_or_default();
     let body = json!({"success": true, "address": address, "unstakedAmount": amount});
-    let movement = Movement::new(user.id, address, MovementKind::Unstake, amount);
+    let kind = MovementKind::Unstake { locks };
+    let movement = Movement::new(user.id, address, kind, amount, state.clock.now());
     move_tokens(state, key, movement, body, ("totalStaked", Holding::Staked)).await
+}
+
+fn unstake_reads(address: &WalletAddress) -> Vec<Key> {
+    vec![keys::wallet(address.as_str())]
+}
+
+/// What `unstake` reads first (the wallet, for its stake locks): the rate limiter's read fetches
+/// it in the same round trip.
+pub fn unstake_first_reads(req: &Request) -> Vec<Key> {
+    body_string(req, "address")
+        .and_then(|address| WalletAddress::parse(&address).ok())
+        .map(|address| unstake_reads(&address))
+        .unwrap_or_default()
 }
 
 /// `POST /api/tokenomics/mint` `{address, amount}`: administrators credit any wallet.
@@ -208,7 +253,13 @@ pub async fn mint(req: Request, state: &AppState) -> Result<Response<Body>, ApiE
         ));
     }
     let (key, address, amount) = wallet_amount(&req)?;
-    let movement = Movement::new(user.id, address.clone(), MovementKind::Mint, amount);
+    let movement = Movement::new(
+        user.id,
+        address.clone(),
+        MovementKind::Mint,
+        amount,
+        state.clock.now(),
+    );
     let body = json!({"success": true, "transactionId": movement.id, "address": address, "amount": amount});
     move_tokens(state, key, movement, body, ("balance", Holding::Balance)).await
 }

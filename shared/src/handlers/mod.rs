@@ -35,6 +35,7 @@ pub fn first_reads(route: &Route, req: &Request, claims: Option<&Claims>) -> Vec
     match route {
         route if *route == routes::LOGIN => auth::login_first_reads(req),
         route if *route == routes::VOTE => governance::vote_first_reads(req),
+        route if *route == routes::UNSTAKE => ledger::unstake_first_reads(req),
         route if *route == routes::GET_JOB => jobs::get_job_first_reads(req, claims),
         _ => Vec::new(),
     }

@@ -1,25 +1,33 @@
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
 
 use super::error::{condition_failed, failed_conditions};
 use super::keys::{self, GSI1, Key, PROPOSALS};
-use super::ledger::{tokens, units};
-use super::{Page, PageRequest, Store, StoreError, next_page_start, string};
-use crate::domain::{Proposal, Vote};
+use super::ledger::{LOCKS, LOCKS_UNCHANGED, lock_version, locks_attribute, tokens, units};
+use super::{Item, Page, PageRequest, Store, StoreError, find, next_page_start, number, string};
+use crate::domain::{Proposal, StakeLocks, Vote};
 
 const VOTES_FOR: &str = "votes_for";
 const VOTES_AGAINST: &str = "votes_against";
+const VOTING_ENDS_AT: &str = "voting_ends_at";
 
 #[derive(Debug, thiserror::Error)]
 pub enum VoteError {
     #[error("proposal not found")]
     ProposalNotFound,
+    #[error("voting on the proposal closed at {0}")]
+    VotingClosed(OffsetDateTime),
     #[error("the wallet already voted on this proposal")]
     AlreadyVoted,
-    /// The stake read as the vote's weight changed before the vote was written.
-    #[error("the wallet's stake changed while voting")]
-    StakeChanged,
+    /// The stake read as the vote's weight, or the wallet's stake locks, changed before the vote
+    /// was written.
+    #[error("the wallet's stake or its locks changed while voting")]
+    WalletChanged,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -32,6 +40,14 @@ fn proposal_from_item(item: Key) -> Result<Proposal, StoreError> {
         votes_against,
         ..from_item(item)?
     })
+}
+
+/// The proposal `id` among read items (`keys::proposal`).
+pub fn proposal_in(items: &[Item], id: Uuid) -> Result<Option<Proposal>, StoreError> {
+    find(items, &keys::proposal(id))
+        .cloned()
+        .map(proposal_from_item)
+        .transpose()
 }
 
 impl Store {
@@ -68,10 +84,12 @@ impl Store {
         })
     }
 
-    /// Records a vote and adds its weight to the proposal's tally in one transaction,
-    /// conditioned on the proposal existing, the wallet not having voted on it, and the
-    /// wallet's stake still being the weight.
-    pub async fn vote(&self, vote: &Vote) -> Result<(), VoteError> {
+    /// Records a vote, adds its weight to the proposal's tally and locks that weight of the
+    /// wallet's stake until voting ends, in one transaction: conditioned on the proposal existing
+    /// and open at `vote.at`, the wallet not having voted on it, its stake still being the
+    /// weight, and its locks still being `locks` (as read with the weight). The locks written
+    /// are those still active and the vote's.
+    pub async fn vote(&self, vote: &Vote, locks: &StakeLocks) -> Result<(), VoteError> {
         let at = vote
             .at
             .format(&Rfc3339)
@@ -98,7 +116,7 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(keys::proposal(vote.proposal_id)))
             .update_expression("ADD #tally :weight")
-            .condition_expression("attribute_exists(PK)")
+            .condition_expression("attribute_exists(PK) AND #voting_ends_at > :now")
             .expression_attribute_names(
                 "#tally",
                 if vote.in_favour {
@@ -107,36 +125,54 @@ impl Store {
                     VOTES_AGAINST
                 },
             )
+            .expression_attribute_names("#voting_ends_at", VOTING_ENDS_AT)
             .expression_attribute_values(":weight", units(vote.weight))
+            .expression_attribute_values(":now", number(vote.at.unix_timestamp()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .expect("table, key and expressions are set");
-        let stake = ConditionCheck::builder()
+        let wallet = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::wallet(vote.voter.as_str())))
-            .condition_expression("user_id = :owner AND staked = :weight")
+            .update_expression("SET #locks = :locks, lock_version = :next_lock_version")
+            .condition_expression(format!(
+                "user_id = :owner AND staked = :weight AND {LOCKS_UNCHANGED}"
+            ))
+            .expression_attribute_names("#locks", LOCKS)
             .expression_attribute_values(":owner", string(vote.user_id.to_string()))
             .expression_attribute_values(":weight", units(vote.weight))
+            .expression_attribute_values(":lock_version", lock_version(locks.version))
+            .expression_attribute_values(":next_lock_version", lock_version(locks.version + 1))
+            .expression_attribute_values(
+                ":locks",
+                locks_attribute(&locks.with_vote(vote.proposal_id, vote.lock(), vote.at)),
+            )
             .build()
-            .expect("table, key and condition are set");
+            .expect("table, key and expressions are set");
         let result = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(record).build())
             .transact_items(TransactWriteItem::builder().update(tally).build())
-            .transact_items(TransactWriteItem::builder().condition_check(stake).build())
+            .transact_items(TransactWriteItem::builder().update(wallet).build())
             .send()
             .await;
         let Err(error) = result else {
             return Ok(());
         };
         let reasons = failed_conditions(error)?;
-        let failed = |index: usize| reasons.get(index).is_some_and(condition_failed);
-        if failed(1) {
-            Err(VoteError::ProposalNotFound)
-        } else if failed(0) {
+        let failed = |index: usize| reasons.get(index).filter(|reason| condition_failed(reason));
+        if let Some(tally) = failed(1) {
+            match tally.item() {
+                None => Err(VoteError::ProposalNotFound),
+                Some(proposal) => Err(VoteError::VotingClosed(
+                    proposal_from_item(proposal.clone())?.voting_ends_at,
+                )),
+            }
+        } else if failed(0).is_some() {
             Err(VoteError::AlreadyVoted)
-        } else if failed(2) {
-            Err(VoteError::StakeChanged)
+        } else if failed(2).is_some() {
+            Err(VoteError::WalletChanged)
         } else {
             Err(StoreError::Unexpected(format!("vote cancelled: {reasons:?}")).into())
         }

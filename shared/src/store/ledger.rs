@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -13,10 +13,19 @@ use uuid::Uuid;
 use super::error::{condition_failed, failed_conditions};
 use super::keys::{self, Key};
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
-use crate::domain::{Amount, IdempotencyKey, MAX_TOKENS, Tokens, WalletAddress};
+use crate::domain::{
+    Amount, IdempotencyKey, MAX_TOKENS, StakeLock, StakeLocks, Tokens, WalletAddress,
+};
 
 /// How long an `Idempotency-Key` is remembered.
 const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
+
+/// A wallet's stake locks: a map from proposal id to `{weight, until}` (numbers: smallest units,
+/// epoch seconds), and the number of times it was written.
+pub(super) const LOCKS: &str = "locks";
+const LOCK_VERSION: &str = "lock_version";
+const LOCK_WEIGHT: &str = "weight";
+const LOCK_UNTIL: &str = "until";
 
 /// The two figures of a wallet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +48,7 @@ pub struct Wallet {
     pub user_id: Uuid,
     pub balance: Tokens,
     pub staked: Tokens,
+    pub locks: StakeLocks,
 }
 
 /// The wallet at `address` among read items (`keys::wallet`).
@@ -66,8 +76,74 @@ impl Wallet {
             user_id,
             balance: tokens(item, Holding::Balance.attribute())?,
             staked: tokens(item, Holding::Staked.attribute())?,
+            locks: stake_locks(item)?,
         })
     }
+}
+
+/// The stake locks of a wallet item; none before its first vote.
+fn stake_locks(item: &Key) -> Result<StakeLocks, StoreError> {
+    let malformed = || StoreError::Unexpected("malformed stake locks".into());
+    let version = match item.get(LOCK_VERSION) {
+        None => 0,
+        Some(version) => version
+            .as_n()
+            .ok()
+            .and_then(|version| version.parse().ok())
+            .ok_or_else(malformed)?,
+    };
+    let by_proposal = match item.get(LOCKS) {
+        None => BTreeMap::new(),
+        Some(locks) => locks
+            .as_m()
+            .map_err(|_| malformed())?
+            .iter()
+            .map(|(proposal_id, lock)| {
+                let lock = lock.as_m().map_err(|_| malformed())?;
+                let until = lock
+                    .get(LOCK_UNTIL)
+                    .and_then(|until| until.as_n().ok())
+                    .and_then(|until| until.parse().ok())
+                    .and_then(|until| OffsetDateTime::from_unix_timestamp(until).ok())
+                    .ok_or_else(malformed)?;
+                let lock = StakeLock {
+                    weight: tokens(lock, LOCK_WEIGHT)?,
+                    until,
+                };
+                Ok((proposal_id.parse().map_err(|_| malformed())?, lock))
+            })
+            .collect::<Result<_, StoreError>>()?,
+    };
+    Ok(StakeLocks {
+        by_proposal,
+        version,
+    })
+}
+
+/// Stake locks as the wallet item's `locks` map.
+pub(super) fn locks_attribute(locks: &BTreeMap<Uuid, StakeLock>) -> AttributeValue {
+    AttributeValue::M(
+        locks
+            .iter()
+            .map(|(proposal_id, lock)| {
+                let lock = HashMap::from([
+                    (LOCK_WEIGHT.to_owned(), units(lock.weight)),
+                    (LOCK_UNTIL.to_owned(), number(lock.until.unix_timestamp())),
+                ]);
+                (proposal_id.to_string(), AttributeValue::M(lock))
+            })
+            .collect(),
+    )
+}
+
+/// That a wallet's locks were not written since they were read at `:lock_version`. The
+/// attribute is absent until the first write and never removed after it, so its absence means
+/// version 0.
+pub(super) const LOCKS_UNCHANGED: &str =
+    "(attribute_not_exists(lock_version) OR lock_version = :lock_version)";
+
+pub(super) fn lock_version(version: u64) -> AttributeValue {
+    AttributeValue::N(version.to_string())
 }
 
 /// A stored whole number of smallest units.
@@ -89,8 +165,9 @@ pub enum MovementKind {
     Transfer { to: WalletAddress },
     /// From the wallet's balance to its stake.
     Stake,
-    /// From the wallet's stake to its balance.
-    Unstake,
+    /// From the wallet's stake to its balance, leaving staked what the wallet's votes lock
+    /// (`locks`, as read before the movement).
+    Unstake { locks: StakeLocks },
     /// New tokens onto the wallet's balance.
     Mint,
 }
@@ -100,7 +177,7 @@ impl MovementKind {
         match self {
             Self::Transfer { .. } => "transfer",
             Self::Stake => "stake",
-            Self::Unstake => "unstake",
+            Self::Unstake { .. } => "unstake",
             Self::Mint => "mint",
         }
     }
@@ -124,17 +201,25 @@ struct WalletChange<'a> {
     owner: Option<Uuid>,
     debit: Option<Holding>,
     credit: Option<Holding>,
+    /// The locks that the debit must leave staked, as read.
+    locks: Option<&'a StakeLocks>,
 }
 
 impl Movement {
-    pub fn new(actor: Uuid, wallet: WalletAddress, kind: MovementKind, amount: Amount) -> Self {
+    pub fn new(
+        actor: Uuid,
+        wallet: WalletAddress,
+        kind: MovementKind,
+        amount: Amount,
+        at: OffsetDateTime,
+    ) -> Self {
         Self {
             id: Uuid::now_v7(),
             actor,
             wallet,
             kind,
             amount,
-            at: OffsetDateTime::now_utc(),
+            at,
         }
     }
 
@@ -144,6 +229,7 @@ impl Movement {
             owner: Some(self.actor),
             debit: Some(debit),
             credit,
+            locks: None,
         };
         match &self.kind {
             MovementKind::Transfer { to } => vec![
@@ -153,15 +239,20 @@ impl Movement {
                     owner: None,
                     debit: None,
                     credit: Some(Holding::Balance),
+                    locks: None,
                 },
             ],
             MovementKind::Stake => vec![own(Holding::Balance, Some(Holding::Staked))],
-            MovementKind::Unstake => vec![own(Holding::Staked, Some(Holding::Balance))],
+            MovementKind::Unstake { locks } => vec![WalletChange {
+                locks: Some(locks),
+                ..own(Holding::Staked, Some(Holding::Balance))
+            }],
             MovementKind::Mint => vec![WalletChange {
                 address: &self.wallet,
                 owner: None,
                 debit: None,
                 credit: Some(Holding::Balance),
+                locks: None,
             }],
         }
     }
@@ -205,6 +296,15 @@ pub enum MovementError {
     NotOwner,
     #[error("insufficient {0:?}")]
     Insufficient(Holding),
+    /// The stake that would remain is below what the wallet's votes lock until `unlocked_at`.
+    #[error("{locked:?} of the stake is locked by votes")]
+    Locked {
+        locked: Tokens,
+        unlocked_at: OffsetDateTime,
+    },
+    /// The wallet's stake locks were written (by a vote) after they were read.
+    #[error("the wallet's stake locks changed")]
+    LocksChanged,
     #[error("{0:?} would exceed the maximum")]
     HoldingLimit(Holding),
     #[error("idempotency key used for another request")]
@@ -240,11 +340,9 @@ impl Store {
             items.push(self.idempotency_record(movement, key, response));
         }
         let changes = movement.changes();
-        items.extend(
-            changes
-                .iter()
-                .map(|change| self.wallet_update(change, movement.amount)),
-        );
+        for change in &changes {
+            items.push(self.wallet_update(change, movement.amount, movement.at)?);
+        }
         items.push(self.ledger_entry(movement)?);
         let result = self
             .client
@@ -267,7 +365,12 @@ impl Store {
         }
         for (change, reason) in changes.iter().zip(reasons) {
             if condition_failed(reason) {
-                return Err(why_refused(change, reason.item(), movement.amount));
+                return Err(why_refused(
+                    change,
+                    reason.item(),
+                    movement.amount,
+                    movement.at,
+                ));
             }
         }
         Err(StoreError::Unexpected("movement cancelled without a failed condition".into()).into())
@@ -302,7 +405,12 @@ impl Store {
         TransactWriteItem::builder().put(put).build()
     }
 
-    fn wallet_update(&self, change: &WalletChange, amount: Amount) -> TransactWriteItem {
+    fn wallet_update(
+        &self,
+        change: &WalletChange,
+        amount: Amount,
+        at: OffsetDateTime,
+    ) -> Result<TransactWriteItem, StoreError> {
         let mut assignments = Vec::new();
         let mut conditions = vec!["attribute_exists(PK)"];
         let mut names = HashMap::new();
@@ -312,9 +420,19 @@ impl Store {
             values.insert(":owner".to_owned(), string(owner.to_string()));
         }
         if let Some(debit) = change.debit {
+            let locked = change.locks.map_or(Tokens::ZERO, |locks| locks.locked(at));
+            let required = amount
+                .tokens()
+                .checked_add(locked)
+                .ok_or_else(|| StoreError::Unexpected("locked stake overflows".into()))?;
             assignments.push("#debit = #debit - :amount");
-            conditions.push("#debit >= :amount");
+            conditions.push("#debit >= :required");
             names.insert("#debit".to_owned(), debit.attribute().to_owned());
+            values.insert(":required".to_owned(), units(required));
+        }
+        if let Some(locks) = change.locks {
+            conditions.push(LOCKS_UNCHANGED);
+            values.insert(":lock_version".to_owned(), lock_version(locks.version));
         }
         if let Some(credit) = change.credit {
             assignments.push("#credit = #credit + :amount");
@@ -335,7 +453,7 @@ impl Store {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .expect("table, key and expressions are set");
-        TransactWriteItem::builder().update(update).build()
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     fn ledger_entry(&self, movement: &Movement) -> Result<TransactWriteItem, StoreError> {
@@ -383,7 +501,12 @@ fn replay(record: &Key, fingerprint: &str) -> Result<MovementOutcome, MovementEr
 }
 
 /// Which of a wallet update's conditions failed, from the wallet as it was (`None`: absent).
-fn why_refused(change: &WalletChange, wallet: Option<&Key>, amount: Amount) -> MovementError {
+fn why_refused(
+    change: &WalletChange,
+    wallet: Option<&Key>,
+    amount: Amount,
+    at: OffsetDateTime,
+) -> MovementError {
     let Some(item) = wallet else {
         return MovementError::WalletNotFound(change.address.clone());
     };
@@ -398,6 +521,18 @@ fn why_refused(change: &WalletChange, wallet: Option<&Key>, amount: Amount) -> M
         && wallet.holding(debit) < amount.tokens()
     {
         return MovementError::Insufficient(debit);
+    }
+    if let Some(locks) = change.locks {
+        if wallet.locks.version != locks.version {
+            return MovementError::LocksChanged;
+        }
+        let remaining = Tokens::from_units(wallet.staked.units() - amount.units());
+        if let Some(unlocked_at) = wallet.locks.unlocked_at(remaining, at) {
+            return MovementError::Locked {
+                locked: wallet.locks.locked(at),
+                unlocked_at,
+            };
+        }
     }
     if let Some(credit) = change.credit
         && wallet.holding(credit).units() > MAX_TOKENS - amount.units()

@@ -27,7 +27,7 @@ use crate::telemetry;
 
 pub use devices::RegisterDevice;
 pub use error::StoreError;
-pub use governance::VoteError;
+pub use governance::{VoteError, proposal_in};
 pub use jobs::{CancelJob, job_in};
 pub use keys::Key;
 pub use ledger::{

@@ -8,6 +8,7 @@ pub mod faults;
 use aws_sdk_dynamodb::config::retry::RetryPartition;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
+use shared::clock::Clock;
 use shared::config::Config;
 use shared::routes::{ROUTES, Route};
 use shared::store::Store;
@@ -33,6 +34,16 @@ impl TestApp {
     pub async fn with_settings(settings: &[(&str, &str)]) -> Self {
         Self {
             state: Box::leak(Box::new(app_state(settings).await)),
+        }
+    }
+
+    /// With a clock `offset` ahead of the system's, against the same table: the API as it will
+    /// answer then.
+    pub async fn later(offset: time::Duration) -> Self {
+        let mut state = app_state(&[]).await;
+        state.clock = Clock::offset(offset);
+        Self {
+            state: Box::leak(Box::new(state)),
         }
     }
 
