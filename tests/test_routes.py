@@ -23,22 +23,21 @@ def test_every_function_package_is_deployed_and_routed():
 
 
 def test_every_function_serves_the_route_it_declares():
-    """Each binary's `main` names its route in `shared/src/routes.rs` (which decides its rate-limit
-    category and bucket): the route of that function, with the template's method and path."""
+    """Each binary's `main` runs its endpoint of the route table (`shared/src/handlers/mod.rs`),
+    which decides its rate-limit category and bucket: the endpoint of that function, with the
+    template's method and path."""
+    table = (REPO / "shared/src/handlers/mod.rs").read_text()
     declared = {
         name: (function, method, path)
-        for name, function, method, path in re.findall(
-            r'(\w+): "([\w-]+)", "(\w+)" "([^"]+)", \w+;', (REPO / "shared/src/routes.rs").read_text())
+        for name, function, method, path in re.findall(r'(\w+): "([\w-]+)", "(\w+)" "([^"]+)",', table)
     }
     template = {binary: (method, path) for method, path, binary in local_stack.template_routes(local_stack.load_template())}
     assert {function for function, _, _ in declared.values()} == set(template)
     for package, route in template.items():
         main = (REPO / "functions" / package / "src" / "main.rs").read_text()
-        served = re.search(r"run\(\s*&shared::routes::(\w+),\s*shared::handlers::(\w+),?\s*\)", main)
-        assert served, f"{package}: main does not run a route with a handler"
-        name, handler = served.groups()
-        assert declared[name] == (package, *route), f"{package} serves {name}"
-        assert handler == package.replace("-", "_"), f"{package} runs handlers::{handler}"
+        served = re.search(r"run\(&shared::handlers::(\w+)\)", main)
+        assert served, f"{package}: main does not run an endpoint"
+        assert declared[served.group(1)] == (package, *route), f"{package} serves {served.group(1)}"
 
 
 def test_the_api_lists_exactly_the_template_routes(api):

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
-use shared::handlers::{health, login, logout, me};
+use shared::handlers::{HEALTH, LOGIN, LOGOUT, ME};
 use support::{PASSWORD, TestApp, event, unique_username};
 
 fn claims(app: &TestApp, token: &str) -> shared::auth::Claims {
@@ -65,10 +65,10 @@ async fn a_revocation_counts_whatever_its_ttl_says() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     revoke_until(now + 600).await.unwrap();
     let me_event = || event("GET", "/api/auth/me").bearer(&token).build();
-    assert_eq!(app.call(me, me_event()).await.status(), 401);
+    assert_eq!(app.call(&ME, me_event()).await.status(), 401);
     // DynamoDB deletes expired items only lazily; one still there still revokes its token.
     revoke_until(now - 1).await.unwrap();
-    assert_eq!(app.call(me, me_event()).await.status(), 401);
+    assert_eq!(app.call(&ME, me_event()).await.status(), 401);
 }
 
 #[tokio::test]
@@ -77,7 +77,7 @@ async fn logout_revokes_until_the_token_stops_verifying() {
     let (_, token) = app.user_with_token().await;
     let response = app
         .call(
-            logout,
+            &LOGOUT,
             event("POST", "/api/auth/logout").bearer(&token).build(),
         )
         .await;
@@ -120,7 +120,7 @@ async fn login_requires_both_fields() {
     let app = TestApp::new().await;
     let response = app
         .call(
-            login,
+            &LOGIN,
             event("POST", "/api/auth/login")
                 .json(&json!({"username": 7}))
                 .build(),
@@ -140,8 +140,8 @@ async fn login_requires_both_fields() {
 async fn every_response_carries_the_security_headers() {
     let app = TestApp::new().await;
     for response in [
-        app.call(me, event("GET", "/api/auth/me").build()).await,
-        app.call(health, event("GET", "/health").build()).await,
+        app.call(&ME, event("GET", "/api/auth/me").build()).await,
+        app.call(&HEALTH, event("GET", "/health").build()).await,
     ] {
         assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
         assert_eq!(response.header("cache-control"), Some("no-store"));
@@ -164,7 +164,7 @@ async fn an_unreachable_table_gives_503_with_retry_after_quickly() {
     let endpoint = format!("http://127.0.0.1:{closed_port}");
     let app = TestApp::with_settings(&[("DYNAMODB_ENDPOINT", &endpoint)]).await;
     let started = Instant::now();
-    let response = app.call(health, event("GET", "/health").build()).await;
+    let response = app.call(&HEALTH, event("GET", "/health").build()).await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.header("retry-after"), Some("1"));
     assert_eq!(
@@ -186,7 +186,7 @@ async fn a_base64_encoded_body_that_is_not_json_gets_400() {
         .header("content-type", "application/json")
         .base64_body(&[0xff, 0xfe, 0x00])
         .build();
-    let response = app.call(login, request).await;
+    let response = app.call(&LOGIN, request).await;
     assert_eq!(response.status(), 400);
     assert_eq!(
         response.header("content-type"),
@@ -198,7 +198,7 @@ async fn a_base64_encoded_body_that_is_not_json_gets_400() {
         .header("content-type", "application/json")
         .base64_body(body.as_bytes())
         .build();
-    assert_eq!(app.call(login, request).await.status(), 401);
+    assert_eq!(app.call(&LOGIN, request).await.status(), 401);
 }
 
 #[tokio::test]
@@ -226,7 +226,7 @@ async fn login_reads_its_credential_in_the_rate_limiters_round_trip() {
     let body = json!({"username": username, "password": PASSWORD});
     let request = event("POST", "/api/auth/login").json(&body).build();
     injector.observe();
-    let response = login(request, app.state).await.unwrap();
+    let response = (LOGIN.handler)(request, app.state).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(
         injector.calls(),
@@ -242,14 +242,14 @@ async fn a_logged_out_token_stays_refused_inside_the_leeway() {
     let (_, token) = app.user_with_token().await;
     let me_of = |token: &str| event("GET", "/api/auth/me").bearer(token).build();
     let user: shared::domain::User =
-        serde_json::from_value(app.call(me, me_of(&token)).await.json()).unwrap();
+        serde_json::from_value(app.call(&ME, me_of(&token)).await.json()).unwrap();
     // Issued 62 s ago with a 1-minute lifetime: 2 s past `exp`, still inside the 5 s leeway.
     let issued_at = time::OffsetDateTime::now_utc() - time::Duration::seconds(62);
     let late = app.state.tokens().unwrap().issue(&user, issued_at).token;
-    assert_eq!(app.call(me, me_of(&late)).await.status(), 200);
+    assert_eq!(app.call(&ME, me_of(&late)).await.status(), 200);
     let logout_event = event("POST", "/api/auth/logout").bearer(&late).build();
-    assert_eq!(app.call(logout, logout_event).await.status(), 200);
-    assert_eq!(app.call(me, me_of(&late)).await.status(), 401);
+    assert_eq!(app.call(&LOGOUT, logout_event).await.status(), 200);
+    assert_eq!(app.call(&ME, me_of(&late)).await.status(), 401);
 }
 
 /// Security review, item 6: "é" as one code point and as e + combining accent is one password.
@@ -263,7 +263,7 @@ async fn passwords_are_compared_in_nfkc() {
         let body = json!({"username": username, "email": format!("{username}@example.com"), "password": registered_as});
         let register = event("POST", "/api/auth/register").json(&body).build();
         assert_eq!(
-            app.call(shared::handlers::register, register)
+            app.call(&shared::handlers::REGISTER, register)
                 .await
                 .status(),
             201

@@ -84,15 +84,15 @@ impl Operation {
     async fn send(self, app: &TestApp, request: EventBuilder) -> TestResponse {
         let request = request.build();
         match self {
-            Self::Register => app.call(handlers::register, request).await,
-            Self::Logout => app.call(handlers::logout, request).await,
-            Self::Transfer | Self::TransferReplay => app.call(handlers::transfer, request).await,
-            Self::Stake => app.call(handlers::stake, request).await,
-            Self::Unstake | Self::UnstakeBesideLock => app.call(handlers::unstake, request).await,
-            Self::Mint => app.call(handlers::mint, request).await,
-            Self::Vote => app.call(handlers::vote, request).await,
-            Self::CancelJob => app.call(handlers::cancel_job, request).await,
-            Self::RegisterDevice => app.call(handlers::register_device, request).await,
+            Self::Register => app.call(&handlers::REGISTER, request).await,
+            Self::Logout => app.call(&handlers::LOGOUT, request).await,
+            Self::Transfer | Self::TransferReplay => app.call(&handlers::TRANSFER, request).await,
+            Self::Stake => app.call(&handlers::STAKE, request).await,
+            Self::Unstake | Self::UnstakeBesideLock => app.call(&handlers::UNSTAKE, request).await,
+            Self::Mint => app.call(&handlers::MINT, request).await,
+            Self::Vote => app.call(&handlers::VOTE, request).await,
+            Self::CancelJob => app.call(&handlers::CANCEL_JOB, request).await,
+            Self::RegisterDevice => app.call(&handlers::REGISTER_DEVICE, request).await,
         }
     }
 
@@ -138,7 +138,7 @@ impl Fixture {
         let (_, other_token) = app.user_with_token().await;
         let me = app
             .call(
-                handlers::me,
+                &handlers::ME,
                 event("GET", "/api/auth/me").bearer(&token).build(),
             )
             .await;

@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::{Value, json};
 use shared::handlers::{
-    balance, create_proposal, list_proposals, mint, stake, transfer, unstake, vote,
+    BALANCE, CREATE_PROPOSAL, LIST_PROPOSALS, MINT, STAKE, TRANSFER, UNSTAKE, VOTE,
 };
 use support::{TestApp, TestResponse, event};
 use time::format_description::well_known::Rfc3339;
@@ -22,12 +22,12 @@ async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> TestRespon
         .json(&body)
         .build();
     match path {
-        "mint" => app.call(mint, request).await,
-        "stake" => app.call(stake, request).await,
-        "unstake" => app.call(unstake, request).await,
-        "transfer" => app.call(transfer, request).await,
-        "proposals" => app.call(create_proposal, request).await,
-        "vote" => app.call(vote, request).await,
+        "mint" => app.call(&MINT, request).await,
+        "stake" => app.call(&STAKE, request).await,
+        "unstake" => app.call(&UNSTAKE, request).await,
+        "transfer" => app.call(&TRANSFER, request).await,
+        "proposals" => app.call(&CREATE_PROPOSAL, request).await,
+        "vote" => app.call(&VOTE, request).await,
         _ => unreachable!("no such route here: {path}"),
     }
 }
@@ -75,7 +75,7 @@ async fn unstake_amount(app: &TestApp, token: &str, address: &str, amount: &str)
 async fn wallet_figures(app: &TestApp, token: &str) -> Value {
     let response = app
         .call(
-            balance,
+            &BALANCE,
             event("GET", "/api/tokenomics/balance")
                 .bearer(token)
                 .build(),
@@ -92,7 +92,7 @@ async fn every_proposal(app: &TestApp, token: &str) -> Vec<Value> {
     loop {
         let page = app
             .call(
-                list_proposals,
+                &LIST_PROPOSALS,
                 event("GET", "/api/tokenomics/proposals")
                     .bearer(token)
                     .query(&query)
@@ -340,7 +340,7 @@ async fn an_unstake_beside_a_lock_is_replayed_from_its_idempotency_key() {
     assert_eq!(post(&app, "stake", &token, more).await.status(), 200);
     let send = || {
         app.call(
-            unstake,
+            &UNSTAKE,
             event("POST", "/api/tokenomics/unstake")
                 .bearer(&token)
                 .header("idempotency-key", "beside-the-lock")

@@ -6,12 +6,12 @@ use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
-use shared::handlers::{cancel_job, get_job, list_jobs, submit_job};
+use shared::handlers::{CANCEL_JOB, GET_JOB, LIST_JOBS, SUBMIT_JOB};
 use support::{TestApp, event};
 
 async fn submit(app: &TestApp, token: &str, body: Value) -> support::TestResponse {
     app.call(
-        submit_job,
+        &SUBMIT_JOB,
         event("POST", "/api/scheduler/jobs")
             .bearer(token)
             .json(&body)
@@ -72,7 +72,7 @@ async fn pages_walk_every_job_once_newest_first_and_filter_by_status() {
     for cancelled in [&submitted[1], &submitted[4]] {
         let response = app
             .call(
-                cancel_job,
+                &CANCEL_JOB,
                 event("DELETE", "/api/scheduler/jobs/x")
                     .path_parameter("id", cancelled)
                     .bearer(&token)
@@ -95,7 +95,7 @@ async fn pages_walk_every_job_once_newest_first_and_filter_by_status() {
                 }
                 let page = app
                     .call(
-                        list_jobs,
+                        &LIST_JOBS,
                         event("GET", "/api/scheduler/jobs")
                             .query(&query)
                             .bearer(&token)
@@ -146,7 +146,7 @@ async fn malformed_job_ids_and_cursors() {
     for id in ["not-a-uuid", "", "00000000-0000-0000-0000-000000000000"] {
         let response = app
             .call(
-                get_job,
+                &GET_JOB,
                 event("GET", "/api/scheduler/jobs/x")
                     .path_parameter("id", id)
                     .bearer(&token)
@@ -157,7 +157,7 @@ async fn malformed_job_ids_and_cursors() {
     }
     let bad_cursor = app
         .call(
-            list_jobs,
+            &LIST_JOBS,
             event("GET", "/api/scheduler/jobs")
                 .query("cursor=%21%21not-base64")
                 .bearer(&token)
@@ -167,7 +167,7 @@ async fn malformed_job_ids_and_cursors() {
     assert_eq!(bad_cursor.status(), 400);
     let bad_query = app
         .call(
-            list_jobs,
+            &LIST_JOBS,
             event("GET", "/api/scheduler/jobs")
                 .query("limit=0&status=done")
                 .bearer(&token)
@@ -200,12 +200,12 @@ async fn get_job_reads_the_job_in_the_rate_limiters_round_trip() {
     };
 
     injector.observe();
-    let response = app.call(get_job, get(&owner)).await;
+    let response = app.call(&GET_JOB, get(&owner)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.json()["id"], job_id);
     assert_eq!(injector.calls(), ["UpdateItem", "BatchGetItem"]);
 
     injector.observe();
-    assert_eq!(app.call(get_job, get(&other)).await.status(), 404);
+    assert_eq!(app.call(&GET_JOB, get(&other)).await.status(), 404);
     assert_eq!(injector.calls(), ["UpdateItem", "BatchGetItem"]);
 }

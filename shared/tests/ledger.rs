@@ -4,7 +4,7 @@ mod support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
-use shared::handlers::{mint, transfer};
+use shared::handlers::{MINT, TRANSFER};
 use support::{TestApp, TestResponse, event};
 use time::OffsetDateTime;
 
@@ -23,8 +23,8 @@ async fn post(
     }
     let request = request.build();
     match handler {
-        "mint" => app.call(mint, request).await,
-        "transfer" => app.call(transfer, request).await,
+        "mint" => app.call(&MINT, request).await,
+        "transfer" => app.call(&TRANSFER, request).await,
         _ => unreachable!("only mint and transfer are used here"),
     }
 }

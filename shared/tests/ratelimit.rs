@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use shared::handlers::{health, login, root};
+use shared::handlers::{HEALTH, LOGIN, ROOT};
 use shared::store::UserFlag;
 use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
@@ -31,7 +31,7 @@ fn unique_ip() -> String {
 }
 
 async fn get_root(app: &TestApp, ip: &str) -> TestResponse {
-    app.call(root, event("GET", "/").source_ip(ip).build())
+    app.call(&ROOT, event("GET", "/").source_ip(ip).build())
         .await
 }
 
@@ -45,7 +45,7 @@ async fn fifty_concurrent_requests_against_a_limit_of_ten_admit_exactly_ten() {
         .map(|_| {
             let request = event("GET", "/").source_ip(&ip).build();
             tokio::spawn(async move {
-                shared::http::dispatch(&shared::routes::ROOT, root, request, state)
+                shared::http::dispatch(&shared::handlers::ROOT, request, state)
                     .await
                     .status()
                     .as_u16()
@@ -107,7 +107,7 @@ async fn a_refused_request_runs_no_handler() {
     let register = |username: String| {
         let body = serde_json::json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD});
         app.call(
-            shared::handlers::register,
+            &shared::handlers::REGISTER,
             event("POST", "/api/auth/register")
                 .source_ip(&ip)
                 .json(&body)
@@ -138,14 +138,14 @@ async fn garbage_tokens_and_forwarded_for_headers_share_the_ip_bucket() {
             .bearer(&format!("garbage-{attempt}"))
             .header("x-forwarded-for", &unique_ip())
             .build();
-        assert_eq!(app.call(root, request).await.status(), 200);
+        assert_eq!(app.call(&ROOT, request).await.status(), 200);
     }
     let request = event("GET", "/")
         .source_ip(&ip)
         .bearer("yet-another")
         .header("x-forwarded-for", "1.2.3.4")
         .build();
-    assert_eq!(app.call(root, request).await.status(), 429);
+    assert_eq!(app.call(&ROOT, request).await.status(), 429);
     // Another source address has its own bucket.
     assert_eq!(get_root(&app, &unique_ip()).await.status(), 200);
 }
@@ -160,13 +160,13 @@ async fn a_valid_token_counts_against_its_user_wherever_it_comes_from() {
             .bearer(&token)
             .source_ip(&unique_ip())
             .build();
-        assert_eq!(app.call(root, request).await.status(), 200);
+        assert_eq!(app.call(&ROOT, request).await.status(), 200);
     }
     let request = event("GET", "/")
         .bearer(&token)
         .source_ip(&unique_ip())
         .build();
-    assert_eq!(app.call(root, request).await.status(), 429);
+    assert_eq!(app.call(&ROOT, request).await.status(), 429);
 }
 
 #[tokio::test]
@@ -176,21 +176,21 @@ async fn a_revoked_token_counts_against_the_ip_and_not_its_user() {
     let (_, other_token) = app.user_with_token().await;
     let logout = event("POST", "/api/auth/logout").bearer(&token).build();
     assert_eq!(
-        app.call(shared::handlers::logout, logout).await.status(),
+        app.call(&shared::handlers::LOGOUT, logout).await.status(),
         200
     );
     start_of_a_window().await;
     let ip = unique_ip();
     for _ in 0..2 {
         let request = event("GET", "/").bearer(&token).source_ip(&ip).build();
-        assert_eq!(app.call(root, request).await.status(), 200);
+        assert_eq!(app.call(&ROOT, request).await.status(), 200);
     }
     // The IP's bucket is spent, whichever token it shows next.
     let request = event("GET", "/")
         .bearer(&other_token)
         .source_ip(&unique_ip())
         .build();
-    assert_eq!(app.call(root, request).await.status(), 200);
+    assert_eq!(app.call(&ROOT, request).await.status(), 200);
     assert_eq!(get_root(&app, &ip).await.status(), 429);
     // The revoked token's user was charged nothing.
     let claims = app.state.tokens().unwrap().verify(&token).unwrap();
@@ -238,13 +238,13 @@ async fn admins_get_the_admin_limit() {
     start_of_a_window().await;
     for _ in 0..4 {
         let response = app
-            .call(root, event("GET", "/").bearer(&token).build())
+            .call(&ROOT, event("GET", "/").bearer(&token).build())
             .await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.header("x-ratelimit-limit"), Some("4"));
     }
     assert_eq!(
-        app.call(root, event("GET", "/").bearer(&token).build())
+        app.call(&ROOT, event("GET", "/").bearer(&token).build())
             .await
             .status(),
         429
@@ -260,7 +260,7 @@ async fn the_eleventh_login_attempt_in_a_minute_is_refused() {
         let body =
             serde_json::json!({"username": unique_username(), "password": "Wrong-Password-1"});
         app.call(
-            login,
+            &LOGIN,
             event("POST", "/api/auth/login")
                 .source_ip(&ip)
                 .json(&body)
@@ -359,7 +359,7 @@ async fn without_dynamodb_auth_fails_closed_and_the_rest_fails_open() {
     assert!(open.header("x-ratelimit-limit").is_none());
     // /health is exempt: it answers for the table itself.
     assert_eq!(
-        app.call(health, event("GET", "/health").build())
+        app.call(&HEALTH, event("GET", "/health").build())
             .await
             .status(),
         503
@@ -386,7 +386,7 @@ async fn auth_requests_count_against_the_ip_whatever_token_they_carry() {
             .bearer(token)
             .json(&body)
             .build();
-        if limited.call(login, request).await.status() != 429 {
+        if limited.call(&LOGIN, request).await.status() != 429 {
             admitted += 1;
         }
     }
@@ -407,7 +407,7 @@ async fn twelve_parallel_wrong_guesses_get_at_most_five_answers() {
                 .json(&body)
                 .build();
             tokio::spawn(async move {
-                shared::http::dispatch(&shared::routes::LOGIN, login, request, state)
+                shared::http::dispatch(&shared::handlers::LOGIN, request, state)
                     .await
                     .status()
                     .as_u16()
@@ -434,9 +434,8 @@ async fn a_base_path_leaves_a_route_in_its_category() {
     let attempt = || {
         let body =
             serde_json::json!({"username": unique_username(), "password": "Wrong-Password-1"});
-        app.call_route(
-            &shared::routes::LOGIN,
-            login,
+        app.call(
+            &LOGIN,
             event("POST", "/v1/api/auth/login")
                 .source_ip(&ip)
                 .json(&body)
@@ -461,7 +460,7 @@ async fn each_route_has_a_bucket_of_its_own() {
         let body =
             serde_json::json!({"username": unique_username(), "password": "Wrong-Password-1"});
         app.call(
-            login,
+            &LOGIN,
             event("POST", "/api/auth/login")
                 .source_ip(&ip)
                 .json(&body)
@@ -478,7 +477,7 @@ async fn each_route_has_a_bucket_of_its_own() {
         .source_ip(&ip)
         .json(&body)
         .build();
-    let registered = app.call(shared::handlers::register, register).await;
+    let registered = app.call(&shared::handlers::REGISTER, register).await;
     assert_eq!(registered.status(), 201);
     assert_eq!(registered.header("x-ratelimit-remaining"), Some("1"));
 }

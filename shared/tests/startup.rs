@@ -6,7 +6,7 @@ use shared::AppState;
 use shared::app::StartupError;
 use shared::config::{Config, ConfigError};
 use shared::domain::{Email, User, Username};
-use shared::routes::{HEALTH, ROOT};
+use shared::handlers::{HEALTH, ROOT};
 
 fn endpoint() -> String {
     std::env::var("DYNAMODB_ENDPOINT").expect("set by `make test`")
@@ -37,7 +37,7 @@ fn config_with_arn(arn: &str) -> Config {
 #[tokio::test]
 async fn reads_the_jwt_secret_from_secrets_manager_once_at_start() {
     let secret = "k".repeat(64);
-    let state = AppState::new(config_with_arn(&secret_arn(&secret).await), &ROOT)
+    let state = AppState::new(config_with_arn(&secret_arn(&secret).await), &ROOT.route)
         .await
         .unwrap();
     let user = User::new(
@@ -56,7 +56,7 @@ async fn reads_the_jwt_secret_from_secrets_manager_once_at_start() {
 
 #[tokio::test]
 async fn refuses_to_start_with_a_short_secret_from_secrets_manager() {
-    let result = AppState::new(config_with_arn(&secret_arn("too-short").await), &ROOT).await;
+    let result = AppState::new(config_with_arn(&secret_arn("too-short").await), &ROOT.route).await;
     assert!(matches!(
         result,
         Err(StartupError::Config(ConfigError::Invalid {
@@ -69,7 +69,7 @@ async fn refuses_to_start_with_a_short_secret_from_secrets_manager() {
 #[tokio::test]
 async fn refuses_to_start_when_the_secret_cannot_be_read() {
     let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf";
-    let result = AppState::new(config_with_arn(missing), &ROOT).await;
+    let result = AppState::new(config_with_arn(missing), &ROOT.route).await;
     let Err(StartupError::SecretUnavailable(reason)) = result else {
         panic!("started without a secret")
     };
@@ -86,7 +86,7 @@ fn config_without_a_secret() -> Config {
 
 #[tokio::test]
 async fn refuses_to_start_without_a_secret() {
-    let result = AppState::new(config_without_a_secret(), &ROOT).await;
+    let result = AppState::new(config_without_a_secret(), &ROOT.route).await;
     assert!(matches!(
         result,
         Err(StartupError::Config(ConfigError::Missing(
@@ -98,12 +98,11 @@ async fn refuses_to_start_without_a_secret() {
 /// The health check reads no token, so its function needs no secret (nor the right to read one).
 #[tokio::test]
 async fn the_health_check_starts_without_a_secret() {
-    let state = AppState::new(config_without_a_secret(), &HEALTH)
+    let state = AppState::new(config_without_a_secret(), &HEALTH.route)
         .await
         .unwrap();
     let response = shared::http::dispatch(
         &HEALTH,
-        shared::handlers::health,
         lambda_http::request::from_str(include_str!("../../events/health.json")).unwrap(),
         Box::leak(Box::new(state)),
     )

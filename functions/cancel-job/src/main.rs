@@ -1,4 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::run(&shared::routes::CANCEL_JOB, shared::handlers::cancel_job).await
+    shared::http::run(&shared::handlers::CANCEL_JOB).await
 }

@@ -1,8 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::run(
-        &shared::routes::CREATE_PROPOSAL,
-        shared::handlers::create_proposal,
-    )
-    .await
+    shared::http::run(&shared::handlers::CREATE_PROPOSAL).await
 }

@@ -1,4 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::run(&shared::routes::GET_JOB, shared::handlers::get_job).await
+    shared::http::run(&shared::handlers::GET_JOB).await
 }

@@ -1,4 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::run(&shared::routes::LIST_JOBS, shared::handlers::list_jobs).await
+    shared::http::run(&shared::handlers::LIST_JOBS).await
 }

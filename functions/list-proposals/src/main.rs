@@ -1,8 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::run(
-        &shared::routes::LIST_PROPOSALS,
-        shared::handlers::list_proposals,
-    )
-    .await
+    shared::http::run(&shared::handlers::LIST_PROPOSALS).await
 }

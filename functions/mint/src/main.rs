@@ -1,4 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::run(&shared::routes::MINT, shared::handlers::mint).await
+    shared::http::run(&shared::handlers::MINT).await
 }

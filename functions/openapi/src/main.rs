@@ -1,4 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::run(&shared::routes::OPENAPI, shared::handlers::openapi).await
+    shared::http::run(&shared::handlers::OPENAPI).await
 }

@@ -1,8 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::run(
-        &shared::routes::REGISTER_DEVICE,
-        shared::handlers::register_device,
-    )
-    .await
+    shared::http::run(&shared::handlers::REGISTER_DEVICE).await
 }

@@ -1,4 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::run(&shared::routes::SUBMIT_JOB, shared::handlers::submit_job).await
+    shared::http::run(&shared::handlers::SUBMIT_JOB).await
 }

@@ -1,9 +1,9 @@
-//! Access tokens and password hashing.
+//! Access tokens, password hashing, and who a request acts as.
 
 mod password;
-mod session;
+mod principal;
 mod tokens;
 
-pub use password::{hash_password, map_hash_memory_apart, verify_password};
-pub use session::authenticate;
+pub use password::{PasswordError, hash_password, map_hash_memory_apart, verify_password};
+pub use principal::{AuthError, Credentials, Principal};
 pub use tokens::{Claims, IssuedToken, LEEWAY_SECONDS, TokenError, Tokens};

@@ -5,7 +5,7 @@ use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, PasswordHash, Ver
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::Password;
-use crate::{ApiError, telemetry};
+use crate::telemetry;
 
 /// OWASP's argon2id parameters: 19 MiB of memory, 2 passes, 1 lane.
 const MEMORY_KIB: u32 = 19_456;
@@ -110,16 +110,24 @@ fn phc_matches(password: &[u8], phc: &str) -> password_hash::Result<bool> {
     Ok(computed == expected)
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("argon2 hashing failed: {0}")]
+    Hashing(password_hash::Error),
+    #[error("hashing task failed: {0}")]
+    Task(tokio::task::JoinError),
+}
+
 /// The PHC string of an argon2id hash, computed off the async executor.
-pub async fn hash_password(password: Password) -> Result<String, ApiError> {
+pub async fn hash_password(password: Password) -> Result<String, PasswordError> {
     tokio::task::spawn_blocking(move || {
         telemetry::costed("argon2id", "hash", || {
             phc_hash(password.expose().as_bytes())
         })
-        .map_err(|error| ApiError::Internal(format!("argon2 hashing failed: {error}")))
+        .map_err(PasswordError::Hashing)
     })
     .await
-    .map_err(|error| ApiError::Internal(format!("hashing task failed: {error}")))?
+    .map_err(PasswordError::Task)?
 }
 
 /// Whether `password` matches `stored_hash`; with no stored hash, does the same work against

@@ -6,7 +6,6 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use super::Amount;
-use crate::ApiError;
 
 /// A request body's top-level fields, each kept as its JSON text. Keeping the text lets an
 /// amount be read from the digits the client wrote rather than from a lossy float, and leaves
@@ -18,6 +17,11 @@ pub struct FieldError {
     pub field: String,
     pub message: String,
 }
+
+/// Every field of a request that failed validation.
+#[derive(Debug, thiserror::Error)]
+#[error("Invalid fields: {}", .0.iter().map(|error| error.field.as_str()).collect::<Vec<_>>().join(", "))]
+pub struct ValidationError(pub Vec<FieldError>);
 
 /// Reads the fields of a JSON object body, collecting every failure so that one 422 lists them
 /// all. Fields the caller does not ask for are ignored.
@@ -151,9 +155,9 @@ impl Fields {
         None
     }
 
-    /// The 422 error for everything that failed. Call it when a field came back `None`.
-    pub fn into_error(self) -> ApiError {
-        ApiError::Validation(self.errors)
+    /// The error for everything that failed. Call it when a field came back `None`.
+    pub fn into_error(self) -> ValidationError {
+        ValidationError(self.errors)
     }
 
     fn check<T>(&mut self, name: &str, result: Result<T, String>) -> Option<T> {
@@ -237,9 +241,7 @@ mod tests {
     }
 
     fn failures(fields: Fields) -> Vec<(String, String)> {
-        let ApiError::Validation(errors) = fields.into_error() else {
-            panic!("not a validation error")
-        };
+        let ValidationError(errors) = fields.into_error();
         errors.into_iter().map(|e| (e.field, e.message)).collect()
     }
 

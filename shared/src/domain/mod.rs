@@ -16,7 +16,7 @@ pub use credentials::{Email, Password, Username, normalized_password};
 pub use device::{
     BATTERY_PERCENT, CPU_CORES, DEFAULT_BATTERY_PERCENT, Device, DeviceId, DeviceType, MEMORY_MB,
 };
-pub use fields::{FieldError, Fields, JsonObject, MAX_STORED_NUMBER};
+pub use fields::{FieldError, Fields, JsonObject, MAX_STORED_NUMBER, ValidationError};
 pub use idempotency::IdempotencyKey;
 pub use job::{
     CPU_REQUIRED, GPU_REQUIRED, JOB_NAME_CHARS, Job, JobStatus, MEMORY_REQUIRED, NON_NEGATIVE,

@@ -4,12 +4,12 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::body_string;
-use crate::auth::{LEEWAY_SECONDS, authenticate, hash_password, verify_password};
+use crate::AppState;
+use crate::auth::{Claims, LEEWAY_SECONDS, Principal, hash_password, verify_password};
 use crate::domain::{Email, Fields, Password, User, Username, normalized_password};
-use crate::http::{bearer_token, json, json_body};
-use crate::ratelimit::{FirstReads, Reservation, reserve_login_attempt};
-use crate::store::{CreateUserError, Key, LoginRecord, LoginState};
-use crate::{ApiError, AppState};
+use crate::http::{ApiError, credentials, json, json_body, prefetched};
+use crate::ratelimit::{Reservation, reserve_login_attempt};
+use crate::store::{CreateUserError, LoginRead, LoginRecord, LoginState};
 
 /// `POST /api/auth/register`
 pub async fn register(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
@@ -18,7 +18,7 @@ pub async fn register(req: Request, state: &AppState) -> Result<Response<Body>, 
     let email = fields.string("email", Email::parse);
     let password = fields.string("password", Password::parse);
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
-        return Err(fields.into_error());
+        return Err(fields.into_error().into());
     };
     let password_hash = hash_password(password).await?;
     let user = User::new(&username, &email, OffsetDateTime::now_utc());
@@ -44,19 +44,18 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
     let username = fields.string("username", |raw| Ok(raw.to_owned()));
     let password = fields.string("password", |raw| Ok(normalized_password(raw)));
     let (Some(username), Some(password)) = (username, password) else {
-        return Err(fields.into_error());
+        return Err(fields.into_error().into());
     };
     let now = OffsetDateTime::now_utc();
     // Names that cannot exist are not looked up, nor counted, but cost the same verification.
     let username = Username::parse(&username).ok();
     let (credential, reserved) = match &username {
         Some(username) => {
-            let keys = LoginState::keys(username.as_str());
-            let items = FirstReads::items_or_read(&req, &state.store, keys).await?;
+            let read = LoginRead(username.clone());
             let LoginState {
                 credential,
                 attempts,
-            } = LoginState::from_items(&items, username.as_str())?;
+            } = state.store.first_read(&read, prefetched(&req)).await?;
             let reservation = reserve_login_attempt(
                 &state.store,
                 username.as_str(),
@@ -110,7 +109,10 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
             Err(ApiError::Forbidden("Account is disabled".into()))
         }
         LoginRecord::Recorded(user) => {
-            let issued = state.tokens()?.issue(&user, now);
+            let tokens = state.tokens().ok_or_else(|| {
+                ApiError::Internal("login's function was started without a JWT secret".into())
+            })?;
+            let issued = tokens.issue(&user, now);
             Ok(json(
                 StatusCode::OK,
                 &json!({
@@ -123,24 +125,26 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
     }
 }
 
-/// What login reads first: the rate limiter's read fetches it in the same round trip.
-pub fn login_first_reads(req: &Request) -> Vec<Key> {
+/// What login reads first: the username's credential and failed attempts.
+pub fn login_first_read(req: &Request, _: Option<&Claims>) -> Option<LoginRead> {
     body_string(req, "username")
         .and_then(|username| Username::parse(&username).ok())
-        .map(|username| LoginState::keys(username.as_str()))
-        .unwrap_or_default()
+        .map(LoginRead)
 }
 
 /// `GET /api/auth/me`
-pub async fn me(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
-    Ok(json(StatusCode::OK, &user))
+pub async fn me(
+    _req: Request,
+    principal: Principal,
+    _state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    Ok(json(StatusCode::OK, principal.user()))
 }
 
-/// `POST /api/auth/logout`: always succeeds; a valid token is revoked until it expires.
-pub async fn logout(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let tokens = state.tokens()?;
-    if let Some(claims) = bearer_token(&req).and_then(|token| tokens.verify(token).ok()) {
+/// `POST /api/auth/logout`: always succeeds; a token that verifies is revoked until it stops
+/// verifying, whatever its session.
+pub async fn logout(mut req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
+    if let Some(claims) = credentials(&mut req).claims() {
         state
             .store
             .revoke_token(claims.jti, claims.exp + LEEWAY_SECONDS)

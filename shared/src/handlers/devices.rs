@@ -4,14 +4,14 @@ use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::auth::authenticate;
+use crate::AppState;
+use crate::auth::Principal;
 use crate::domain::{
     BATTERY_PERCENT, CPU_CORES, DEFAULT_BATTERY_PERCENT, Device, DeviceId, DeviceType, Fields,
     MEMORY_MB,
 };
-use crate::http::{json, json_body};
+use crate::http::{ApiError, json, json_body};
 use crate::store::RegisterDevice;
-use crate::{ApiError, AppState};
 
 /// A device as the API lists it, in the old backend's field names.
 #[derive(Serialize)]
@@ -56,8 +56,12 @@ const REGISTERED: &str = "registered";
 
 /// `POST /api/idle-compute/devices`: 201 for a new device id, 200 when the caller registers
 /// its own id again (the details are replaced), 409 when the id is another user's.
-pub async fn register_device(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
+pub async fn register_device(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
     let mut fields = Fields::new(json_body(&req)?);
     let device_id = fields.string("device_id", DeviceId::parse);
     let device_type = fields.string("device_type", DeviceType::parse);
@@ -85,7 +89,7 @@ pub async fn register_device(req: Request, state: &AppState) -> Result<Response<
         is_charging,
     )
     else {
-        return Err(fields.into_error());
+        return Err(fields.into_error().into());
     };
     let now = OffsetDateTime::now_utc();
     let device = Device {
@@ -116,8 +120,12 @@ pub async fn register_device(req: Request, state: &AppState) -> Result<Response<
 }
 
 /// `GET /api/idle-compute/devices`: the caller's devices.
-pub async fn list_devices(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
+pub async fn list_devices(
+    _req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
     let devices = state.store.devices(user.id).await?;
     let devices: Vec<DeviceView> = devices.iter().map(DeviceView::from).collect();
     Ok(json(

@@ -8,15 +8,16 @@ use uuid::Uuid;
 
 use super::body_string;
 use super::ledger::require_own_wallet;
-use crate::auth::authenticate;
+use crate::AppState;
+use crate::auth::{Claims, Principal};
 use crate::domain::{
     DEFAULT_VOTING_PERIOD_HOURS, DESCRIPTION_CHARS, EscapedText, Fields, Proposal, ProposalStatus,
     TITLE_CHARS, Tokens, VOTING_PERIOD_HOURS, Vote, WalletAddress,
 };
-use crate::http::{encode_cursor, json, json_body, page_request, query_fields};
-use crate::ratelimit::FirstReads;
-use crate::store::{Key, VoteError, keys, proposal_in, wallet_in};
-use crate::{ApiError, AppState};
+use crate::http::{
+    ApiError, encode_cursor, json, json_body, page_request, prefetched, query_fields,
+};
+use crate::store::{VoteError, VoteRead};
 
 /// A proposal as the API lists it at `now`, in the old backend's field names.
 #[derive(Serialize)]
@@ -52,8 +53,12 @@ impl<'a> ProposalView<'a> {
 }
 
 /// `POST /api/tokenomics/proposals` `{title, description, proposer, voting_period_hours?}`
-pub async fn create_proposal(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
+pub async fn create_proposal(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
     let mut fields = Fields::new(json_body(&req)?);
     let title = fields.string("title", |raw| EscapedText::parse(raw, TITLE_CHARS));
     let description = fields.string("description", |raw| {
@@ -66,9 +71,9 @@ pub async fn create_proposal(req: Request, state: &AppState) -> Result<Response<
     let (Some(title), Some(description), Some(proposer), Some(voting_period_hours)) =
         (title, description, proposer, voting_period_hours)
     else {
-        return Err(fields.into_error());
+        return Err(fields.into_error().into());
     };
-    require_own_wallet(&user, &proposer)?;
+    require_own_wallet(user, &proposer)?;
     let proposal = Proposal::open(
         title.into_string(),
         description.into_string(),
@@ -85,11 +90,14 @@ pub async fn create_proposal(req: Request, state: &AppState) -> Result<Response<
 }
 
 /// `GET /api/tokenomics/proposals?limit=&cursor=`: newest first.
-pub async fn list_proposals(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    authenticate(&req, state).await?;
+pub async fn list_proposals(
+    req: Request,
+    _principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
     let mut query = Fields::new(query_fields(&req)?);
     let Some(page) = page_request(&req, &mut query)? else {
-        return Err(query.into_error());
+        return Err(query.into_error().into());
     };
     let page = state.store.proposals(page).await?;
     let now = state.clock.now();
@@ -106,8 +114,12 @@ pub async fn list_proposals(req: Request, state: &AppState) -> Result<Response<B
 
 /// `POST /api/tokenomics/vote` `{proposal_id, voter, vote}`: one vote per wallet and proposal
 /// while voting is open, weighted by the wallet's stake, which stays locked until voting ends.
-pub async fn vote(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
+pub async fn vote(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
     let mut fields = Fields::new(json_body(&req)?);
     let proposal_id = fields.string("proposal_id", |raw| {
         raw.parse::<Uuid>()
@@ -116,20 +128,23 @@ pub async fn vote(req: Request, state: &AppState) -> Result<Response<Body>, ApiE
     let voter = fields.string("voter", WalletAddress::parse);
     let in_favour = fields.boolean("vote", None);
     let (Some(proposal_id), Some(voter), Some(in_favour)) = (proposal_id, voter, in_favour) else {
-        return Err(fields.into_error());
+        return Err(fields.into_error().into());
     };
-    require_own_wallet(&user, &voter)?;
-    let items =
-        FirstReads::items_or_read(&req, &state.store, vote_reads(&voter, proposal_id)).await?;
-    let wallet =
-        wallet_in(&items, &voter)?.ok_or_else(|| ApiError::NotFound("Wallet not found".into()))?;
+    require_own_wallet(user, &voter)?;
+    let read = VoteRead {
+        voter,
+        proposal: proposal_id,
+    };
+    let (wallet, proposal) = state.store.first_read(&read, prefetched(&req)).await?;
+    let voter = read.voter;
+    let wallet = wallet.ok_or_else(|| ApiError::NotFound("Wallet not found".into()))?;
     if wallet.staked.is_zero() {
         return Err(ApiError::validation(
             "voter",
             "has nothing staked; stake tokens to vote",
         ));
     }
-    let proposal = proposal_in(&items, proposal_id)?.ok_or_else(proposal_not_found)?;
+    let proposal = proposal.ok_or_else(proposal_not_found)?;
     let vote = Vote {
         proposal_id,
         voter,
@@ -175,17 +190,11 @@ fn proposal_not_found() -> ApiError {
     ApiError::NotFound("Proposal not found".into())
 }
 
-fn vote_reads(voter: &WalletAddress, proposal_id: Uuid) -> Vec<Key> {
-    vec![keys::wallet(voter.as_str()), keys::proposal(proposal_id)]
-}
-
-/// What `vote` reads first (the voter's wallet, for its stake and locks; the proposal, for when
-/// its voting ends): the rate limiter's read fetches them in the same round trip.
-pub fn vote_first_reads(req: &Request) -> Vec<Key> {
-    let voter = body_string(req, "voter").and_then(|voter| WalletAddress::parse(&voter).ok());
-    let proposal_id = body_string(req, "proposal_id").and_then(|id| id.parse().ok());
-    voter
-        .zip(proposal_id)
-        .map(|(voter, proposal_id)| vote_reads(&voter, proposal_id))
-        .unwrap_or_default()
+/// What `vote` reads first: the voter's wallet (its stake and locks) and the proposal (when its
+/// voting ends).
+pub fn vote_first_read(req: &Request, _: Option<&Claims>) -> Option<VoteRead> {
+    Some(VoteRead {
+        voter: body_string(req, "voter").and_then(|voter| WalletAddress::parse(&voter).ok())?,
+        proposal: body_string(req, "proposal_id").and_then(|id| id.parse().ok())?,
+    })
 }

@@ -5,15 +5,18 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::{Claims, authenticate};
+use crate::AppState;
+use crate::auth::Claims;
+use crate::auth::Principal;
 use crate::domain::{
     CPU_REQUIRED, EscapedText, Fields, GPU_REQUIRED, JOB_NAME_CHARS, Job, JobStatus,
     MEMORY_REQUIRED, NON_NEGATIVE, SlaTier,
 };
-use crate::http::{encode_cursor, json, json_body, page_request, path_parameter, query_fields};
-use crate::ratelimit::FirstReads;
-use crate::store::{CancelJob, Key, job_in, keys};
-use crate::{ApiError, AppState};
+use crate::http::{
+    ApiError, encode_cursor, json, json_body, page_request, path_parameter, prefetched,
+    query_fields,
+};
+use crate::store::{CancelJob, JobRead};
 
 /// A job as the API answers it, in the old backend's field names.
 #[derive(Serialize)]
@@ -72,8 +75,12 @@ fn job_id(req: &Request) -> Result<Uuid, ApiError> {
 }
 
 /// `POST /api/scheduler/jobs`
-pub async fn submit_job(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
+pub async fn submit_job(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
     let mut fields = Fields::new(json_body(&req)?);
     let name = fields.string("name", |raw| EscapedText::parse(raw, JOB_NAME_CHARS));
     let sla_tier = fields.string("sla_tier", SlaTier::parse);
@@ -92,7 +99,7 @@ pub async fn submit_job(req: Request, state: &AppState) -> Result<Response<Body>
         Some(data_size),
     ) = (name, sla_tier, cpu, memory, gpu, duration, data_size)
     else {
-        return Err(fields.into_error());
+        return Err(fields.into_error().into());
     };
     let now = OffsetDateTime::now_utc();
     let job = Job {
@@ -125,13 +132,17 @@ pub async fn submit_job(req: Request, state: &AppState) -> Result<Response<Body>
 }
 
 /// `GET /api/scheduler/jobs?status=&limit=&cursor=`
-pub async fn list_jobs(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
+pub async fn list_jobs(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
     let mut query = Fields::new(query_fields(&req)?);
     let status = query.optional_string("status", JobStatus::parse);
     let page = page_request(&req, &mut query)?;
     let (Some(status), Some(page)) = (status, page) else {
-        return Err(query.into_error());
+        return Err(query.into_error().into());
     };
     let page = state.store.jobs(user.id, status, page).await?;
     let jobs: Vec<JobView> = page.items.iter().map(JobView::from).collect();
@@ -146,26 +157,39 @@ pub async fn list_jobs(req: Request, state: &AppState) -> Result<Response<Body>,
 }
 
 /// `GET /api/scheduler/jobs/{id}`: only the caller's own jobs; any other id is 404.
-pub async fn get_job(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
-    let job_id = job_id(&req)?;
-    let key = keys::job(user.id, job_id);
-    let items = FirstReads::items_or_read(&req, &state.store, vec![key]).await?;
-    let job = job_in(&items, user.id, job_id)?.ok_or_else(job_not_found)?;
+pub async fn get_job(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
+    let read = JobRead {
+        owner: user.id,
+        job: job_id(&req)?,
+    };
+    let job = state
+        .store
+        .first_read(&read, prefetched(&req))
+        .await?
+        .ok_or_else(job_not_found)?;
     Ok(json(StatusCode::OK, &JobView::from(&job)))
 }
 
-/// What `get_job` reads first: the rate limiter's read fetches it in the same round trip.
-pub fn get_job_first_reads(req: &Request, claims: Option<&Claims>) -> Vec<Key> {
-    match (claims, job_id(req)) {
-        (Some(claims), Ok(job_id)) => vec![keys::job(claims.sub, job_id)],
-        _ => Vec::new(),
-    }
+/// What `get_job` reads first: the caller's job.
+pub fn get_job_first_read(req: &Request, claims: Option<&Claims>) -> Option<JobRead> {
+    Some(JobRead {
+        owner: claims?.sub,
+        job: job_id(req).ok()?,
+    })
 }
 
 /// `DELETE /api/scheduler/jobs/{id}`: cancels a pending or running job.
-pub async fn cancel_job(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
+pub async fn cancel_job(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
     let job_id = job_id(&req)?;
     match state
         .store

@@ -4,15 +4,14 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
 use super::body_string;
-use crate::auth::authenticate;
+use crate::AppState;
+use crate::auth::Claims;
+use crate::auth::Principal;
 use crate::domain::{Amount, Fields, IdempotencyKey, MAX_TOKENS, Tokens, User, WalletAddress};
-use crate::http::{json, json_body, query_fields};
-use crate::ratelimit::FirstReads;
+use crate::http::{ApiError, json, json_body, prefetched, query_fields};
 use crate::store::{
-    Holding, Key, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse, keys,
-    wallet_in,
+    Holding, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse, WalletRead,
 };
-use crate::{ApiError, AppState};
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
@@ -126,14 +125,18 @@ fn refusal(error: MovementError) -> ApiError {
 }
 
 /// `GET /api/tokenomics/balance?address=`: the caller's own wallet (the default).
-pub async fn balance(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
+pub async fn balance(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
     let mut query = Fields::new(query_fields(&req)?);
     let Some(address) = query.optional_string("address", WalletAddress::parse) else {
-        return Err(query.into_error());
+        return Err(query.into_error().into());
     };
     let address = address.unwrap_or_else(|| user.wallet_address.clone());
-    require_own_wallet(&user, &address)?;
+    require_own_wallet(user, &address)?;
     let wallet = state
         .store
         .wallet(&address)
@@ -151,8 +154,12 @@ pub async fn balance(req: Request, state: &AppState) -> Result<Response<Body>, A
 }
 
 /// `POST /api/tokenomics/transfer` `{from_address, to_address, amount}`
-pub async fn transfer(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
+pub async fn transfer(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
     let mut fields = Fields::new(json_body(&req)?);
     let key = idempotency_key(&req, &mut fields);
     let from = fields.string("from_address", WalletAddress::parse);
@@ -164,9 +171,9 @@ pub async fn transfer(req: Request, state: &AppState) -> Result<Response<Body>, 
     };
     let amount = fields.amount("amount");
     let (Some(key), Some(from), Some(to), Some(amount)) = (key, from, to, amount) else {
-        return Err(fields.into_error());
+        return Err(fields.into_error().into());
     };
-    require_own_wallet(&user, &from)?;
+    require_own_wallet(user, &from)?;
     let movement = Movement::new(
         user.id,
         from.clone(),
@@ -194,15 +201,19 @@ fn wallet_amount(
     let amount = fields.amount("amount");
     match (key, address, amount) {
         (Some(key), Some(address), Some(amount)) => Ok((key, address, amount)),
-        _ => Err(fields.into_error()),
+        _ => Err(fields.into_error().into()),
     }
 }
 
 /// `POST /api/tokenomics/stake` `{address, amount}`: balance to stake.
-pub async fn stake(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
+pub async fn stake(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
     let (key, address, amount) = wallet_amount(&req)?;
-    require_own_wallet(&user, &address)?;
+    require_own_wallet(user, &address)?;
     let body = json!({"success": true, "address": address, "stakedAmount": amount});
     let movement = Movement::new(
         user.id,
@@ -216,37 +227,43 @@ pub async fn stake(req: Request, state: &AppState) -> Result<Response<Body>, Api
 
 /// `POST /api/tokenomics/unstake` `{address, amount}`: stake back to balance, leaving staked
 /// what the wallet's votes on open proposals lock.
-pub async fn unstake(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
+pub async fn unstake(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
     let (key, address, amount) = wallet_amount(&req)?;
-    require_own_wallet(&user, &address)?;
-    let items = FirstReads::items_or_read(&req, &state.store, unstake_reads(&address)).await?;
+    require_own_wallet(user, &address)?;
+    let read = WalletRead(address);
     // An absent wallet keeps no locks; the movement then answers 404.
-    let locks = wallet_in(&items, &address)?
+    let locks = state
+        .store
+        .first_read(&read, prefetched(&req))
+        .await?
         .map(|wallet| wallet.locks)
         .unwrap_or_default();
+    let address = read.0;
     let body = json!({"success": true, "address": address, "unstakedAmount": amount});
     let kind = MovementKind::Unstake { locks };
     let movement = Movement::new(user.id, address, kind, amount, state.clock.now());
     move_tokens(state, key, movement, body, ("totalStaked", Holding::Staked)).await
 }
 
-fn unstake_reads(address: &WalletAddress) -> Vec<Key> {
-    vec![keys::wallet(address.as_str())]
-}
-
-/// What `unstake` reads first (the wallet, for its stake locks): the rate limiter's read fetches
-/// it in the same round trip.
-pub fn unstake_first_reads(req: &Request) -> Vec<Key> {
+/// What `unstake` reads first: the wallet, for its stake locks.
+pub fn unstake_first_read(req: &Request, _: Option<&Claims>) -> Option<WalletRead> {
     body_string(req, "address")
         .and_then(|address| WalletAddress::parse(&address).ok())
-        .map(|address| unstake_reads(&address))
-        .unwrap_or_default()
+        .map(WalletRead)
 }
 
 /// `POST /api/tokenomics/mint` `{address, amount}`: administrators credit any wallet.
-pub async fn mint(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    let (user, _) = authenticate(&req, state).await?;
+pub async fn mint(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let user = principal.user();
     if !user.is_admin {
         return Err(ApiError::Forbidden(
             "Administrator privileges required".into(),

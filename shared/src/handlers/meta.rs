@@ -2,9 +2,9 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
-use crate::http::{json, json_text};
-use crate::routes::ROUTES;
-use crate::{ApiError, AppState};
+use super::ENDPOINTS;
+use crate::AppState;
+use crate::http::{ApiError, json, json_text};
 
 const SERVICE: &str = "Fog Compute API";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -22,9 +22,9 @@ pub async fn health(_req: Request, state: &AppState) -> Result<Response<Body>, A
 
 /// `GET /`
 pub async fn root(_req: Request, _state: &AppState) -> Result<Response<Body>, ApiError> {
-    let endpoints: Vec<String> = ROUTES
+    let endpoints: Vec<String> = ENDPOINTS
         .iter()
-        .map(|route| format!("{} {}", route.method, route.path))
+        .map(|endpoint| format!("{} {}", endpoint.route.method, endpoint.route.path))
         .collect();
     Ok(json(
         StatusCode::OK,

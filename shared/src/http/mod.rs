@@ -1,9 +1,18 @@
-//! HTTP plumbing: decoding requests, building responses, and the Lambda service loop.
+//! HTTP plumbing: decoding requests, building responses, the one mapping of errors to HTTP, and
+//! the Lambda service loop.
 
+mod endpoint;
+mod error;
 mod pagination;
 mod request;
 mod response;
 mod service;
+
+pub use endpoint::{
+    Endpoint, FirstReadKeys, Handler, HandlerFuture, authenticated, credentials, no_first_read,
+    prefetched,
+};
+pub use error::ApiError;
 
 pub use pagination::{encode_cursor, page_request};
 pub use request::{

@@ -5,8 +5,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::Request;
 use uuid::Uuid;
 
+use super::ApiError;
 use super::query_parameter;
-use crate::ApiError;
 use crate::domain::Fields;
 use crate::store::PageRequest;
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 
-use crate::ApiError;
+use super::ApiError;
 use crate::domain::JsonObject;
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

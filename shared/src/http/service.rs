@@ -9,44 +9,38 @@ use lambda_http::http::header::{
 };
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
-use crate::ratelimit::{self, Admission, Decision, ResolvedSession};
-use crate::routes::Route;
-use crate::{ApiError, AppState, telemetry};
+use crate::auth::{Credentials, Principal};
+use crate::ratelimit::{self, Caller, Decision, Verdict};
+use crate::{AppState, telemetry};
 
-use super::{problem, source_ip};
+use super::{ApiError, Endpoint, bearer_token, problem, source_ip};
 
 /// The whole of a function binary's `main`: logging, state built once, then the Lambda loop
-/// serving `route` with `handler`.
-pub async fn run<H, F>(route: &'static Route, handler: H) -> Result<(), lambda_http::Error>
-where
-    H: Fn(Request, &'static AppState) -> F + Copy + Send,
-    F: Future<Output = Result<Response<Body>, ApiError>> + Send,
-{
+/// serving `endpoint`.
+pub async fn run(endpoint: &'static Endpoint) -> Result<(), lambda_http::Error> {
     crate::auth::map_hash_memory_apart();
     telemetry::init();
-    let state: &'static AppState =
-        Box::leak(Box::new(AppState::from_env(route).await.inspect_err(
-            |error| tracing::error!(%error, "configuration refused; the function cannot start"),
-        )?));
+    let state = AppState::from_env(&endpoint.route).await.inspect_err(
+        |error| tracing::error!(%error, "configuration refused; the function cannot start"),
+    )?;
+    let state: &'static AppState = Box::leak(Box::new(state));
     lambda_http::run(service_fn(move |req| async move {
-        Ok::<_, Infallible>(dispatch(route, handler, req, state).await)
+        Ok::<_, Infallible>(dispatch(endpoint, req, state).await)
     }))
     .await
 }
 
-/// Runs one request of `route` through its handler: errors become problem responses, every
-/// response gets the security headers, and one log line records the outcome.
-pub async fn dispatch<H, F>(
-    route: &'static Route,
-    handler: H,
+/// Runs one request through `endpoint`: its bearer token verified, once; the rate limiter's
+/// verdict, whose read also fetches the token's session and the handler's first read; then the
+/// handler, with what the limiter read in the request's extensions. Errors become problem
+/// responses, every response gets the security headers, and one log line records the outcome.
+pub async fn dispatch(
+    endpoint: &Endpoint,
     req: Request,
     state: &'static AppState,
-) -> Response<Body>
-where
-    H: Fn(Request, &'static AppState) -> F,
-    F: Future<Output = Result<Response<Body>, ApiError>>,
-{
+) -> Response<Body> {
     let started = Instant::now();
+    let route = &endpoint.route;
     let mut req = req;
     let request_id = req
         .lambda_context_ref()
@@ -63,22 +57,21 @@ where
                 .any(|allowed| allowed.as_bytes() == origin.as_bytes())
         })
         .cloned();
-    let admission = ratelimit::admit(
-        &mut req,
-        state,
-        route,
-        now_ms(),
-        crate::handlers::first_reads,
-    )
-    .await;
-    let user_id = req
-        .extensions()
-        .get::<ResolvedSession>()
-        .and_then(|ResolvedSession(session)| session.as_ref().map(|(user, _)| user.id.to_string()));
-    let (outcome, rate_limit) = match admission {
-        Ok(Admission::Unlimited) => (handler(req, state).await, None),
-        Ok(Admission::Admitted(decision)) => (handler(req, state).await, Some(decision)),
-        Ok(Admission::Refused(decision)) => {
+    let mut user_id = None;
+    let verdict = admit(endpoint, &req, state).await.map(|admission| {
+        if let Credentials::Valid(Principal::User { user, .. }) = &admission.credentials {
+            user_id = Some(user.id.to_string());
+        }
+        req.extensions_mut().insert(admission.credentials);
+        if let Some(prefetched) = admission.prefetched {
+            req.extensions_mut().insert(prefetched);
+        }
+        admission.verdict
+    });
+    let (outcome, rate_limit) = match verdict {
+        Ok(Verdict::Unlimited) => ((endpoint.handler)(req, state).await, None),
+        Ok(Verdict::Admitted(decision)) => ((endpoint.handler)(req, state).await, Some(decision)),
+        Ok(Verdict::Refused(decision)) => {
             let retry_after_seconds = decision.reset_seconds.max(1);
             let detail = format!("Too many requests; retry in {retry_after_seconds} seconds");
             (
@@ -119,6 +112,33 @@ where
         "request"
     );
     response
+}
+
+/// The rate limiter's admission of a request, its bearer token verified here, once.
+async fn admit(
+    endpoint: &Endpoint,
+    req: &Request,
+    state: &AppState,
+) -> Result<ratelimit::Admission, ApiError> {
+    let claims = bearer_token(req)
+        .zip(state.tokens())
+        .and_then(|(token, tokens)| tokens.verify(token).ok());
+    let first_read = (endpoint.first_read)(req, claims.as_ref());
+    let caller = Caller {
+        claims,
+        ip: source_ip(req).unwrap_or("unknown"),
+    };
+    let limits = &state.config.rate_limits;
+    let admission = ratelimit::admit(
+        &state.store,
+        limits,
+        &endpoint.route,
+        caller,
+        first_read,
+        now_ms(),
+    )
+    .await?;
+    Ok(admission)
 }
 
 fn now_ms() -> u64 {

@@ -4,7 +4,6 @@
 mod lockout;
 mod window;
 
-use lambda_http::Request;
 use uuid::Uuid;
 
 pub use lockout::{
@@ -12,13 +11,10 @@ pub use lockout::{
 };
 pub use window::{Decision, WINDOW_MS, WindowPosition, decide};
 
-use crate::auth::Claims;
+use crate::auth::{Claims, Credentials};
 use crate::config::RateLimits;
-use crate::domain::User;
-use crate::http::{bearer_token, source_ip};
 use crate::routes::{RateLimit, Route};
-use crate::store::{Item, Session, Store, StoreError, counter_hits, keys};
-use crate::{ApiError, AppState};
+use crate::store::{Item, Key, Prefetched, Session, Store, StoreError, counter_hits, keys};
 
 /// Counters outlive their window by one more, during which they weigh in as the previous one.
 const COUNTER_TTL_SECONDS: i64 = 2 * (WINDOW_MS / 1000) as i64;
@@ -79,42 +75,27 @@ impl Identity {
     }
 }
 
-/// The caller's session, resolved while the rate limiter ran, so the handler need not read it
-/// again. `None` inside: the token was revoked or its user inactive or gone.
-#[derive(Clone, Debug)]
-pub struct ResolvedSession(pub Option<(User, Claims)>);
-
-/// The items a handler reads first, fetched in the rate limiter's read (see `admit`).
-#[derive(Clone, Debug)]
-pub struct FirstReads {
-    keys: Vec<keys::Key>,
-    items: Vec<Item>,
-}
-
-impl FirstReads {
-    /// The items at `keys`: those the rate limiter read for this request, or else read now.
-    pub async fn items_or_read(
-        req: &Request,
-        store: &Store,
-        keys: Vec<keys::Key>,
-    ) -> Result<Vec<Item>, StoreError> {
-        match req.extensions().get::<Self>() {
-            Some(first_reads) if first_reads.keys == keys => Ok(first_reads.items.clone()),
-            _ => store.get_items(keys).await,
-        }
-    }
-}
-
-pub enum Admission {
-    /// `/health`, or DynamoDB failed on a category that fails open.
+pub enum Verdict {
+    /// An exempt route, or DynamoDB failed on a category that fails open.
     Unlimited,
     Admitted(Decision),
     Refused(Decision),
 }
 
-/// The keys a route's handler reads first, given its request and the claims of its verified
-/// token.
-pub type FirstReadKeys = fn(&Route, &Request, Option<&Claims>) -> Vec<keys::Key>;
+/// What the rate limiter made of a request: its verdict, what its token's session came to, and
+/// the items of the route's first read.
+pub struct Admission {
+    pub verdict: Verdict,
+    pub credentials: Credentials,
+    pub prefetched: Option<Prefetched>,
+}
+
+/// Who is asking, as far as the request alone tells: its verified token's claims, and the source
+/// IP API Gateway saw.
+pub struct Caller<'a> {
+    pub claims: Option<Claims>,
+    pub ip: &'a str,
+}
 
 /// One route's counter for one category, per identity (the README's per-route buckets).
 #[derive(Clone, Copy)]
@@ -123,49 +104,42 @@ struct Bucket<'a> {
     route: &'a Route,
 }
 
-/// Counts the request and decides on it: one counter write, concurrent with one read (the
-/// previous window's counter, batched with the caller's session when a token verifies and with
-/// the keys the handler reads first). Hands the session and the first reads to the handler in
-/// the request's extensions. A refused request makes no further call.
+/// Counts a request to `route` and decides on it: one counter write, concurrent with one read
+/// (the previous window's counter, batched with the caller's session when a token verified and
+/// with `first_read`, the keys the route's handler reads first). An exempt route, or a failed
+/// count on a category that fails open, still resolves the session (a read of its own). A
+/// refused request makes no further call.
 pub async fn admit(
-    req: &mut Request,
-    state: &AppState,
+    store: &Store,
+    limits: &RateLimits,
     route: &Route,
+    caller: Caller<'_>,
+    first_read: Vec<Key>,
     now_ms: u64,
-    first_read_keys: FirstReadKeys,
-) -> Result<Admission, ApiError> {
-    if route.rate_limit == RateLimit::Exempt {
-        return Ok(Admission::Unlimited);
-    }
-    let tokens = state.tokens()?;
-    let claims = bearer_token(req).and_then(|token| tokens.verify(token).ok());
-    let Some(category) = Category::of(route, claims.as_ref().is_some_and(|c| c.adm)) else {
-        return Ok(Admission::Unlimited);
+) -> Result<Admission, StoreError> {
+    let Caller { claims, ip } = caller;
+    let admin = claims.as_ref().is_some_and(|claims| claims.adm);
+    let Some(category) = Category::of(route, admin) else {
+        return unlimited(store, claims).await;
     };
-    let first_reads = first_read_keys(route, req, claims.as_ref());
-    let ip = Identity::Ip(source_ip(req).unwrap_or("unknown").to_owned());
+    let ip = Identity::Ip(ip.to_owned());
     let counted = identify(category, claims.as_ref(), &ip);
     let bucket = Bucket { category, route };
     let position = WindowPosition::at(now_ms);
-    let store = &state.store;
-    let limits = &state.config.rate_limits;
-    let mut reads = first_reads.clone();
+    let mut reads = first_read.clone();
     if let Some(claims) = &claims {
         reads.extend(Session::keys(claims.sub, claims.jti));
     }
-    let outcome = match count(store, limits, bucket, &counted, position, reads).await {
-        Err(error) => Err(error),
+    match count(store, limits, bucket, &counted, position, reads).await {
         Ok(counted_request) => {
-            hand_over_first_reads(req, first_reads, &counted_request.items);
-            let session = match &claims {
-                Some(claims) => resolve(req, claims, &counted_request.items),
-                None => Ok(true),
+            let credentials = match claims {
+                Some(claims) => resolve(claims, &counted_request.items)?,
+                None => Credentials::Missing,
             };
-            match session {
-                Err(error) => Err(error),
-                Ok(true) => Ok(counted_request.decision),
-                Ok(false) if counted == ip => Ok(counted_request.decision),
-                Ok(false) => {
+            let prefetched = (!first_read.is_empty())
+                .then(|| Prefetched::new(first_read, &counted_request.items));
+            let decision = match &credentials {
+                Credentials::Refused(Some(_)) if counted != ip => {
                     let ip_bucket = Bucket {
                         category: Category::of(route, false).unwrap_or(category),
                         route,
@@ -180,20 +154,42 @@ pub async fn admit(
                         &ip,
                         position,
                     )
-                    .await
+                    .await?
                 }
-            }
+                _ => counted_request.decision,
+            };
+            let verdict = match decision.admitted {
+                true => Verdict::Admitted(decision),
+                false => Verdict::Refused(decision),
+            };
+            Ok(Admission {
+                verdict,
+                credentials,
+                prefetched,
+            })
         }
-    };
-    match outcome {
-        Ok(decision) if decision.admitted => Ok(Admission::Admitted(decision)),
-        Ok(decision) => Ok(Admission::Refused(decision)),
         Err(StoreError::Unavailable(reason)) if category != Category::Auth => {
             tracing::warn!(%reason, category = category.name(), "rate limiter unavailable; failing open");
-            Ok(Admission::Unlimited)
+            unlimited(store, claims).await
         }
-        Err(error) => Err(error.into()),
+        Err(error) => Err(error),
     }
+}
+
+/// Admits without counting, resolving the session by itself.
+async fn unlimited(store: &Store, claims: Option<Claims>) -> Result<Admission, StoreError> {
+    let credentials = match claims {
+        Some(claims) => {
+            let session = store.session(claims.sub, claims.jti).await?;
+            Credentials::of_session(claims, session)
+        }
+        None => Credentials::Missing,
+    };
+    Ok(Admission {
+        verdict: Verdict::Unlimited,
+        credentials,
+        prefetched: None,
+    })
 }
 
 /// Whom a request counts against: a verified token's user, except on auth routes, which always
@@ -206,17 +202,10 @@ fn identify(category: Category, claims: Option<&Claims>, ip: &Identity) -> Ident
     }
 }
 
-/// Hands the token's session to the handler (`ResolvedSession`); whether it is valid: neither
-/// revoked nor its user inactive or gone.
-fn resolve(req: &mut Request, claims: &Claims, items: &[Item]) -> Result<bool, StoreError> {
+/// What a verified token's session, read among `items`, comes to.
+fn resolve(claims: Claims, items: &[Item]) -> Result<Credentials, StoreError> {
     let session = Session::from_items(items, claims.sub, claims.jti)?;
-    let valid = session
-        .user
-        .filter(|user| user.is_active && !session.revoked);
-    let is_valid = valid.is_some();
-    req.extensions_mut()
-        .insert(ResolvedSession(valid.map(|user| (user, claims.clone()))));
-    Ok(is_valid)
+    Ok(Credentials::of_session(claims, session))
 }
 
 /// Not the user's request after all: gives the user's count back and charges the IP.
@@ -244,18 +233,6 @@ async fn recount_against_the_ip(
     );
     refund?;
     ip_count.map(|counted| counted.decision)
-}
-
-fn hand_over_first_reads(req: &mut Request, keys: Vec<keys::Key>, read: &[Item]) {
-    if keys.is_empty() {
-        return;
-    }
-    let items = read
-        .iter()
-        .filter(|item| keys.iter().any(|key| crate::store::same_key(item, key)))
-        .cloned()
-        .collect();
-    req.extensions_mut().insert(FirstReads { keys, items });
 }
 
 fn counter_key(bucket: Bucket, identity: &Identity, window_start_seconds: u64) -> keys::Key {
@@ -309,15 +286,29 @@ mod tests {
 
     #[test]
     fn categories() {
-        use crate::routes::{HEALTH, LIST_JOBS, LOGIN, ME, TRANSFER};
-        assert_eq!(Category::of(&HEALTH, false), None);
-        assert_eq!(Category::of(&HEALTH, true), None);
-        assert_eq!(Category::of(&LOGIN, false), Some(Category::Auth));
-        assert_eq!(Category::of(&ME, true), Some(Category::Auth));
-        assert_eq!(Category::of(&LIST_JOBS, false), Some(Category::Read));
-        assert_eq!(Category::of(&TRANSFER, false), Some(Category::Write));
-        assert_eq!(Category::of(&TRANSFER, true), Some(Category::Admin));
-        assert_eq!(Category::of(&LIST_JOBS, true), Some(Category::Admin));
+        let route = |method, path, rate_limit| Route {
+            function: "f",
+            method,
+            path,
+            rate_limit,
+        };
+        let (health, login, me) = (
+            route("GET", "/health", RateLimit::Exempt),
+            route("POST", "/api/auth/login", RateLimit::Auth),
+            route("GET", "/api/auth/me", RateLimit::Auth),
+        );
+        let (list_jobs, transfer) = (
+            route("GET", "/api/scheduler/jobs", RateLimit::Read),
+            route("POST", "/api/tokenomics/transfer", RateLimit::Write),
+        );
+        assert_eq!(Category::of(&health, false), None);
+        assert_eq!(Category::of(&health, true), None);
+        assert_eq!(Category::of(&login, false), Some(Category::Auth));
+        assert_eq!(Category::of(&me, true), Some(Category::Auth));
+        assert_eq!(Category::of(&list_jobs, false), Some(Category::Read));
+        assert_eq!(Category::of(&transfer, false), Some(Category::Write));
+        assert_eq!(Category::of(&transfer, true), Some(Category::Admin));
+        assert_eq!(Category::of(&list_jobs, true), Some(Category::Admin));
     }
 
     #[test]

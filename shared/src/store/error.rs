@@ -2,8 +2,6 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::CancellationReason;
 
-use crate::ApiError;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Unreachable, timed out or throttled after the SDK's retries: worth retrying later.
@@ -88,17 +86,5 @@ pub(super) fn condition_failed(reason: &CancellationReason) -> bool {
 impl From<serde_dynamo::Error> for StoreError {
     fn from(error: serde_dynamo::Error) -> Self {
         Self::Unexpected(format!("item (de)serialisation: {error}"))
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(reason) => {
-                tracing::warn!(%reason, "DynamoDB unavailable");
-                ApiError::Unavailable
-            }
-            StoreError::Unexpected(reason) => ApiError::Internal(reason),
-        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod devices;
 mod error;
+mod first_reads;
 mod governance;
 mod jobs;
 pub mod keys;
@@ -27,6 +28,7 @@ use crate::telemetry;
 
 pub use devices::RegisterDevice;
 pub use error::StoreError;
+pub use first_reads::{FirstRead, JobRead, LoginRead, Prefetched, VoteRead, WalletRead};
 pub use governance::{VoteError, proposal_in};
 pub use jobs::{CancelJob, job_in};
 pub use keys::Key;

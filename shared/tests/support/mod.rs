@@ -10,9 +10,9 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use shared::clock::Clock;
 use shared::config::Config;
-use shared::routes::{ROUTES, Route};
+use shared::http::Endpoint;
 use shared::store::Store;
-use shared::{ApiError, AppState};
+use shared::AppState;
 
 use faults::FaultInjector;
 
@@ -68,33 +68,15 @@ impl TestApp {
         }
     }
 
-    /// Calls `handler` as the function of the route the request's method and path match.
-    pub async fn call<H, F>(&self, handler: H, request: Request) -> TestResponse
-    where
-        H: Fn(Request, &'static AppState) -> F,
-        F: Future<Output = Result<Response<Body>, ApiError>>,
-    {
-        self.call_route(route_of(&request), handler, request).await
-    }
-
-    /// Calls `handler` as `route`'s function, whatever path the request came by.
-    pub async fn call_route<H, F>(
-        &self,
-        route: &'static Route,
-        handler: H,
-        request: Request,
-    ) -> TestResponse
-    where
-        H: Fn(Request, &'static AppState) -> F,
-        F: Future<Output = Result<Response<Body>, ApiError>>,
-    {
-        TestResponse(shared::http::dispatch(route, handler, request, self.state).await)
+    /// Runs `request` through `endpoint` as its function would: token, rate limiter, handler.
+    pub async fn call(&self, endpoint: &Endpoint, request: Request) -> TestResponse {
+        TestResponse(shared::http::dispatch(endpoint, request, self.state).await)
     }
 
     pub async fn register(&self, username: &str) -> TestResponse {
         let body = json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD});
         self.call(
-            shared::handlers::register,
+            &shared::handlers::REGISTER,
             event("POST", "/api/auth/register").json(&body).build(),
         )
         .await
@@ -103,7 +85,7 @@ impl TestApp {
     pub async fn login(&self, username: &str, password: &str) -> TestResponse {
         let body = json!({"username": username, "password": password});
         self.call(
-            shared::handlers::login,
+            &shared::handlers::LOGIN,
             event("POST", "/api/auth/login").json(&body).build(),
         )
         .await
@@ -138,7 +120,7 @@ impl TestApp {
     pub async fn wallet(&self, token: &str) -> String {
         let me = self
             .call(
-                shared::handlers::me,
+                &shared::handlers::ME,
                 event("GET", "/api/auth/me").bearer(token).build(),
             )
             .await;
@@ -175,25 +157,9 @@ async fn app_state(settings: &[(&str, &str)]) -> AppState {
         }
     })
     .expect("TABLE_NAME and DYNAMODB_ENDPOINT are set by `make test`");
-    AppState::new(config, &shared::routes::ROOT)
+    AppState::new(config, &shared::handlers::ROOT.route)
         .await
         .expect("the app starts")
-}
-
-/// The route whose method and path template (`{id}` matching one segment) the request matches.
-pub fn route_of(request: &Request) -> &'static Route {
-    let segments: Vec<&str> = request.uri().path().split('/').collect();
-    ROUTES
-        .iter()
-        .find(|route| {
-            let template: Vec<&str> = route.path.split('/').collect();
-            route.method == request.method().as_str()
-                && template.len() == segments.len()
-                && template.iter().zip(&segments).all(|(part, segment)| {
-                    part == segment || (part.starts_with('{') && !segment.is_empty())
-                })
-        })
-        .unwrap_or_else(|| panic!("no route for {} {}", request.method(), request.uri()))
 }
 
 pub fn unique_username() -> String {

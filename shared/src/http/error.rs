@@ -1,7 +1,10 @@
-use crate::domain::FieldError;
+use crate::auth::{AuthError, PasswordError};
+use crate::domain::{FieldError, ValidationError};
+use crate::store::StoreError;
 
-/// Every way a request can fail. `http::response::problem` is the one place that turns these into
-/// HTTP responses.
+/// Every way a request can fail, as HTTP sees it. The lower layers' errors become these here (the
+/// `From` impls below), and `http::response::problem` is the one place that turns these into
+/// responses.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -41,5 +44,38 @@ impl ApiError {
             field: field.to_owned(),
             message: message.into(),
         }])
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(error: ValidationError) -> Self {
+        Self::Validation(error.0)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "DynamoDB unavailable");
+                Self::Unavailable
+            }
+            StoreError::Unexpected(reason) => Self::Internal(reason),
+        }
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(error: PasswordError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        Self::Unauthorized(match error {
+            AuthError::Missing => "Not authenticated",
+            AuthError::Refused => "Could not validate credentials",
+        })
     }
 }

@@ -1,0 +1,126 @@
+//! What a handler reads first, typed. A route declares its first read; the rate limiter fetches
+//! its keys in its own `BatchGetItem` and hands the items over (`Prefetched`); the handler gets
+//! typed values from `Store::first_read`, which reads for itself only when the limiter did not
+//! fetch the same keys (when it failed open, say). Handlers never see items or keys.
+
+use uuid::Uuid;
+
+use super::keys::{self, Key};
+use super::{
+    Item, LoginState, Store, StoreError, Wallet, job_in, proposal_in, same_key, wallet_in,
+};
+use crate::domain::{Job, Proposal, Username, WalletAddress};
+
+/// Items read together, and what a handler makes of them.
+pub trait FirstRead {
+    type Value;
+    fn keys(&self) -> Vec<Key>;
+    fn value(&self, items: &[Item]) -> Result<Self::Value, StoreError>;
+}
+
+/// The items the rate limiter read for a route's first read.
+#[derive(Clone, Debug)]
+pub struct Prefetched {
+    keys: Vec<Key>,
+    items: Vec<Item>,
+}
+
+impl Prefetched {
+    /// The items among `read` that have one of `keys`.
+    pub fn new(keys: Vec<Key>, read: &[Item]) -> Self {
+        let items = read
+            .iter()
+            .filter(|item| keys.iter().any(|key| same_key(item, key)))
+            .cloned()
+            .collect();
+        Self { keys, items }
+    }
+}
+
+impl Store {
+    /// What `read` names: from `prefetched` when the rate limiter fetched the same keys,
+    /// otherwise read now (one round trip).
+    pub async fn first_read<R: FirstRead>(
+        &self,
+        read: &R,
+        prefetched: Option<&Prefetched>,
+    ) -> Result<R::Value, StoreError> {
+        let keys = read.keys();
+        match prefetched {
+            Some(prefetched) if prefetched.keys == keys => read.value(&prefetched.items),
+            _ => read.value(&self.get_items(keys).await?),
+        }
+    }
+}
+
+/// Login's: the username's credential and its failed attempts.
+pub struct LoginRead(pub Username);
+
+impl FirstRead for LoginRead {
+    type Value = LoginState;
+
+    fn keys(&self) -> Vec<Key> {
+        LoginState::keys(self.0.as_str())
+    }
+
+    fn value(&self, items: &[Item]) -> Result<LoginState, StoreError> {
+        LoginState::from_items(items, self.0.as_str())
+    }
+}
+
+/// A user's job.
+pub struct JobRead {
+    pub owner: Uuid,
+    pub job: Uuid,
+}
+
+impl FirstRead for JobRead {
+    type Value = Option<Job>;
+
+    fn keys(&self) -> Vec<Key> {
+        vec![keys::job(self.owner, self.job)]
+    }
+
+    fn value(&self, items: &[Item]) -> Result<Option<Job>, StoreError> {
+        job_in(items, self.owner, self.job)
+    }
+}
+
+/// A wallet (unstake's, for its stake locks).
+pub struct WalletRead(pub WalletAddress);
+
+impl FirstRead for WalletRead {
+    type Value = Option<Wallet>;
+
+    fn keys(&self) -> Vec<Key> {
+        vec![keys::wallet(self.0.as_str())]
+    }
+
+    fn value(&self, items: &[Item]) -> Result<Option<Wallet>, StoreError> {
+        wallet_in(items, &self.0)
+    }
+}
+
+/// Vote's: the voter's wallet (its stake and locks) and the proposal (when voting ends).
+pub struct VoteRead {
+    pub voter: WalletAddress,
+    pub proposal: Uuid,
+}
+
+impl FirstRead for VoteRead {
+    type Value = (Option<Wallet>, Option<Proposal>);
+
+    fn keys(&self) -> Vec<Key> {
+        vec![
+            keys::wallet(self.voter.as_str()),
+            keys::proposal(self.proposal),
+        ]
+    }
+
+    fn value(&self, items: &[Item]) -> Result<Self::Value, StoreError> {
+        Ok((
+            wallet_in(items, &self.voter)?,
+            proposal_in(items, self.proposal)?,
+        ))
+    }
+}
