@@ -1,7 +1,7 @@
 use aws_config::SdkConfig;
 use secrecy::SecretString;
 
-use crate::auth::Tokens;
+use crate::auth::JwtKeys;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, JwtSecretSource, checked_jwt_secret};
 use crate::routes::{RateLimit, Route};
@@ -13,7 +13,7 @@ pub struct AppState {
     pub store: Store,
     /// Absent only in a function whose route reads no token (an exempt one: the health check),
     /// which therefore starts without a JWT secret.
-    tokens: Option<Tokens>,
+    jwt_keys: Option<JwtKeys>,
     pub clock: Clock,
 }
 
@@ -44,15 +44,15 @@ impl AppState {
         };
         Ok(Self {
             store: Store::new(store::client(&sdk_config), &config.table_name),
-            tokens: jwt_secret.map(|secret| Tokens::new(&secret, config.access_token_minutes)),
+            jwt_keys: jwt_secret.map(|secret| JwtKeys::new(&secret, config.access_token_minutes)),
             clock: Clock::default(),
             config,
         })
     }
 
     /// The access-token signer and verifier; `None` only in a function of an exempt route.
-    pub fn tokens(&self) -> Option<&Tokens> {
-        self.tokens.as_ref()
+    pub fn jwt_keys(&self) -> Option<&JwtKeys> {
+        self.jwt_keys.as_ref()
     }
 }
 

@@ -10,7 +10,7 @@ use shared::handlers::{HEALTH, LOGIN, LOGOUT, ME};
 use support::{PASSWORD, TestApp, event, unique_username};
 
 fn claims(app: &TestApp, token: &str) -> shared::auth::Claims {
-    app.state.tokens().unwrap().verify(token).unwrap()
+    app.state.jwt_keys().unwrap().verify(token).unwrap()
 }
 
 #[tokio::test]
@@ -245,7 +245,7 @@ async fn a_logged_out_token_stays_refused_inside_the_leeway() {
         serde_json::from_value(app.call(&ME, me_of(&token)).await.json()).unwrap();
     // Issued 62 s ago with a 1-minute lifetime: 2 s past `exp`, still inside the 5 s leeway.
     let issued_at = time::OffsetDateTime::now_utc() - time::Duration::seconds(62);
-    let late = app.state.tokens().unwrap().issue(&user, issued_at).token;
+    let late = app.state.jwt_keys().unwrap().issue(&user, issued_at).token;
     assert_eq!(app.call(&ME, me_of(&late)).await.status(), 200);
     let logout_event = event("POST", "/api/auth/logout").bearer(&late).build();
     assert_eq!(app.call(&LOGOUT, logout_event).await.status(), 200);

@@ -208,11 +208,18 @@ impl Fixture {
                 let token = self
                     .app
                     .state
-                    .tokens()
+                    .jwt_keys()
                     .unwrap()
                     .issue(&self.user, now)
                     .token;
-                let jti = self.app.state.tokens().unwrap().verify(&token).unwrap().jti;
+                let jti = self
+                    .app
+                    .state
+                    .jwt_keys()
+                    .unwrap()
+                    .verify(&token)
+                    .unwrap()
+                    .jti;
                 (
                     event("POST", "/api/auth/logout").bearer(&token),
                     vec![keys::revoked_token(jti)],

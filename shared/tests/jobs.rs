@@ -37,7 +37,7 @@ async fn the_stored_job_is_escaped_and_holds_no_unknown_field() {
     let answered = response.json();
     assert_eq!(answered["status"], "pending");
     let job_id = answered["jobId"].as_str().unwrap();
-    let user_id = app.state.tokens().unwrap().verify(&token).unwrap().sub;
+    let user_id = app.state.jwt_keys().unwrap().verify(&token).unwrap().sub;
     let item = app
         .dynamodb()
         .get_item()

@@ -104,7 +104,7 @@ async fn a_transfer_writes_one_ledger_entry_and_a_refused_one_writes_nothing() {
         .unwrap();
     assert_eq!(wallet["balance"].as_n().unwrap(), "500000000000000000");
     // The refused request's key was not kept: nothing of it was written.
-    let user_id = app.state.tokens().unwrap().verify(&token).unwrap().sub;
+    let user_id = app.state.jwt_keys().unwrap().verify(&token).unwrap().sub;
     assert!(
         items_of(&app, &format!("IDEMPOTENCY#{user_id}#refused"))
             .await
@@ -124,7 +124,7 @@ async fn an_idempotency_record_is_kept_at_least_a_day() {
             .status(),
         200
     );
-    let user_id = app.state.tokens().unwrap().verify(&token).unwrap().sub;
+    let user_id = app.state.jwt_keys().unwrap().verify(&token).unwrap().sub;
     let records = items_of(&app, &format!("IDEMPOTENCY#{user_id}#day")).await;
     let [record] = records.as_slice() else {
         panic!("one record expected, got {records:?}")
@@ -141,7 +141,7 @@ async fn an_idempotency_record_is_kept_at_least_a_day() {
 async fn an_expired_idempotency_record_counts_as_absent() {
     let app = TestApp::new().await;
     let (token, sender, receiver) = funded_pair(&app, "2").await;
-    let user_id = app.state.tokens().unwrap().verify(&token).unwrap().sub;
+    let user_id = app.state.jwt_keys().unwrap().verify(&token).unwrap().sub;
     let expired = OffsetDateTime::now_utc().unix_timestamp() - 1;
     app.dynamodb()
         .put_item()

@@ -193,7 +193,7 @@ async fn a_revoked_token_counts_against_the_ip_and_not_its_user() {
     assert_eq!(app.call(&ROOT, request).await.status(), 200);
     assert_eq!(get_root(&app, &ip).await.status(), 429);
     // The revoked token's user was charged nothing.
-    let claims = app.state.tokens().unwrap().verify(&token).unwrap();
+    let claims = app.state.jwt_keys().unwrap().verify(&token).unwrap();
     let window = now_ms() / 1000 / 60 * 60;
     let counter = app
         .dynamodb()

@@ -6,4 +6,4 @@ mod tokens;
 
 pub use password::{PasswordError, hash_password, map_hash_memory_apart, verify_password};
 pub use principal::{AuthError, Credentials, Principal};
-pub use tokens::{Claims, IssuedToken, LEEWAY_SECONDS, TokenError, Tokens};
+pub use tokens::{Claims, IssuedToken, JwtKeys, LEEWAY_SECONDS, TokenError};

@@ -36,14 +36,14 @@ pub struct IssuedToken {
 }
 
 /// Signs and verifies HS256 access tokens. Built once per cold start.
-pub struct Tokens {
+pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     lifetime_seconds: i64,
 }
 
-impl Tokens {
+impl JwtKeys {
     /// The secret's length is checked by `Config`.
     pub fn new(secret: &SecretString, lifetime_minutes: i64) -> Self {
         let key = secret.expose_secret().as_bytes();
@@ -94,8 +94,8 @@ mod tests {
 
     const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 
-    fn tokens() -> Tokens {
-        Tokens::new(&SecretString::from(SECRET), 30)
+    fn jwt_keys() -> JwtKeys {
+        JwtKeys::new(&SecretString::from(SECRET), 30)
     }
 
     fn user() -> User {
@@ -126,9 +126,9 @@ mod tests {
     #[test]
     fn round_trip() {
         let user = user();
-        let issued = tokens().issue(&user, OffsetDateTime::now_utc());
+        let issued = jwt_keys().issue(&user, OffsetDateTime::now_utc());
         assert_eq!(issued.expires_in, 1800);
-        let claims = tokens().verify(&issued.token).unwrap();
+        let claims = jwt_keys().verify(&issued.token).unwrap();
         assert_eq!(claims.sub, user.id);
         assert_eq!(claims.username, "alice");
         assert_eq!(claims.exp - claims.iat, 1800);
@@ -142,14 +142,18 @@ mod tests {
     fn each_token_has_its_own_id() {
         let user = user();
         let now = OffsetDateTime::now_utc();
-        let a = tokens().verify(&tokens().issue(&user, now).token).unwrap();
-        let b = tokens().verify(&tokens().issue(&user, now).token).unwrap();
+        let a = jwt_keys()
+            .verify(&jwt_keys().issue(&user, now).token)
+            .unwrap();
+        let b = jwt_keys()
+            .verify(&jwt_keys().issue(&user, now).token)
+            .unwrap();
         assert_ne!(a.jti, b.jti);
     }
 
     #[test]
     fn the_hand_built_valid_token_is_accepted() {
-        assert!(tokens().verify(&sign(&valid_claims(), SECRET)).is_ok());
+        assert!(jwt_keys().verify(&sign(&valid_claims(), SECRET)).is_ok());
     }
 
     #[test]
@@ -157,24 +161,24 @@ mod tests {
         let user = user();
         let an_hour_ago = OffsetDateTime::now_utc() - time::Duration::minutes(31);
         assert!(
-            tokens()
-                .verify(&tokens().issue(&user, an_hour_ago).token)
+            jwt_keys()
+                .verify(&jwt_keys().issue(&user, an_hour_ago).token)
                 .is_err()
         );
         let mut claims = valid_claims();
         claims["exp"] = json!(OffsetDateTime::now_utc().unix_timestamp() - 2);
         assert!(
-            tokens().verify(&sign(&claims, SECRET)).is_ok(),
+            jwt_keys().verify(&sign(&claims, SECRET)).is_ok(),
             "within the leeway"
         );
         claims["exp"] = json!(OffsetDateTime::now_utc().unix_timestamp() - 30);
-        assert!(tokens().verify(&sign(&claims, SECRET)).is_err());
+        assert!(jwt_keys().verify(&sign(&claims, SECRET)).is_err());
     }
 
     #[test]
     fn another_key_is_refused() {
         let forged = sign(&valid_claims(), "another-secret-of-at-least-32-bytes!!");
-        assert!(tokens().verify(&forged).is_err());
+        assert!(jwt_keys().verify(&forged).is_err());
     }
 
     #[test]
@@ -185,7 +189,7 @@ mod tests {
             format!("{header}.{payload}."),
             format!("{header}.{payload}"),
         ] {
-            assert!(tokens().verify(&token).is_err());
+            assert!(jwt_keys().verify(&token).is_err());
         }
     }
 
@@ -197,17 +201,17 @@ mod tests {
             &EncodingKey::from_secret(SECRET.as_bytes()),
         )
         .unwrap();
-        assert!(tokens().verify(&token).is_err());
+        assert!(jwt_keys().verify(&token).is_err());
     }
 
     #[test]
     fn wrong_audience_or_issuer_is_refused() {
         let mut claims = valid_claims();
         claims["aud"] = json!("someone-else");
-        assert!(tokens().verify(&sign(&claims, SECRET)).is_err());
+        assert!(jwt_keys().verify(&sign(&claims, SECRET)).is_err());
         let mut claims = valid_claims();
         claims["iss"] = json!("someone-else");
-        assert!(tokens().verify(&sign(&claims, SECRET)).is_err());
+        assert!(jwt_keys().verify(&sign(&claims, SECRET)).is_err());
     }
 
     #[test]
@@ -216,7 +220,7 @@ mod tests {
             let mut claims = valid_claims();
             claims.as_object_mut().unwrap().remove(claim);
             assert!(
-                tokens().verify(&sign(&claims, SECRET)).is_err(),
+                jwt_keys().verify(&sign(&claims, SECRET)).is_err(),
                 "missing {claim} accepted"
             );
         }
@@ -229,7 +233,7 @@ mod tests {
         let mut claims = valid_claims();
         claims["username"] = json!("admin");
         parts[1] = base64_url(&claims.to_string());
-        assert!(tokens().verify(&parts.join(".")).is_err());
+        assert!(jwt_keys().verify(&parts.join(".")).is_err());
     }
 
     fn base64_url(text: &str) -> String {

@@ -13,9 +13,9 @@ pub const MAX_TOKENS: u128 = 1_000_000_000_000 * UNITS_PER_TOKEN;
 /// A quantity of tokens as an integer of the smallest unit. Answered as a decimal string
 /// ("0.3", "12"), never as a JSON number, so no client reads it through floating point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Tokens(u128);
+pub struct TokenAmount(u128);
 
-impl Tokens {
+impl TokenAmount {
     pub const ZERO: Self = Self(0);
 
     pub fn from_units(units: u128) -> Self {
@@ -35,7 +35,7 @@ impl Tokens {
     }
 }
 
-impl fmt::Display for Tokens {
+impl fmt::Display for TokenAmount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let whole = self.0 / UNITS_PER_TOKEN;
         let fraction = self.0 % UNITS_PER_TOKEN;
@@ -47,7 +47,7 @@ impl fmt::Display for Tokens {
     }
 }
 
-impl Serialize for Tokens {
+impl Serialize for TokenAmount {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
     }
@@ -55,7 +55,7 @@ impl Serialize for Tokens {
 
 /// An amount a request asks to move: more than zero and at most `MAX_TOKENS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Amount(Tokens);
+pub struct Amount(TokenAmount);
 
 impl Amount {
     /// Reads the decimal text itself, never through floating point: digits, optionally a point
@@ -74,7 +74,7 @@ impl Amount {
         if fraction.len() > DECIMALS {
             return Err(format!("must have at most {DECIMALS} fractional digits"));
         }
-        let too_large = || format!("must be at most {}", Tokens(MAX_TOKENS));
+        let too_large = || format!("must be at most {}", TokenAmount(MAX_TOKENS));
         let whole = match whole.trim_start_matches('0') {
             "" => 0,
             digits => digits.parse::<u128>().map_err(|_| too_large())?,
@@ -89,11 +89,11 @@ impl Amount {
         match units {
             0 => Err("must be greater than 0".into()),
             units if units > MAX_TOKENS => Err(too_large()),
-            units => Ok(Self(Tokens(units))),
+            units => Ok(Self(TokenAmount(units))),
         }
     }
 
-    pub fn tokens(self) -> Tokens {
+    pub fn tokens(self) -> TokenAmount {
         self.0
     }
 
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn answers_decimal_strings() {
-        assert_eq!(Tokens::ZERO.to_string(), "0");
+        assert_eq!(TokenAmount::ZERO.to_string(), "0");
         assert_eq!(Amount::parse("0.30").unwrap().to_string(), "0.3");
         assert_eq!(
             Amount::parse("0.000000000000000001").unwrap().to_string(),
@@ -193,7 +193,7 @@ mod tests {
             serde_json::json!("1.25")
         );
         assert_eq!(
-            Tokens::from_units(MAX_TOKENS * 2).to_string(),
+            TokenAmount::from_units(MAX_TOKENS * 2).to_string(),
             "2000000000000"
         );
     }

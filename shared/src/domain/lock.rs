@@ -3,13 +3,13 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Tokens;
+use super::TokenAmount;
 
 /// What one vote holds of its wallet's stake: `weight` stays staked until `until`, when voting on
 /// the proposal ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StakeLock {
-    pub weight: Tokens,
+    pub weight: TokenAmount,
     pub until: OffsetDateTime,
 }
 
@@ -31,16 +31,20 @@ pub struct StakeLocks {
 impl StakeLocks {
     /// How much of the stake must stay: the largest weight among the votes whose proposals are
     /// still open at `now`. The same tokens back each of those votes, so they lock once.
-    pub fn locked(&self, now: OffsetDateTime) -> Tokens {
+    pub fn locked(&self, now: OffsetDateTime) -> TokenAmount {
         self.active(now)
             .map(|lock| lock.weight)
             .max()
-            .unwrap_or(Tokens::ZERO)
+            .unwrap_or(TokenAmount::ZERO)
     }
 
     /// From when a stake of `remaining` no longer falls below what is locked: the last end among
     /// the active locks heavier than it; `None` when none is.
-    pub fn unlocked_at(&self, remaining: Tokens, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    pub fn unlocked_at(
+        &self,
+        remaining: TokenAmount,
+        now: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
         self.active(now)
             .filter(|lock| lock.weight > remaining)
             .map(|lock| lock.until)
@@ -81,8 +85,8 @@ mod tests {
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap() + Duration::hours(hours)
     }
 
-    fn tokens(units: u128) -> Tokens {
-        Tokens::from_units(units)
+    fn tokens(units: u128) -> TokenAmount {
+        TokenAmount::from_units(units)
     }
 
     /// Locks of 100 until hour 168 and of 150 until hour 1.
@@ -116,8 +120,8 @@ mod tests {
         assert_eq!(locks.locked(at(0)), tokens(150));
         assert_eq!(locks.locked(at(1) - Duration::nanoseconds(1)), tokens(150));
         assert_eq!(locks.locked(at(1)), tokens(100));
-        assert_eq!(locks.locked(at(168)), Tokens::ZERO);
-        assert_eq!(StakeLocks::default().locked(at(0)), Tokens::ZERO);
+        assert_eq!(locks.locked(at(168)), TokenAmount::ZERO);
+        assert_eq!(StakeLocks::default().locked(at(0)), TokenAmount::ZERO);
     }
 
     #[test]

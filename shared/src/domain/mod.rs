@@ -11,7 +11,7 @@ mod proposal;
 mod text;
 mod user;
 
-pub use amount::{Amount, MAX_TOKENS, Tokens};
+pub use amount::{Amount, MAX_TOKENS, TokenAmount};
 pub use credentials::{Email, Password, Username, normalized_password};
 pub use device::{
     BATTERY_PERCENT, CPU_CORES, DEFAULT_BATTERY_PERCENT, Device, DeviceId, DeviceType, MEMORY_MB,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{StakeLock, Tokens, WalletAddress};
+use super::{StakeLock, TokenAmount, WalletAddress};
 
 pub const TITLE_CHARS: RangeInclusive<usize> = 10..=200;
 pub const DESCRIPTION_CHARS: RangeInclusive<usize> = 50..=5000;
@@ -35,9 +35,9 @@ pub struct Proposal {
     pub voting_ends_at: OffsetDateTime,
     /// The tallies are DynamoDB numbers that votes add to: the store reads and writes them.
     #[serde(skip)]
-    pub votes_for: Tokens,
+    pub votes_for: TokenAmount,
     #[serde(skip)]
-    pub votes_against: Tokens,
+    pub votes_against: TokenAmount,
 }
 
 impl Proposal {
@@ -56,8 +56,8 @@ impl Proposal {
             proposer,
             created_at,
             voting_ends_at: created_at + Duration::hours(voting_period_hours),
-            votes_for: Tokens::ZERO,
-            votes_against: Tokens::ZERO,
+            votes_for: TokenAmount::ZERO,
+            votes_against: TokenAmount::ZERO,
         }
     }
 
@@ -77,7 +77,7 @@ pub struct Vote {
     pub voter: WalletAddress,
     pub user_id: Uuid,
     pub in_favour: bool,
-    pub weight: Tokens,
+    pub weight: TokenAmount,
     pub at: OffsetDateTime,
     /// When voting on the proposal ends, and with it the lock the vote puts on its weight.
     pub voting_ends_at: OffsetDateTime,

@@ -7,7 +7,7 @@ use super::body_string;
 use crate::AppState;
 use crate::auth::{Claims, LEEWAY_SECONDS, Principal, hash_password, verify_password};
 use crate::domain::{Email, Fields, Password, User, Username, normalized_password};
-use crate::http::{ApiError, credentials, json, json_body, prefetched};
+use crate::http::{ApiError, credentials, json_body, json_response, prefetched};
 use crate::ratelimit::{Reservation, reserve_login_attempt};
 use crate::store::{CreateUserError, LoginRead, LoginRecord, LoginState};
 
@@ -34,7 +34,7 @@ pub async fn register(req: Request, state: &AppState) -> Result<Response<Body>, 
             CreateUserError::Store(error) => error.into(),
         })?;
     tracing::info!(user_id = %user.id, "user registered");
-    Ok(json(StatusCode::CREATED, &user))
+    Ok(json_response(StatusCode::CREATED, &user))
 }
 
 /// `POST /api/auth/login`
@@ -109,11 +109,11 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
             Err(ApiError::Forbidden("Account is disabled".into()))
         }
         LoginRecord::Recorded(user) => {
-            let tokens = state.tokens().ok_or_else(|| {
+            let tokens = state.jwt_keys().ok_or_else(|| {
                 ApiError::Internal("login's function was started without a JWT secret".into())
             })?;
             let issued = tokens.issue(&user, now);
-            Ok(json(
+            Ok(json_response(
                 StatusCode::OK,
                 &json!({
                     "access_token": issued.token,
@@ -138,7 +138,7 @@ pub async fn me(
     principal: Principal,
     _state: &AppState,
 ) -> Result<Response<Body>, ApiError> {
-    Ok(json(StatusCode::OK, principal.user()))
+    Ok(json_response(StatusCode::OK, principal.user()))
 }
 
 /// `POST /api/auth/logout`: always succeeds; a token that verifies is revoked until it stops
@@ -150,7 +150,7 @@ pub async fn logout(mut req: Request, state: &AppState) -> Result<Response<Body>
             .revoke_token(claims.jti, claims.exp + LEEWAY_SECONDS)
             .await?;
     }
-    Ok(json(
+    Ok(json_response(
         StatusCode::OK,
         &json!({"success": true, "message": "Successfully logged out"}),
     ))

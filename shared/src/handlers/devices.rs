@@ -10,7 +10,7 @@ use crate::domain::{
     BATTERY_PERCENT, CPU_CORES, DEFAULT_BATTERY_PERCENT, Device, DeviceId, DeviceType, Fields,
     MEMORY_MB,
 };
-use crate::http::{ApiError, json, json_body};
+use crate::http::{ApiError, json_body, json_response};
 use crate::store::RegisterDevice;
 
 /// A device as the API lists it, in the old backend's field names.
@@ -113,7 +113,7 @@ pub async fn register_device(
         }
     };
     tracing::info!(user_id = %user.id, new = status == StatusCode::CREATED, "device registered");
-    Ok(json(
+    Ok(json_response(
         status,
         &json!({"success": true, "deviceId": device.device_id, "status": REGISTERED}),
     ))
@@ -128,7 +128,7 @@ pub async fn list_devices(
     let user = principal.user();
     let devices = state.store.devices(user.id).await?;
     let devices: Vec<DeviceView> = devices.iter().map(DeviceView::from).collect();
-    Ok(json(
+    Ok(json_response(
         StatusCode::OK,
         &json!({"total": devices.len(), "devices": devices}),
     ))

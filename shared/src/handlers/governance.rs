@@ -12,10 +12,10 @@ use crate::AppState;
 use crate::auth::{Claims, Principal};
 use crate::domain::{
     DEFAULT_VOTING_PERIOD_HOURS, DESCRIPTION_CHARS, EscapedText, Fields, Proposal, ProposalStatus,
-    TITLE_CHARS, Tokens, VOTING_PERIOD_HOURS, Vote, WalletAddress,
+    TITLE_CHARS, TokenAmount, VOTING_PERIOD_HOURS, Vote, WalletAddress,
 };
 use crate::http::{
-    ApiError, encode_cursor, json, json_body, page_request, prefetched, query_fields,
+    ApiError, encode_cursor, json_body, json_response, page_request, prefetched, query_fields,
 };
 use crate::store::{VoteError, VoteRead};
 
@@ -28,8 +28,8 @@ struct ProposalView<'a> {
     description: &'a str,
     proposer: &'a WalletAddress,
     status: ProposalStatus,
-    votes_for: Tokens,
-    votes_against: Tokens,
+    votes_for: TokenAmount,
+    votes_against: TokenAmount,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(rename = "voting_ends_at", with = "time::serde::rfc3339")]
@@ -83,7 +83,7 @@ pub async fn create_proposal(
     );
     state.store.create_proposal(&proposal).await?;
     tracing::info!(proposal_id = %proposal.id, user_id = %user.id, "proposal created");
-    Ok(json(
+    Ok(json_response(
         StatusCode::CREATED,
         &json!({"success": true, "proposalId": proposal.id}),
     ))
@@ -106,7 +106,7 @@ pub async fn list_proposals(
         .iter()
         .map(|proposal| ProposalView::at(proposal, now))
         .collect();
-    Ok(json(
+    Ok(json_response(
         StatusCode::OK,
         &json!({"proposals": proposals, "next_cursor": page.next.map(encode_cursor)}),
     ))
@@ -175,7 +175,7 @@ pub async fn vote(
             VoteError::Store(error) => error.into(),
         })?;
     tracing::info!(%proposal_id, user_id = %user.id, "vote recorded");
-    Ok(json(
+    Ok(json_response(
         StatusCode::OK,
         &json!({
             "success": true,

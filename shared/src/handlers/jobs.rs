@@ -13,7 +13,7 @@ use crate::domain::{
     MEMORY_REQUIRED, NON_NEGATIVE, SlaTier,
 };
 use crate::http::{
-    ApiError, encode_cursor, json, json_body, page_request, path_parameter, prefetched,
+    ApiError, encode_cursor, json_body, json_response, page_request, path_parameter, prefetched,
     query_fields,
 };
 use crate::store::{CancelJob, JobRead};
@@ -118,7 +118,7 @@ pub async fn submit_job(
     };
     state.store.create_job(&job).await?;
     tracing::info!(job_id = %job.id, user_id = %user.id, "job submitted");
-    Ok(json(
+    Ok(json_response(
         StatusCode::CREATED,
         &json!({
             "success": true,
@@ -146,7 +146,7 @@ pub async fn list_jobs(
     };
     let page = state.store.jobs(user.id, status, page).await?;
     let jobs: Vec<JobView> = page.items.iter().map(JobView::from).collect();
-    Ok(json(
+    Ok(json_response(
         StatusCode::OK,
         &json!({
             "total": jobs.len(),
@@ -172,7 +172,7 @@ pub async fn get_job(
         .first_read(&read, prefetched(&req))
         .await?
         .ok_or_else(job_not_found)?;
-    Ok(json(StatusCode::OK, &JobView::from(&job)))
+    Ok(json_response(StatusCode::OK, &JobView::from(&job)))
 }
 
 /// What `get_job` reads first: the caller's job.
@@ -198,7 +198,7 @@ pub async fn cancel_job(
     {
         CancelJob::Cancelled(job) => {
             tracing::info!(job_id = %job.id, user_id = %user.id, "job cancelled");
-            Ok(json(
+            Ok(json_response(
                 StatusCode::OK,
                 &json!({"success": true, "jobId": job.id, "status": job.status}),
             ))

@@ -7,8 +7,8 @@ use super::body_string;
 use crate::AppState;
 use crate::auth::Claims;
 use crate::auth::Principal;
-use crate::domain::{Amount, Fields, IdempotencyKey, MAX_TOKENS, Tokens, User, WalletAddress};
-use crate::http::{ApiError, json, json_body, prefetched, query_fields};
+use crate::domain::{Amount, Fields, IdempotencyKey, MAX_TOKENS, TokenAmount, User, WalletAddress};
+use crate::http::{ApiError, json_body, json_response, prefetched, query_fields};
 use crate::store::{
     Holding, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse, WalletRead,
 };
@@ -81,7 +81,7 @@ async fn move_tokens(
         .ok_or_else(|| ApiError::Internal("a moved wallet vanished".into()))?;
     let (name, holding) = figure;
     body[name] = json!(wallet.holding(holding));
-    Ok(json(status, &body))
+    Ok(json_response(status, &body))
 }
 
 fn refusal(error: MovementError) -> ApiError {
@@ -115,7 +115,7 @@ fn refusal(error: MovementError) -> ApiError {
                 Holding::Balance => "balance",
                 Holding::Staked => "stake",
             },
-            Tokens::from_units(MAX_TOKENS)
+            TokenAmount::from_units(MAX_TOKENS)
         )),
         MovementError::IdempotencyKeyReused => {
             ApiError::validation(IDEMPOTENCY_KEY, "was already used for a different request")
@@ -147,7 +147,7 @@ pub async fn balance(
         .checked_add(wallet.staked)
         .ok_or_else(|| ApiError::Internal("wallet total overflows".into()))?;
     let locked = wallet.locks.locked(state.clock.now());
-    Ok(json(
+    Ok(json_response(
         StatusCode::OK,
         &json!({"address": address, "balance": wallet.balance, "staked": wallet.staked, "locked": locked, "total": total}),
     ))

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::ENDPOINTS;
 use crate::AppState;
-use crate::http::{ApiError, json, json_text};
+use crate::http::{ApiError, json_response, json_text_response};
 
 const SERVICE: &str = "Fog Compute API";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -14,7 +14,7 @@ const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"
 /// `GET /health`
 pub async fn health(_req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
     state.store.ping().await?;
-    Ok(json(
+    Ok(json_response(
         StatusCode::OK,
         &json!({"status": "healthy", "service": SERVICE, "version": VERSION, "database": "reachable"}),
     ))
@@ -26,7 +26,7 @@ pub async fn root(_req: Request, _state: &AppState) -> Result<Response<Body>, Ap
         .iter()
         .map(|endpoint| format!("{} {}", endpoint.route.method, endpoint.route.path))
         .collect();
-    Ok(json(
+    Ok(json_response(
         StatusCode::OK,
         &json!({"name": SERVICE, "version": VERSION, "endpoints": endpoints}),
     ))
@@ -34,7 +34,7 @@ pub async fn root(_req: Request, _state: &AppState) -> Result<Response<Body>, Ap
 
 /// `GET /openapi.json`
 pub async fn openapi(_req: Request, _state: &AppState) -> Result<Response<Body>, ApiError> {
-    Ok(json_text(StatusCode::OK, OPENAPI_JSON))
+    Ok(json_text_response(StatusCode::OK, OPENAPI_JSON))
 }
 
 #[cfg(test)]

@@ -19,5 +19,5 @@ pub use request::{
     MAX_BODY_BYTES, bearer_token, json_body, path_parameter, query_fields, query_parameter,
     source_ip,
 };
-pub use response::{json, json_text, problem};
+pub use response::{json_response, json_text_response, problem};
 pub use service::{dispatch, run};

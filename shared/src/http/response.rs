@@ -9,13 +9,13 @@ use super::ApiError;
 /// Seconds a client should wait before retrying after a 503.
 const UNAVAILABLE_RETRY_AFTER_SECONDS: u32 = 1;
 
-pub fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     let body = serde_json::to_string(value).expect("response types serialise infallibly");
     with_body(status, "application/json", body)
 }
 
 /// A body that is JSON text already.
-pub fn json_text(status: StatusCode, body: &str) -> Response<Body> {
+pub fn json_text_response(status: StatusCode, body: &str) -> Response<Body> {
     with_body(status, "application/json", body.to_owned())
 }
 

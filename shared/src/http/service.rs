@@ -121,7 +121,7 @@ async fn admit(
     state: &AppState,
 ) -> Result<ratelimit::Admission, ApiError> {
     let claims = bearer_token(req)
-        .zip(state.tokens())
+        .zip(state.jwt_keys())
         .and_then(|(token, tokens)| tokens.verify(token).ok());
     let first_read = (endpoint.first_read)(req, claims.as_ref());
     let caller = Caller {

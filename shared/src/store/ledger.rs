@@ -14,7 +14,7 @@ use super::error::{condition_failed, failed_conditions};
 use super::keys::{self, Key};
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{
-    Amount, IdempotencyKey, MAX_TOKENS, StakeLock, StakeLocks, Tokens, WalletAddress,
+    Amount, IdempotencyKey, MAX_TOKENS, StakeLock, StakeLocks, TokenAmount, WalletAddress,
 };
 
 /// How long an `Idempotency-Key` is remembered.
@@ -46,8 +46,8 @@ impl Holding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wallet {
     pub user_id: Uuid,
-    pub balance: Tokens,
-    pub staked: Tokens,
+    pub balance: TokenAmount,
+    pub staked: TokenAmount,
     pub locks: StakeLocks,
 }
 
@@ -59,7 +59,7 @@ pub fn wallet_in(items: &[Item], address: &WalletAddress) -> Result<Option<Walle
 }
 
 impl Wallet {
-    pub fn holding(&self, holding: Holding) -> Tokens {
+    pub fn holding(&self, holding: Holding) -> TokenAmount {
         match holding {
             Holding::Balance => self.balance,
             Holding::Staked => self.staked,
@@ -147,15 +147,15 @@ pub(super) fn lock_version(version: u64) -> AttributeValue {
 }
 
 /// A stored whole number of smallest units.
-pub(super) fn tokens(item: &Key, attribute: &str) -> Result<Tokens, StoreError> {
+pub(super) fn tokens(item: &Key, attribute: &str) -> Result<TokenAmount, StoreError> {
     item.get(attribute)
         .and_then(|value| value.as_n().ok())
         .and_then(|units| units.parse::<u128>().ok())
-        .map(Tokens::from_units)
+        .map(TokenAmount::from_units)
         .ok_or_else(|| StoreError::Unexpected(format!("{attribute} is not a whole number")))
 }
 
-pub(super) fn units(tokens: Tokens) -> AttributeValue {
+pub(super) fn units(tokens: TokenAmount) -> AttributeValue {
     AttributeValue::N(tokens.units().to_string())
 }
 
@@ -183,7 +183,7 @@ impl MovementKind {
     }
 }
 
-/// Tokens to move, recorded as one ledger entry in the wallet's partition.
+/// TokenAmount to move, recorded as one ledger entry in the wallet's partition.
 #[derive(Debug, Clone)]
 pub struct Movement {
     pub id: Uuid,
@@ -299,7 +299,7 @@ pub enum MovementError {
     /// The stake that would remain is below what the wallet's votes lock until `unlocked_at`.
     #[error("{locked:?} of the stake is locked by votes")]
     Locked {
-        locked: Tokens,
+        locked: TokenAmount,
         unlocked_at: OffsetDateTime,
     },
     /// The wallet's stake locks were written (by a vote) after they were read.
@@ -420,7 +420,9 @@ impl Store {
             values.insert(":owner".to_owned(), string(owner.to_string()));
         }
         if let Some(debit) = change.debit {
-            let locked = change.locks.map_or(Tokens::ZERO, |locks| locks.locked(at));
+            let locked = change
+                .locks
+                .map_or(TokenAmount::ZERO, |locks| locks.locked(at));
             let required = amount
                 .tokens()
                 .checked_add(locked)
@@ -440,7 +442,7 @@ impl Store {
             names.insert("#credit".to_owned(), credit.attribute().to_owned());
             values.insert(
                 ":ceiling".to_owned(),
-                units(Tokens::from_units(MAX_TOKENS - amount.units())),
+                units(TokenAmount::from_units(MAX_TOKENS - amount.units())),
             );
         }
         let update = Update::builder()
@@ -526,7 +528,7 @@ fn why_refused(
         if wallet.locks.version != locks.version {
             return MovementError::LocksChanged;
         }
-        let remaining = Tokens::from_units(wallet.staked.units() - amount.units());
+        let remaining = TokenAmount::from_units(wallet.staked.units() - amount.units());
         if let Some(unlocked_at) = wallet.locks.unlocked_at(remaining, at) {
             return MovementError::Locked {
                 locked: wallet.locks.locked(at),

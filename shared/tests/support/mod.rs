@@ -8,11 +8,11 @@ pub mod faults;
 use aws_sdk_dynamodb::config::retry::RetryPartition;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
+use shared::AppState;
 use shared::clock::Clock;
 use shared::config::Config;
 use shared::http::Endpoint;
 use shared::store::Store;
-use shared::AppState;
 
 use faults::FaultInjector;
 
