@@ -312,6 +312,7 @@ impl Fixture {
                 )
             }
         };
+        let item_key = |key: &Key| (key.partition().to_owned(), key.sort().to_owned());
         (request, items.iter().map(item_key).collect())
     }
 
@@ -373,8 +374,8 @@ impl Fixture {
     }
 }
 
-fn item_key(key: &Key) -> ItemKey {
-    let string = |name: &str| key[name].as_s().unwrap().clone();
+fn item_key(item: &HashMap<String, AttributeValue>) -> ItemKey {
+    let string = |name: &str| item[name].as_s().unwrap().clone();
     (string(keys::PK), string(keys::SK))
 }
 

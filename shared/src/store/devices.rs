@@ -3,8 +3,8 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_items, to_item};
 use uuid::Uuid;
 
 use super::error::is_condition_failure;
-use super::keys::{self, DEVICE_PREFIX, GSI1, GSI1PK, GSI1SK, Key};
-use super::{Store, StoreError, string};
+use super::keys::{self, DEVICE_PREFIX, GSI1, GSI1PK, GSI1SK};
+use super::{Item, Store, StoreError, string};
 use crate::domain::Device;
 
 /// What registering a device id did.
@@ -39,7 +39,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(keys::device(&device.device_id)))
+            .set_key(Some(keys::device(&device.device_id).attributes()))
             .condition_expression("attribute_not_exists(PK) OR user_id = :owner")
             .expression_attribute_values(":owner", string(device.user_id.to_string()))
             .expression_attribute_values(":registered_at", registered_at)
@@ -72,7 +72,7 @@ impl Store {
     /// Every device of a user, by device id (GSI1; eventually consistent in AWS).
     pub async fn devices(&self, user_id: Uuid) -> Result<Vec<Device>, StoreError> {
         let mut devices = Vec::new();
-        let mut start: Option<Key> = None;
+        let mut start: Option<Item> = None;
         loop {
             let output = self
                 .client

@@ -6,9 +6,7 @@
 use uuid::Uuid;
 
 use super::keys::{self, Key};
-use super::{
-    Item, LoginState, Store, StoreError, Wallet, job_in, proposal_in, same_key, wallet_in,
-};
+use super::{Item, LoginState, Store, StoreError, Wallet, job_in, proposal_in, wallet_in};
 use crate::domain::{Job, Proposal, Username, WalletAddress};
 
 /// Items read together, and what a handler makes of them.
@@ -30,7 +28,7 @@ impl Prefetched {
     pub fn new(keys: Vec<Key>, read: &[Item]) -> Self {
         let items = read
             .iter()
-            .filter(|item| keys.iter().any(|key| same_key(item, key)))
+            .filter(|item| keys.iter().any(|key| key.identifies(item)))
             .cloned()
             .collect();
         Self { keys, items }

@@ -7,7 +7,7 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::error::{condition_failed, failed_conditions};
-use super::keys::{self, GSI1, Key, PROPOSALS};
+use super::keys::{self, GSI1, PROPOSALS};
 use super::ledger::{LOCKS, LOCKS_UNCHANGED, lock_version, locks_attribute, tokens, units};
 use super::{Item, Page, PageRequest, Store, StoreError, find, next_page_start, number, string};
 use crate::domain::{Proposal, StakeLocks, Vote};
@@ -32,7 +32,7 @@ pub enum VoteError {
     Store(#[from] StoreError),
 }
 
-fn proposal_from_item(item: Key) -> Result<Proposal, StoreError> {
+fn proposal_from_item(item: Item) -> Result<Proposal, StoreError> {
     let votes_for = tokens(&item, VOTES_FOR)?;
     let votes_against = tokens(&item, VOTES_AGAINST)?;
     Ok(Proposal {
@@ -94,7 +94,7 @@ impl Store {
             .at
             .format(&Rfc3339)
             .map_err(|error| StoreError::Unexpected(error.to_string()))?;
-        let mut record = keys::vote(vote.proposal_id, vote.voter.as_str());
+        let mut record = keys::vote(vote.proposal_id, vote.voter.as_str()).attributes();
         record.extend([
             (
                 "proposal_id".to_owned(),
@@ -114,7 +114,7 @@ impl Store {
             .expect("table, item and condition are set");
         let tally = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(keys::proposal(vote.proposal_id)))
+            .set_key(Some(keys::proposal(vote.proposal_id).attributes()))
             .update_expression("ADD #tally :weight")
             .condition_expression("attribute_exists(PK) AND #voting_ends_at > :now")
             .expression_attribute_names(
@@ -133,7 +133,7 @@ impl Store {
             .expect("table, key and expressions are set");
         let wallet = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(keys::wallet(vote.voter.as_str())))
+            .set_key(Some(keys::wallet(vote.voter.as_str()).attributes()))
             .update_expression("SET #locks = :locks, lock_version = :next_lock_version")
             .condition_expression(format!(
                 "user_id = :owner AND staked = :weight AND {LOCKS_UNCHANGED}"

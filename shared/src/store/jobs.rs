@@ -29,7 +29,7 @@ pub fn job_in(items: &[Item], user_id: Uuid, job_id: Uuid) -> Result<Option<Job>
 impl Store {
     pub async fn create_job(&self, job: &Job) -> Result<(), StoreError> {
         let mut item = to_item(job)?;
-        item.extend(keys::job(job.user_id, job.id));
+        item.extend(keys::job(job.user_id, job.id).attributes());
         self.put(item).await
     }
 
@@ -51,7 +51,10 @@ impl Store {
             .scan_index_forward(false)
             .consistent_read(true)
             .limit(page.limit)
-            .set_exclusive_start_key(page.after.map(|after| keys::job(user_id, after)));
+            .set_exclusive_start_key(
+                page.after
+                    .map(|after| keys::job(user_id, after).attributes()),
+            );
         if let Some(status) = status {
             query = query
                 .filter_expression("#status = :status")
@@ -81,7 +84,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(keys::job(user_id, job_id)))
+            .set_key(Some(keys::job(user_id, job_id).attributes()))
             .update_expression("SET #status = :cancelled, updated_at = :at")
             .condition_expression("attribute_exists(PK) AND #status IN (:pending, :running)")
             .expression_attribute_names("#status", "status")

@@ -1,9 +1,9 @@
 //! Primary keys of every item type. See the README's table design.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
+
+use super::Item;
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
@@ -12,13 +12,42 @@ pub const GSI1: &str = "GSI1";
 pub const GSI1PK: &str = "GSI1PK";
 pub const GSI1SK: &str = "GSI1SK";
 
-pub type Key = HashMap<String, AttributeValue>;
+/// An item's primary key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    partition: String,
+    sort: String,
+}
+
+impl Key {
+    pub fn partition(&self) -> &str {
+        &self.partition
+    }
+
+    pub fn sort(&self) -> &str {
+        &self.sort
+    }
+
+    /// The key as DynamoDB takes it: the `PK` and `SK` attributes, with which an item begins.
+    pub fn attributes(&self) -> Item {
+        Item::from([
+            (PK.to_owned(), AttributeValue::S(self.partition.clone())),
+            (SK.to_owned(), AttributeValue::S(self.sort.clone())),
+        ])
+    }
+
+    /// Whether `item` is the item with this key.
+    pub fn identifies(&self, item: &Item) -> bool {
+        let text = |name| item.get(name).and_then(|value| value.as_s().ok());
+        text(PK) == Some(&self.partition) && text(SK) == Some(&self.sort)
+    }
+}
 
 fn key(pk: String, sk: impl Into<String>) -> Key {
-    HashMap::from([
-        (PK.to_owned(), AttributeValue::S(pk)),
-        (SK.to_owned(), AttributeValue::S(sk.into())),
-    ])
+    Key {
+        partition: pk,
+        sort: sk.into(),
+    }
 }
 
 /// The partition of everything a user owns directly: the profile and the jobs.
@@ -70,8 +99,8 @@ pub fn proposal(id: Uuid) -> Key {
 }
 
 /// A proposal's key together with its GSI1 key, as a GSI1 query's start key needs.
-pub fn proposal_in_index(id: Uuid) -> Key {
-    let mut key = proposal(id);
+pub fn proposal_in_index(id: Uuid) -> Item {
+    let mut key = proposal(id).attributes();
     key.insert(GSI1PK.to_owned(), AttributeValue::S(PROPOSALS.to_owned()));
     key.insert(GSI1SK.to_owned(), AttributeValue::S(id.to_string()));
     key

@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::error::{condition_failed, failed_conditions};
-use super::keys::{self, Key};
+use super::keys;
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{
     Amount, IdempotencyKey, MAX_TOKENS, StakeLock, StakeLocks, TokenAmount, WalletAddress,
@@ -66,7 +66,7 @@ impl Wallet {
         }
     }
 
-    pub(super) fn from_item(item: &Key) -> Result<Self, StoreError> {
+    pub(super) fn from_item(item: &Item) -> Result<Self, StoreError> {
         let user_id = item
             .get("user_id")
             .and_then(|value| value.as_s().ok())
@@ -82,7 +82,7 @@ impl Wallet {
 }
 
 /// The stake locks of a wallet item; none before its first vote.
-fn stake_locks(item: &Key) -> Result<StakeLocks, StoreError> {
+fn stake_locks(item: &Item) -> Result<StakeLocks, StoreError> {
     let malformed = || StoreError::Unexpected("malformed stake locks".into());
     let version = match item.get(LOCK_VERSION) {
         None => 0,
@@ -147,7 +147,7 @@ pub(super) fn lock_version(version: u64) -> AttributeValue {
 }
 
 /// A stored whole number of smallest units.
-pub(super) fn tokens(item: &Key, attribute: &str) -> Result<TokenAmount, StoreError> {
+pub(super) fn tokens(item: &Item, attribute: &str) -> Result<TokenAmount, StoreError> {
     item.get(attribute)
         .and_then(|value| value.as_n().ok())
         .and_then(|units| units.parse::<u128>().ok())
@@ -319,7 +319,7 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(keys::wallet(address.as_str())))
+            .set_key(Some(keys::wallet(address.as_str()).attributes()))
             .consistent_read(true)
             .send()
             .await?;
@@ -382,7 +382,7 @@ impl Store {
         key: &IdempotencyKey,
         response: &StoredResponse,
     ) -> TransactWriteItem {
-        let mut item = keys::idempotency(movement.actor, key.as_str());
+        let mut item = keys::idempotency(movement.actor, key.as_str()).attributes();
         item.extend([
             ("fingerprint".to_owned(), string(movement.fingerprint())),
             ("status".to_owned(), number(response.status.into())),
@@ -447,7 +447,7 @@ impl Store {
         }
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(keys::wallet(change.address.as_str())))
+            .set_key(Some(keys::wallet(change.address.as_str()).attributes()))
             .update_expression(format!("SET {}", assignments.join(", ")))
             .condition_expression(conditions.join(" AND "))
             .set_expression_attribute_names(Some(names))
@@ -463,7 +463,7 @@ impl Store {
             .at
             .format(&Rfc3339)
             .map_err(|error| StoreError::Unexpected(error.to_string()))?;
-        let mut item = keys::ledger_entry(movement.wallet.as_str(), movement.id);
+        let mut item = keys::ledger_entry(movement.wallet.as_str(), movement.id).attributes();
         item.extend([
             ("transaction_id".to_owned(), string(movement.id.to_string())),
             ("kind".to_owned(), string(movement.kind.as_str())),
@@ -484,7 +484,7 @@ impl Store {
     }
 }
 
-fn replay(record: &Key, fingerprint: &str) -> Result<MovementOutcome, MovementError> {
+fn replay(record: &Item, fingerprint: &str) -> Result<MovementOutcome, MovementError> {
     let text = |name: &str| record.get(name).and_then(|value| value.as_s().ok());
     if text("fingerprint").map(String::as_str) != Some(fingerprint) {
         return Err(MovementError::IdempotencyKeyReused);
@@ -505,7 +505,7 @@ fn replay(record: &Key, fingerprint: &str) -> Result<MovementOutcome, MovementEr
 /// Which of a wallet update's conditions failed, from the wallet as it was (`None`: absent).
 fn why_refused(
     change: &WalletChange,
-    wallet: Option<&Key>,
+    wallet: Option<&Item>,
     amount: Amount,
     at: OffsetDateTime,
 ) -> MovementError {

@@ -86,7 +86,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(keys::login_failures(username)))
+            .set_key(Some(keys::login_failures(username).attributes()))
             .update_expression(
                 "SET #attempts = :attempts, #version = :next, #expires_at = :expires_at",
             )
@@ -130,7 +130,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(keys::login_failures(username)))
+            .set_key(Some(keys::login_failures(username).attributes()))
             .update_expression("REMOVE #attempts.#attempt SET #version = #version + :one")
             .condition_expression("attribute_exists(#attempts.#attempt)")
             .expression_attribute_names("#attempts", ATTEMPTS)

@@ -153,7 +153,7 @@ impl Store {
         self.client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(keys::health()))
+            .set_key(Some(keys::health().attributes()))
             .send()
             .await?;
         Ok(())
@@ -173,7 +173,7 @@ impl Store {
 
     pub async fn get_items(&self, keys: Vec<Key>) -> Result<Vec<Item>, StoreError> {
         let mut request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
+            .set_keys(Some(keys.iter().map(Key::attributes).collect()))
             .consistent_read(true)
             .build()
             .map_err(|error| StoreError::Unexpected(error.to_string()))?;
@@ -204,12 +204,7 @@ impl Store {
 
 /// The item of `items` that has `key`'s primary key.
 fn find<'a>(items: &'a [Item], key: &Key) -> Option<&'a Item> {
-    items.iter().find(|item| same_key(item, key))
-}
-
-/// Whether an item has `key`'s primary key.
-pub fn same_key(item: &Item, key: &Key) -> bool {
-    item.get(keys::PK) == key.get(keys::PK) && item.get(keys::SK) == key.get(keys::SK)
+    items.iter().find(|item| key.identifies(item))
 }
 
 fn string(value: impl Into<String>) -> AttributeValue {

@@ -24,7 +24,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key.clone()))
+            .set_key(Some(key.attributes()))
             .update_expression("ADD #hits :one SET #expires_at = :expires_at")
             .condition_expression(
                 "attribute_not_exists(#hits) OR (#hits < :cap AND #expires_at > :now)",
@@ -71,7 +71,7 @@ impl Store {
         old: &Item,
         expires_at: i64,
     ) -> Result<Option<u64>, StoreError> {
-        let mut item = key.clone();
+        let mut item = key.attributes();
         item.insert(HITS.to_owned(), number(1));
         item.insert(TTL_ATTRIBUTE.to_owned(), number(expires_at));
         let old_expiry = old
@@ -101,7 +101,7 @@ impl Store {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key.clone()))
+            .set_key(Some(key.attributes()))
             .update_expression("ADD #hits :minus_one")
             .condition_expression("#hits > :zero")
             .expression_attribute_names("#hits", HITS)

@@ -112,8 +112,8 @@ impl UserFlag {
     }
 }
 
-fn with_key(mut item: Key, key: Key) -> Key {
-    item.extend(key);
+fn with_key(mut item: Item, key: Key) -> Item {
+    item.extend(key.attributes());
     item
 }
 
@@ -184,7 +184,7 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(keys::username(username)))
+            .set_key(Some(keys::username(username).attributes()))
             .consistent_read(true)
             .send()
             .await?;
@@ -204,7 +204,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(keys::user(user_id)))
+            .set_key(Some(keys::user(user_id).attributes()))
             .update_expression("SET last_login = :at")
             .condition_expression("attribute_exists(PK) AND is_active = :active")
             .expression_attribute_values(":at", string(at))
@@ -233,7 +233,7 @@ impl Store {
     /// Records a token as revoked until it stops verifying: `verifies_until` is its `exp` plus
     /// the verification's clock leeway.
     pub async fn revoke_token(&self, jti: Uuid, verifies_until: i64) -> Result<(), StoreError> {
-        let mut item = keys::revoked_token(jti);
+        let mut item = keys::revoked_token(jti).attributes();
         item.insert(TTL_ATTRIBUTE.to_owned(), number(verifies_until));
         self.put(item).await
     }
@@ -252,7 +252,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(keys::user(credential.user_id)))
+            .set_key(Some(keys::user(credential.user_id).attributes()))
             .update_expression("SET #flag = :value")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_names("#flag", flag.attribute())
