@@ -9,6 +9,7 @@ mod job;
 mod lock;
 mod proposal;
 mod text;
+mod timestamp;
 mod user;
 
 pub use amount::{Amount, MAX_TOKENS, TokenAmount};
@@ -28,4 +29,5 @@ pub use proposal::{
     VOTING_PERIOD_HOURS, Vote,
 };
 pub use text::EscapedText;
+pub use timestamp::rfc3339;
 pub use user::{User, WalletAddress};

@@ -3,7 +3,6 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::body_string;
@@ -12,7 +11,7 @@ use crate::AppState;
 use crate::auth::{Claims, Principal};
 use crate::domain::{
     DEFAULT_VOTING_PERIOD_HOURS, DESCRIPTION_CHARS, EscapedText, Fields, Proposal, ProposalStatus,
-    TITLE_CHARS, TokenAmount, VOTING_PERIOD_HOURS, Vote, WalletAddress,
+    TITLE_CHARS, TokenAmount, VOTING_PERIOD_HOURS, Vote, WalletAddress, rfc3339,
 };
 use crate::http::{
     ApiError, encode_cursor, json_body, json_response, page_request, prefetched, query_fields,
@@ -160,11 +159,11 @@ pub async fn vote(
         .await
         .map_err(|error| match error {
             VoteError::ProposalNotFound => proposal_not_found(),
-            VoteError::VotingClosed(ended_at) => match ended_at.format(&Rfc3339) {
+            VoteError::VotingClosed(ended_at) => match rfc3339(ended_at) {
                 Ok(ended_at) => {
                     ApiError::Conflict(format!("Voting on this proposal closed at {ended_at}"))
                 }
-                Err(error) => ApiError::Internal(error.to_string()),
+                Err(error) => error.into(),
             },
             VoteError::AlreadyVoted => {
                 ApiError::Conflict("This wallet has already voted on this proposal".into())

@@ -1,13 +1,14 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
-use time::format_description::well_known::Rfc3339;
 
 use super::body_string;
 use crate::AppState;
 use crate::auth::Claims;
 use crate::auth::Principal;
-use crate::domain::{Amount, Fields, IdempotencyKey, MAX_TOKENS, TokenAmount, User, WalletAddress};
+use crate::domain::{
+    Amount, Fields, IdempotencyKey, MAX_TOKENS, TokenAmount, User, WalletAddress, rfc3339,
+};
 use crate::http::{ApiError, json_body, json_response, prefetched, query_fields};
 use crate::store::{
     Holding, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse, WalletRead,
@@ -99,12 +100,12 @@ fn refusal(error: MovementError) -> ApiError {
         MovementError::Locked {
             locked,
             unlocked_at,
-        } => match unlocked_at.format(&Rfc3339) {
+        } => match rfc3339(unlocked_at) {
             Ok(unlocked_at) => ApiError::Conflict(format!(
                 "{locked} staked tokens are locked by this wallet's votes on proposals still open; \
                  this unstake becomes possible at {unlocked_at}"
             )),
-            Err(error) => ApiError::Internal(error.to_string()),
+            Err(error) => error.into(),
         },
         MovementError::LocksChanged => {
             ApiError::Conflict("The wallet's votes changed while unstaking; try again".into())

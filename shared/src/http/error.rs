@@ -65,6 +65,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<time::error::Format> for ApiError {
+    fn from(error: time::error::Format) -> Self {
+        Self::Internal(format!("time formatting: {error}"))
+    }
+}
+
 impl From<PasswordError> for ApiError {
     fn from(error: PasswordError) -> Self {
         Self::Internal(error.to_string())

@@ -83,6 +83,12 @@ pub(super) fn condition_failed(reason: &CancellationReason) -> bool {
     reason.code() == Some("ConditionalCheckFailed")
 }
 
+impl From<time::error::Format> for StoreError {
+    fn from(error: time::error::Format) -> Self {
+        Self::Unexpected(format!("time formatting: {error}"))
+    }
+}
+
 impl From<serde_dynamo::Error> for StoreError {
     fn from(error: serde_dynamo::Error) -> Self {
         Self::Unexpected(format!("item (de)serialisation: {error}"))

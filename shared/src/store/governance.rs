@@ -3,14 +3,13 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::error::{condition_failed, failed_conditions};
 use super::keys::{self, GSI1, PROPOSALS};
 use super::ledger::{LOCKS, LOCKS_UNCHANGED, lock_version, locks_attribute, tokens, units};
 use super::{Item, Page, PageRequest, Store, StoreError, find, next_page_start, number, string};
-use crate::domain::{Proposal, StakeLocks, Vote};
+use crate::domain::{Proposal, StakeLocks, Vote, rfc3339};
 
 const VOTES_FOR: &str = "votes_for";
 const VOTES_AGAINST: &str = "votes_against";
@@ -90,10 +89,7 @@ impl Store {
     /// weight, and its locks still being `locks` (as read with the weight). The locks written
     /// are those still active and the vote's.
     pub async fn vote(&self, vote: &Vote, locks: &StakeLocks) -> Result<(), VoteError> {
-        let at = vote
-            .at
-            .format(&Rfc3339)
-            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let at = rfc3339(vote.at).map_err(StoreError::from)?;
         let mut record = keys::vote(vote.proposal_id, vote.voter.as_str()).attributes();
         record.extend([
             (

@@ -2,12 +2,11 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, from_items, to_item};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::keys::{self, JOB_PREFIX};
 use super::{Item, Page, PageRequest, Store, StoreError, find, next_page_start, string};
-use crate::domain::{Job, JobStatus};
+use crate::domain::{Job, JobStatus, rfc3339};
 
 /// What a cancellation found.
 #[derive(Debug)]
@@ -76,9 +75,7 @@ impl Store {
         job_id: Uuid,
         at: OffsetDateTime,
     ) -> Result<CancelJob, StoreError> {
-        let at = at
-            .format(&Rfc3339)
-            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let at = rfc3339(at)?;
         let [pending, running] = JobStatus::CANCELLABLE;
         let result = self
             .client

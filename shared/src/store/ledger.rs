@@ -6,7 +6,6 @@ use aws_sdk_dynamodb::types::{
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use sha2::{Digest, Sha256};
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -14,7 +13,7 @@ use super::error::{condition_failed, failed_conditions};
 use super::keys;
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{
-    Amount, IdempotencyKey, MAX_TOKENS, StakeLock, StakeLocks, TokenAmount, WalletAddress,
+    Amount, IdempotencyKey, MAX_TOKENS, StakeLock, StakeLocks, TokenAmount, WalletAddress, rfc3339,
 };
 
 /// How long an `Idempotency-Key` is remembered.
@@ -146,7 +145,9 @@ pub(super) fn lock_version(version: u64) -> AttributeValue {
     AttributeValue::N(version.to_string())
 }
 
-/// A stored whole number of smallest units.
+/// A stored whole number of smallest units. Amounts are mapped by hand, not with serde_dynamo:
+/// it has no 128-bit numbers (serde's default refuses `u128`), and amounts need up to 31 digits of
+/// DynamoDB's 38.
 pub(super) fn tokens(item: &Item, attribute: &str) -> Result<TokenAmount, StoreError> {
     item.get(attribute)
         .and_then(|value| value.as_n().ok())
@@ -459,10 +460,7 @@ impl Store {
     }
 
     fn ledger_entry(&self, movement: &Movement) -> Result<TransactWriteItem, StoreError> {
-        let at = movement
-            .at
-            .format(&Rfc3339)
-            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let at = rfc3339(movement.at)?;
         let mut item = keys::ledger_entry(movement.wallet.as_str(), movement.id).attributes();
         item.extend([
             ("transaction_id".to_owned(), string(movement.id.to_string())),

@@ -1,4 +1,5 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -7,7 +8,7 @@ use super::error::{condition_failed, failed_conditions, is_condition_failure};
 use super::keys::{self, Key};
 use super::login_attempts::{LoginAttempts, login_attempts_in};
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
-use crate::domain::User;
+use crate::domain::{User, rfc3339};
 
 const NOT_EXISTS: &str = "attribute_not_exists(PK)";
 
@@ -22,27 +23,10 @@ pub enum CreateUserError {
 }
 
 /// What login needs to know about a username.
+#[derive(Serialize, Deserialize)]
 pub struct Credential {
     pub user_id: Uuid,
     pub password_hash: String,
-}
-
-impl Credential {
-    fn from_item(item: &Item) -> Result<Self, StoreError> {
-        let text = |name: &str| {
-            item.get(name)
-                .and_then(|value| value.as_s().ok())
-                .cloned()
-                .ok_or_else(|| StoreError::Unexpected(format!("credential item without {name}")))
-        };
-        let user_id = text("user_id")?
-            .parse()
-            .map_err(|_| StoreError::Unexpected("credential item with a bad user_id".into()))?;
-        Ok(Self {
-            user_id,
-            password_hash: text("password_hash")?,
-        })
-    }
 }
 
 /// What login reads about a username before it verifies a password.
@@ -60,7 +44,7 @@ impl LoginState {
 
     pub fn from_items(items: &[Item], username: &str) -> Result<Self, StoreError> {
         let credential = find(items, &keys::username(username))
-            .map(Credential::from_item)
+            .map(|item| from_item(item.clone()))
             .transpose()?;
         Ok(Self {
             credential,
@@ -129,12 +113,12 @@ impl Store {
             to_item(user).map_err(StoreError::from)?,
             keys::user(user.id),
         );
+        let credential = Credential {
+            user_id: user.id,
+            password_hash: password_hash.to_owned(),
+        };
         let credential = with_key(
-            [
-                ("user_id".to_owned(), string(user.id.to_string())),
-                ("password_hash".to_owned(), string(password_hash)),
-            ]
-            .into(),
+            to_item(&credential).map_err(StoreError::from)?,
             keys::username(&user.username),
         );
         let email = with_key(
@@ -188,7 +172,7 @@ impl Store {
             .consistent_read(true)
             .send()
             .await?;
-        output.item.as_ref().map(Credential::from_item).transpose()
+        Ok(output.item.map(from_item).transpose()?)
     }
 
     /// Sets `last_login`, only while the account is active.
@@ -197,9 +181,7 @@ impl Store {
         user_id: Uuid,
         at: OffsetDateTime,
     ) -> Result<LoginRecord, StoreError> {
-        let at = at
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let at = rfc3339(at)?;
         let result = self
             .client
             .update_item()

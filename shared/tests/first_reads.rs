@@ -1,0 +1,110 @@
+//! Every route that declares a first read gets it from the rate limiter's one round trip: after
+//! the limiter's `UpdateItem ‖ BatchGetItem`, the handler makes only the calls of its own work.
+//! A route whose declared first read differs from what its handler reads would show a second read
+//! here.
+
+mod support;
+
+use serde_json::json;
+use shared::handlers::{GET_JOB, LOGIN, MINT, STAKE, SUBMIT_JOB, UNSTAKE, VOTE};
+use support::faults::FaultInjector;
+use support::{PASSWORD, TestApp, event};
+
+const LIMITER: [&str; 2] = ["UpdateItem", "BatchGetItem"];
+
+fn after_the_limiter(calls: &[&str]) -> Vec<String> {
+    LIMITER
+        .iter()
+        .chain(calls)
+        .map(|call| call.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn first_reads_ride_in_the_rate_limiters_round_trip() {
+    let injector = FaultInjector::start().await;
+    let app = TestApp::with_fault_injector(&injector).await;
+    let (username, token) = app.user_with_token().await;
+    let (_, admin) = app.admin_with_token().await;
+    let wallet = app.wallet(&token).await;
+    let post = |path: &str, token: &str, body: serde_json::Value| {
+        event("POST", path).bearer(token).json(&body).build()
+    };
+    let minted = post(
+        "/api/tokenomics/mint",
+        &admin,
+        json!({"address": wallet, "amount": "10"}),
+    );
+    assert_eq!(app.call(&MINT, minted).await.status(), 200);
+    let staked = post(
+        "/api/tokenomics/stake",
+        &token,
+        json!({"address": wallet, "amount": "5"}),
+    );
+    assert_eq!(app.call(&STAKE, staked).await.status(), 200);
+    let job = json!({"name": "render", "sla_tier": "gold", "cpu_required": 1, "memory_required": 1, "gpu_required": 0});
+    let submitted = app
+        .call(&SUBMIT_JOB, post("/api/scheduler/jobs", &token, job))
+        .await;
+    let job_id = submitted.json()["jobId"].as_str().unwrap().to_owned();
+    let proposal = json!({"title": "Lower the fees", "description": "Halve the platform fee for bronze-tier jobs for one trial quarter.", "proposer": wallet});
+    let created = app
+        .call(
+            &shared::handlers::CREATE_PROPOSAL,
+            post("/api/tokenomics/proposals", &token, proposal),
+        )
+        .await;
+    let proposal_id = created.json()["proposalId"].as_str().unwrap().to_owned();
+
+    injector.observe();
+    let login = json!({"username": username, "password": PASSWORD});
+    let response = app
+        .call(
+            &LOGIN,
+            event("POST", "/api/auth/login").json(&login).build(),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        injector.calls(),
+        after_the_limiter(&["UpdateItem", "UpdateItem", "UpdateItem"]),
+        "login: the attempt's reservation, then last_login and the release"
+    );
+
+    injector.observe();
+    let get = event("GET", &format!("/api/scheduler/jobs/{job_id}"))
+        .path_parameter("id", &job_id)
+        .bearer(&token)
+        .build();
+    assert_eq!(app.call(&GET_JOB, get).await.status(), 200);
+    assert_eq!(injector.calls(), after_the_limiter(&[]), "get-job");
+
+    injector.observe();
+    let vote = json!({"proposal_id": proposal_id, "voter": wallet, "vote": true});
+    let response = app
+        .call(&VOTE, post("/api/tokenomics/vote", &token, vote))
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text());
+    assert_eq!(
+        injector.calls(),
+        after_the_limiter(&["TransactWriteItems"]),
+        "vote"
+    );
+
+    injector.observe();
+    let unstake = json!({"address": wallet, "amount": "1"});
+    let response = app
+        .call(&UNSTAKE, post("/api/tokenomics/unstake", &token, unstake))
+        .await;
+    assert_eq!(
+        response.status(),
+        409,
+        "the vote locks the stake: {}",
+        response.text()
+    );
+    assert_eq!(
+        injector.calls(),
+        after_the_limiter(&["TransactWriteItems"]),
+        "unstake: its transaction, refused by the lock"
+    );
+}
