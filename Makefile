@@ -39,14 +39,16 @@ $(CHECKOV_STAMP): infra/requirements-checkov.txt
 build:
 	cargo build --workspace --quiet
 
-## Serve every function on http://127.0.0.1:3000 with a local DynamoDB on 127.0.0.1:8000.
+## Serve every function on http://127.0.0.1:3000 with a local DynamoDB on 127.0.0.1:8000; other
+## ports with RUN_ARGS="--port 3001 --dynamodb-port 8001". Ctrl-C, SIGTERM and SIGHUP stop it all.
+RUN_ARGS ?=
 run: $(STAMP) build
-	$(PYTHON) infra/local_stack.py run
+	$(PYTHON) infra/local_stack.py run $(RUN_ARGS)
 
 ## The same API in the Lambda containers SAM users run: `sam local start-api` on
 ## http://127.0.0.1:3000, functions built for this host (debug), a local DynamoDB they reach.
 sam-local: $(STAMP) build
-	$(PYTHON) infra/sam_local.py start-api
+	$(PYTHON) infra/sam_local.py start-api $(RUN_ARGS)
 
 ## The Lambda runtime image `sam local` runs the functions in, made from local packages.
 sam-image: $(STAMP)
