@@ -175,3 +175,16 @@ def test_a_taken_functions_port_is_named(tmp_path):
         result, other = run_beside(port, "functions", tmp_path)
     assert_refused_in_one_line(result, port, os.getpid(), "python")
     assert not listening(other), "nothing was started"
+
+
+def test_the_emulator_answers_a_body_that_is_not_utf8_itself(api):
+    """cargo-lambda's emulator (`make run`) answers a JSON body that is not UTF-8 with its own
+    500 before any function runs, where API Gateway would hand the function the body
+    base64-encoded: the functions' 400 for it is tested in-process (shared/tests/body_encoding.rs)
+    and through `sam local invoke` (tests/sam/). The README says so; this fails if a cargo-lambda
+    release changes it."""
+    response = api.post("/api/auth/register", data='{"username":"café"}'.encode("latin-1"),
+                        headers={"Content-Type": "application/json"})
+    assert response.status_code == 500, response.text
+    assert response.headers["Content-Type"].startswith("text/plain"), "not the functions' problem+json"
+    assert "x-content-type-options" not in response.headers, "no function answered (they all set it)"
