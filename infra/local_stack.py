@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import errno
 import os
 import re
@@ -163,11 +164,15 @@ class StopRequested(KeyboardInterrupt):
 
 
 def stop_on_signals() -> None:
-    """Ctrl-C, SIGTERM and SIGHUP (a closed terminal, `kill`, a process manager, `make` passing
-    on its SIGTERM) all unwind the stack, and every `finally` stops what it started. The servers
-    run in sessions of their own, out of reach of the terminal's signals, so this is what stops
-    them. After the first signal the others are ignored, so that the cleanup runs to its end (a
-    server that does not stop within 10 s gets SIGKILL)."""
+    """Ctrl-C, SIGTERM and SIGHUP (a closed terminal, `kill`, a process manager) all unwind the
+    stack, and every `finally` stops what it started. The servers run in sessions of their own,
+    out of reach of the terminal's signals, so this is what stops them. After the first signal
+    the others are ignored, so that the cleanup runs to its end (a server that does not stop
+    within 10 s gets SIGKILL).
+
+    Under make (`make run`), SIGTERM also comes when make dies: make passes a SIGTERM of its own
+    on to its recipe, but not SIGHUP or SIGINT sent to make alone, and nothing when it is killed,
+    which would otherwise leave the stack running without it."""
 
     def handler(signum: int, _frame) -> None:
         for each in STOP_SIGNALS:
@@ -176,6 +181,12 @@ def stop_on_signals() -> None:
 
     for each in STOP_SIGNALS:
         signal.signal(each, handler)
+    if os.environ.get("MAKELEVEL") and sys.platform.startswith("linux"):
+        parent = os.getppid()
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # make died before the request took effect
+            raise StopRequested(signal.SIGTERM)
 
 
 def _command_line(args, limit: int = 100) -> str:
@@ -185,12 +196,24 @@ def _command_line(args, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _process(pid: int) -> str:
+def _cmdline(pid: int) -> str | None:
     try:
         words = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-        return f"pid {pid} ({_command_line([word.decode(errors='replace') for word in words])})"
     except OSError:
-        return f"pid {pid}"
+        return None
+    return _command_line([word.decode(errors="replace") for word in words])
+
+
+def _process(pid: int) -> str:
+    """`pid 1234 (its command line)`, and the local stack that started it, if one did: stopping
+    that one stops everything it started."""
+    described = f"pid {pid} ({_cmdline(pid)})" if _cmdline(pid) else f"pid {pid}"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        parent_cmdline = _cmdline(parent) or ""
+        if "local_stack.py" in parent_cmdline or "sam_local.py" in parent_cmdline:
+            described += f", started by pid {parent} ({parent_cmdline})"
+    return described
 
 
 def _listening_pids(port: int) -> list[int]:

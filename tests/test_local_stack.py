@@ -20,34 +20,53 @@ from conftest import REPO, local_stack
 SCRIPT = REPO / "infra" / "local_stack.py"
 
 
-def children_of(pid: int) -> list[int]:
-    children = []
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 on (the command name, field 2, may hold spaces)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+# A process, told apart from a later one that reuses its pid: (pid, start time in clock ticks).
+Process = tuple[int, int]
+
+
+def descendants_of(pid: int) -> set[Process]:
+    """The processes below `pid` now."""
+    parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            # The command name (field 2) may hold spaces and parentheses; the fields after it do not.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                children.append(int(stat.parent.name))
-    return children
-
-
-def descendants_of(pid: int) -> set[int]:
+        fields = stat_fields(int(stat.parent.name))
+        if fields:
+            parents.setdefault(int(fields[1]), []).append((int(stat.parent.name), int(fields[19])))
     found, pending = set(), [pid]
     while pending:
-        for child in children_of(pending.pop()):
+        for child in parents.get(pending.pop(), []):
             if child not in found:
                 found.add(child)
-                pending.append(child)
+                pending.append(child[0])
     return found
 
 
-def alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie waiting to be reaped."""
+def alive(process: Process) -> bool:
+    """Whether the process still runs (not a zombie, not its pid taken by another process)."""
+    fields = stat_fields(process[0])
+    return bool(fields) and fields[0] != "Z" and int(fields[19]) == process[1]
+
+
+def kill(processes: set[Process]) -> None:
+    """SIGKILL to these processes, each only if it is still the one the test started."""
+    for process in processes:
+        if alive(process):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(process[0], signal.SIGKILL)
+
+
+def command_line(process: Process) -> str:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{process[0]}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
-        return False
-    return state != "Z"
+        return ""
 
 
 def listening(port: int) -> bool:
@@ -65,40 +84,55 @@ def wait_until(condition, timeout: float, interval: float = 0.1) -> bool:
 
 
 class Stack:
-    """`local_stack.py run` in a session of its own, and every process it starts, so that the
-    test can end exactly those (by pid) whatever the outcome."""
+    """`local_stack.py run` (or `make run`) in a session of its own, and every process it starts,
+    so that the test can end exactly those (by pid) whatever the outcome."""
 
-    def __init__(self, log: Path, *args: str):
+    def __init__(self, log: Path, via_make: bool = False):
         self.port, self.dynamodb_port = local_stack.free_port(), local_stack.free_port()
+        options = ["--port", str(self.port), "--dynamodb-port", str(self.dynamodb_port), "--table", "fog-compute-signals"]
+        if via_make:
+            # A make of its own, not a sub-make of the `make test` this may run under.
+            env = {name: value for name, value in os.environ.items() if name not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+            command = ["make", "-s", "run", f"RUN_ARGS={' '.join(options)}"]
+        else:
+            env = dict(os.environ)
+            command = [sys.executable, str(SCRIPT), "run", *options]
         self._log = open(log, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "run", "--port", str(self.port),
-             "--dynamodb-port", str(self.dynamodb_port), "--table", "fog-compute-signals", *args],
-            cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        self.started: set[int] = set()
+        self.started: set[Process] = set()
 
     def wait_serving(self, timeout: float = 600) -> None:
         def serving() -> bool:
-            assert self.process.poll() is None, f"local_stack.py run exited with {self.process.returncode}"
+            assert self.process.poll() is None, f"the stack exited with {self.process.returncode}"
             self.started |= descendants_of(self.process.pid)
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    pass
                 local_stack._wait_for(f"http://127.0.0.1:{self.port}/", timeout=1, accept=lambda status: status == 200)
                 return True
             except (OSError, TimeoutError):
                 return False
         assert wait_until(serving, timeout, interval=0.5), "the stack did not start"
-        self.started |= descendants_of(self.process.pid)
+
+    def running(self) -> set[Process]:
+        """Every process of the stack now (the top one included)."""
+        return {process for process in descendants_of(self.process.pid) if alive(process)}
 
     def cleanup(self) -> None:
-        for pid in [self.process.pid, *self.started]:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        processes = self.started | self.running()
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        kill(processes)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
         self._log.close()
+
+
+def assert_gone(processes: set[Process], *ports: int) -> None:
+    assert wait_until(lambda: not any(alive(process) for process in processes), timeout=20), {
+        process[0]: command_line(process) for process in processes if alive(process)
+    }
+    assert not any(listening(port) for port in ports)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
@@ -106,18 +140,33 @@ def test_a_stop_signal_stops_the_whole_stack(tmp_path, stop_signal):
     stack = Stack(tmp_path / "run.log")
     try:
         stack.wait_serving()
-        servers = stack.started
+        servers = stack.running()
         assert listening(stack.port) and listening(stack.dynamodb_port)
         assert len(servers) >= 2, "the DynamoDB server and cargo lambda watch"
 
         stack.process.send_signal(stop_signal)
         stack.process.wait(timeout=30)
-        assert wait_until(lambda: not any(alive(pid) for pid in servers), timeout=20), {
-            pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in servers if alive(pid)
-        }
-        assert not listening(stack.port) and not listening(stack.dynamodb_port)
+        assert_gone(servers, stack.port, stack.dynamodb_port)
         log = (tmp_path / "run.log").read_text(errors="replace")
         assert "Traceback" not in log, log
+    finally:
+        stack.cleanup()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_make_run_stops_the_stack_when_make_goes(tmp_path, stop_signal):
+    """`make run` stopped through make's pid alone (a process manager): make passes a SIGTERM on
+    to its recipe; killed, it passes nothing on, and the script gets SIGTERM from the kernel
+    when its parent dies (PR_SET_PDEATHSIG, set under make)."""
+    stack = Stack(tmp_path / "make-run.log", via_make=True)
+    try:
+        stack.wait_serving()
+        processes = stack.running()
+        assert any("local_stack.py" in command_line(process) for process in processes)
+
+        stack.process.send_signal(stop_signal)
+        stack.process.wait(timeout=30)
+        assert_gone(processes, stack.port, stack.dynamodb_port)
     finally:
         stack.cleanup()
 
@@ -131,7 +180,7 @@ def run_beside(holder_port: int, which: str, tmp_path: Path) -> tuple[subprocess
          "--table", "fog-compute-taken"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
-    started: set[int] = set()
+    started: set[Process] = set()
     try:
         deadline = time.monotonic() + 60
         while stack.poll() is None and time.monotonic() < deadline:
@@ -141,9 +190,9 @@ def run_beside(holder_port: int, which: str, tmp_path: Path) -> tuple[subprocess
         stdout, stderr = stack.communicate()
         return subprocess.CompletedProcess(stack.args, stack.returncode, stdout, stderr), other
     finally:
-        for pid in [stack.pid, *started]:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            stack.kill()
+        kill(started)
 
 
 def assert_refused_in_one_line(result: subprocess.CompletedProcess, port: int, holder_pid: int, holder_name: str):

@@ -7,8 +7,8 @@ mod support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::handlers::{
-    create_proposal, login, mint, register, register_device, stake, submit_job, transfer,
-    unstake, vote,
+    create_proposal, login, mint, register, register_device, stake, submit_job, transfer, unstake,
+    vote,
 };
 use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
