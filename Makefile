@@ -5,8 +5,11 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < infra/requirements.txt | cut -d' ' -f1)
+# checkov has a venv of its own: its pins conflict with aws-sam-cli's (infra/requirements-checkov.txt).
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < infra/requirements-checkov.txt | cut -d' ' -f1)
 
-.PHONY: run sam-local test test-unit test-handlers test-e2e test-sam test-deploy lint build sam-image bench
+.PHONY: run sam-local test test-checkov test-unit test-handlers test-e2e test-sam test-deploy lint build sam-image bench
 
 # The function binaries, as template.yaml names them (Metadata.BuildProperties.Binary).
 BINARIES := $(shell sed -n 's/^ *Binary: *//p' template.yaml)
@@ -27,29 +30,44 @@ $(STAMP): infra/requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+$(CHECKOV_STAMP): infra/requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
+	rm -f $(CHECKOV_VENV)/.installed-*
+	touch $@
+
 build:
 	cargo build --workspace --quiet
 
-## Serve every function on http://127.0.0.1:3000 with a local DynamoDB on 127.0.0.1:8000.
+## Serve every function on http://127.0.0.1:3000 with a local DynamoDB on 127.0.0.1:8000; other
+## ports with RUN_ARGS="--port 3001 --dynamodb-port 8001". Ctrl-C, SIGTERM and SIGHUP stop it all.
+RUN_ARGS ?=
 run: $(STAMP) build
-	$(PYTHON) infra/local_stack.py run
+	$(PYTHON) infra/local_stack.py run $(RUN_ARGS)
 
 ## The same API in the Lambda containers SAM users run: `sam local start-api` on
 ## http://127.0.0.1:3000, functions built for this host (debug), a local DynamoDB they reach.
 sam-local: $(STAMP) build
-	$(PYTHON) infra/sam_local.py start-api
+	$(PYTHON) infra/sam_local.py start-api $(RUN_ARGS)
 
 ## The Lambda runtime image `sam local` runs the functions in, made from local packages.
 sam-image: $(STAMP)
 	$(PYTHON) infra/sam_image.py
 
-## Everything: lint, unit tests, in-process handler tests, end-to-end tests over HTTP, SAM local,
-## and the deploy path checked offline.
-test: lint test-unit test-handlers test-e2e test-sam test-deploy
+## Everything: lint, checkov, unit tests, in-process handler tests, end-to-end tests over HTTP,
+## SAM local, and the deploy path checked offline.
+test: lint test-checkov test-unit test-handlers test-e2e test-sam test-deploy
 
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+## checkov's CloudFormation checks on template.yaml: zero failed. A check that does not apply is
+## skipped in the resource's Metadata with its reason. Offline and deterministic: no platform
+## download (--skip-download, BC_SKIP_MAPPING), no update check, only the pinned version's checks.
+test-checkov: $(CHECKOV_STAMP)
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --file template.yaml \
+	  --framework cloudformation --skip-download --quiet --compact
 
 test-unit:
 	cargo test --workspace --lib --bins --quiet

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import errno
 import os
+import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -109,9 +113,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for(url: str, timeout: float, accept=lambda status: True) -> None:
+class StackError(Exception):
+    """A failure the local stack reports in one line, without a traceback."""
+
+
+def _wait_for(url: str, timeout: float, accept=lambda status: True, process: subprocess.Popen | None = None) -> None:
+    """Until `url` answers with a status `accept`s; fails at once if `process` (the server that
+    should answer) exits, since something else may be answering on its port."""
     deadline = time.monotonic() + timeout
     while True:
+        if process is not None and process.poll() is not None:
+            raise StackError(f"{_command_line(process.args)} exited with status {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 if accept(response.status):
@@ -137,6 +149,132 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+# ---------------------------------------------------------------------------------------------
+# Stopping on signals, and ports already taken.
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopRequested(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the main thread is, so that it unwinds as Ctrl-C does."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP (a closed terminal, `kill`, a process manager) all unwind the
+    stack, and every `finally` stops what it started. The servers run in sessions of their own,
+    out of reach of the terminal's signals, so this is what stops them. After the first signal
+    the others are ignored, so that the cleanup runs to its end (a server that does not stop
+    within 10 s gets SIGKILL).
+
+    Under make (`make run`), SIGTERM also comes when make dies: make passes a SIGTERM of its own
+    on to its recipe, but not SIGHUP or SIGINT sent to make alone, and nothing when it is killed,
+    which would otherwise leave the stack running without it."""
+
+    def handler(signum: int, _frame) -> None:
+        for each in STOP_SIGNALS:
+            signal.signal(each, signal.SIG_IGN)
+        raise KeyboardInterrupt if signum == signal.SIGINT else StopRequested(signum)
+
+    for each in STOP_SIGNALS:
+        signal.signal(each, handler)
+    if os.environ.get("MAKELEVEL") and sys.platform.startswith("linux"):
+        parent = os.getppid()
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # make died before the request took effect
+            raise StopRequested(signal.SIGTERM)
+
+
+def _command_line(args, limit: int = 100) -> str:
+    """A command line for a message, with the repository's paths made relative."""
+    words = [str(arg) for arg in (args if isinstance(args, (list, tuple)) else [args])]
+    text = " ".join(os.path.relpath(word, REPO) if word.startswith(f"{REPO}/") else word for word in words)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _cmdline(pid: int) -> str | None:
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return None
+    return _command_line([word.decode(errors="replace") for word in words])
+
+
+def _process(pid: int) -> str:
+    """`pid 1234 (its command line)`, and the local stack that started it, if one did: stopping
+    that one stops everything it started."""
+    described = f"pid {pid} ({_cmdline(pid)})" if _cmdline(pid) else f"pid {pid}"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        parent_cmdline = _cmdline(parent) or ""
+        if "local_stack.py" in parent_cmdline or "sam_local.py" in parent_cmdline:
+            described += f", started by pid {parent} ({parent_cmdline})"
+    return described
+
+
+def _listening_pids(port: int) -> list[int]:
+    """The processes with a socket listening on TCP `port`: the socket's inode from
+    /proc/net/tcp{,6}, then the process holding that inode among /proc/*/fd (other users'
+    processes are not readable), else what `ss -ltnp` says."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+    pids = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
+                pids.append(int(fd_dir.parent.name))
+    if not pids and shutil.which("ss"):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            listing = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5)
+            pids = sorted({int(pid) for pid in re.findall(r"pid=(\d+)", listing.stdout)})
+    return pids
+
+
+def port_problem(port: int, host: str = "127.0.0.1") -> str | None:
+    """None when a server can listen on `host`:`port`; otherwise why not, as the end of a sentence
+    about the port: `in use by pid 1234 (.venv/bin/python infra/dynamodb_server.py ...)`."""
+    with socket.socket() as probe:
+        # As the servers themselves bind: a port left in TIME_WAIT is free, a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+            return None
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                return f"cannot be listened on ({error.strerror})"
+    pids = _listening_pids(port)
+    return "in use by " + (", ".join(_process(pid) for pid in pids) if pids else "a process this user cannot see")
+
+
+def check_ports_free(ports: list[tuple[int, str, str]], host: str = "127.0.0.1") -> None:
+    """Raises StackError naming, in one line, every port of (port, what, option) that a server
+    cannot listen on at `host` (or at the fourth element of the entry), and what holds it."""
+    taken = []
+    for port, what, option, *at in ports:
+        problem = port_problem(port, at[0] if at else host)
+        if problem:
+            taken.append((port, what, option, problem))
+    if not taken:
+        return
+    problems = "; ".join(f"port {port} ({what}) is {problem}" for port, what, _, problem in taken)
+    options = " and ".join(option for _, _, option, _ in taken)
+    advice = "stop it, or choose another port" if len(taken) == 1 else "stop them, or choose other ports"
+    raise StackError(f"{problems}: {advice} ({options})")
+
+
+# ---------------------------------------------------------------------------------------------
+# The servers.
+
+
 class DynamoDb:
     """The single-threaded moto server, with the project's table.
 
@@ -147,13 +285,18 @@ class DynamoDb:
         self.host, self.port = host, port
         self.endpoint = f"http://{'127.0.0.1' if host in ('0.0.0.0', '127.0.0.1') else host}:{port}"
         self._log = open(log, "ab") if log else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "infra" / "dynamodb_server.py"), "--host", host, "--port", str(port)],
-            stdout=self._log,
-            stderr=self._log,
-            start_new_session=True,
-        )
-        _wait_for(f"{self.endpoint}/moto-api/", timeout=30)
+        self.process = None
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, str(REPO / "infra" / "dynamodb_server.py"), "--host", host, "--port", str(port)],
+                stdout=self._log,
+                stderr=self._log,
+                start_new_session=True,
+            )
+            _wait_for(f"{self.endpoint}/moto-api/", timeout=30, process=self.process)
+        except BaseException:  # a signal, a timeout, or the server exiting (its port taken)
+            self.stop()
+            raise
 
     def client(self):
         return boto3.client(
@@ -174,7 +317,8 @@ class DynamoDb:
         )
 
     def stop(self) -> None:
-        _stop(self.process)
+        if self.process is not None:
+            _stop(self.process)
 
 
 class Functions:
@@ -196,19 +340,25 @@ class Functions:
         if not reload:
             command.append("--ignore-changes")
         self._log = open(log, "ab") if log else None
-        self.process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env={**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"},
-            stdout=self._log,
-            stderr=subprocess.STDOUT if self._log else None,
-            start_new_session=True,
-        )
-        # The first request of each function starts it; the root answers without DynamoDB.
-        _wait_for(f"{self.url}/", timeout=600, accept=lambda status: status == 200)
+        self.process = None
+        try:
+            self.process = subprocess.Popen(
+                command,
+                cwd=REPO,
+                env={**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"},
+                stdout=self._log,
+                stderr=subprocess.STDOUT if self._log else None,
+                start_new_session=True,
+            )
+            # The first request of each function starts it; the root answers without DynamoDB.
+            _wait_for(f"{self.url}/", timeout=600, accept=lambda status: status == 200, process=self.process)
+        except BaseException:  # a signal, a timeout, or cargo lambda exiting (its port taken)
+            self.stop()
+            raise
 
     def stop(self) -> None:
-        _stop(self.process)
+        if self.process is not None:
+            _stop(self.process)
         self._env_dir.cleanup()
 
 
@@ -238,6 +388,12 @@ def _dynamodb(port: int, table: str) -> Iterator[DynamoDb]:
 
 
 def run(args: argparse.Namespace) -> None:
+    # A stack left running (killed before this script stopped its servers on signals, say) still
+    # holds them: say so rather than talk to it.
+    check_ports_free([
+        (args.port, "the functions", "--port"),
+        (args.dynamodb_port, "the local DynamoDB", "--dynamodb-port"),
+    ])
     with _dynamodb(args.dynamodb_port, args.table) as dynamodb:
         print(f"Local DynamoDB on {dynamodb.endpoint}, table {args.table}", flush=True)
         print("Starting the functions (the first start compiles them)...", flush=True)
@@ -248,11 +404,11 @@ def run(args: argparse.Namespace) -> None:
                 f"  curl -s {functions.url}/health\n"
                 f"  curl -s -X POST {functions.url}/api/auth/register -H 'Content-Type: application/json' \\\n"
                 "       -d '{\"username\":\"alice\",\"email\":\"alice@example.com\",\"password\":\"Fog-Compute-2024\"}'\n\n"
-                "Ctrl-C stops everything.",
+                "Ctrl-C (or SIGTERM, SIGHUP) stops everything.",
                 flush=True,
             )
             functions.process.wait()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP (StopRequested)
             pass
         finally:
             functions.stop()
@@ -277,10 +433,19 @@ def main() -> int:
     with_parser.add_argument("--table", default="fog-compute-test")
     with_parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
-    if args.action == "run":
-        run(args)
-        return 0
-    return with_dynamodb(args)
+    stop_on_signals()
+    try:
+        if args.action == "run":
+            run(args)
+            return 0
+        return with_dynamodb(args)
+    except StackError as error:
+        print(f"local_stack: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as stop:  # during start-up; whatever had started is stopped by now
+        if args.action == "run":
+            return 0
+        return 128 + (stop.signum if isinstance(stop, StopRequested) else signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import platform
 import re
 import secrets
 import shutil
-import signal
 import string
 import subprocess
 import sys
@@ -222,20 +221,23 @@ class StartApi:
             command, cwd=REPO, env=env, start_new_session=True,
             stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
         )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"sam local start-api exited with {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/", timeout=timeout) as response:
-                    if response.status == 200:
-                        break
-            except (OSError, urllib.error.HTTPError):
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"sam local start-api did not answer on {self.url} within {timeout:.0f}s")
-            time.sleep(0.5)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"sam local start-api exited with {self.process.returncode}")
+                try:
+                    with urllib.request.urlopen(f"{self.url}/", timeout=timeout) as response:
+                        if response.status == 200:
+                            break
+                except (OSError, urllib.error.HTTPError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"sam local start-api did not answer on {self.url} within {timeout:.0f}s")
+                time.sleep(0.5)
+        except BaseException:  # a signal too: SAM runs in a session of its own
+            self.stop()
+            raise
 
     def stop(self) -> None:
         # SAM removes the containers it started when it gets SIGTERM.
@@ -326,12 +328,15 @@ def new_event(binary: str) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def _interrupt(_signal, _frame):
-    raise KeyboardInterrupt
-
-
 def start_api(args: argparse.Namespace) -> None:
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up as Ctrl-C does
+    local_stack.stop_on_signals()  # SIGTERM and SIGHUP clean up as Ctrl-C does
+    reason = docker_check()
+    if reason:
+        sys.exit(f"sam_local: {reason}")
+    local_stack.check_ports_free([
+        (args.port, "sam local start-api", "--port"),
+        (args.dynamodb_port, "the local DynamoDB", "--dynamodb-port", bridge_gateway()),
+    ])
     template = prepare()
     with dynamodb_for_containers(args.table, args.dynamodb_port) as (dynamodb, endpoint):
         sam = Sam(template, env_json(REPO / "env.json", endpoint, args.table), dynamodb.endpoint)
@@ -345,7 +350,7 @@ def start_api(args: argparse.Namespace) -> None:
                 f"  AWS_ENDPOINT_URL={dynamodb.endpoint} AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 \\\n"
                 f"    .venv/bin/sam local invoke HealthFunction -e events/health.json "
                 f"{' '.join(sam.common_args(relative=True))}\n\n"
-                "Ctrl-C stops everything.",
+                "Ctrl-C (or SIGTERM, SIGHUP) stops everything.",
                 flush=True,
             )
             api.process.wait()
@@ -373,7 +378,13 @@ def main() -> int:
     commands.add_parser("docker-check", help="exit 0 when a Docker engine answers, else print why not")
     args = parser.parse_args()
     if args.action == "start-api":
-        start_api(args)
+        try:
+            start_api(args)
+        except local_stack.StackError as error:
+            print(f"sam_local: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:  # during start-up; whatever had started is stopped by now
+            return 0
     elif args.action == "build":
         print(build(args.build_dir))
     elif args.action == "env-json":

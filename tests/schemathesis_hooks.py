@@ -6,8 +6,9 @@ import schemathesis
 @schemathesis.hook
 def filter_body(context, body):
     """Drops bodies that are not UTF-8: cargo-lambda's emulator answers those with its own 500
-    before any function runs, where API Gateway would base64-encode them. How the functions
-    decode base64 bodies is tested in-process (shared/tests/auth.rs)."""
+    before any function runs, where API Gateway would base64-encode them. The functions' answer
+    to such a body (400) is tested in-process (shared/tests/body_encoding.rs) and through `sam
+    local invoke` (tests/sam/test_sam_local.py)."""
     if isinstance(body, (bytes, bytearray)):
         try:
             body.decode("utf-8")

@@ -25,6 +25,8 @@ pub fn json_body(req: &Request) -> Result<JsonObject, ApiError> {
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
+    // A body that is not UTF-8 reaches the function base64-encoded (`isBase64Encoded`), which
+    // lambda_http decodes into `Body::Binary`.
     let bytes: &[u8] = match req.body() {
         Body::Empty => &[],
         Body::Text(text) => text.as_bytes(),
@@ -33,6 +35,14 @@ pub fn json_body(req: &Request) -> Result<JsonObject, ApiError> {
     };
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+    }
+    // JSON exchanged between systems is UTF-8 (RFC 8259, section 8.1). Said as such, rather than
+    // as the parser's "invalid unicode code point" or "expected value" at some column.
+    if let Err(error) = std::str::from_utf8(bytes) {
+        return Err(ApiError::BadRequest(format!(
+            "Malformed JSON body: not UTF-8 (an invalid byte at offset {})",
+            error.valid_up_to()
+        )));
     }
     // Well-formed JSON of another type (array, string, null, ...) is a data error.
     match serde_json::from_slice::<UniqueKeys>(bytes) {
@@ -214,6 +224,32 @@ mod tests {
             json_body(&request(json, &over)),
             Err(ApiError::PayloadTooLarge(_))
         ));
+    }
+
+    #[test]
+    fn refuses_bodies_that_are_not_utf8() {
+        let binary = |bytes: &[u8]| {
+            http::Request::builder()
+                .method("POST")
+                .header(CONTENT_TYPE, "application/json")
+                .body(Body::Binary(bytes.to_vec()))
+                .unwrap()
+        };
+        for (bytes, offset) in [
+            (&b"{\"a\":\"caf\xe9\"}"[..], 9),
+            (b"\xff\xfe{}", 0),
+            (b"{\"a\":\"\xed\xa0\x80\"}", 6),
+        ] {
+            let Err(ApiError::BadRequest(detail)) = json_body(&binary(bytes)) else {
+                panic!("{bytes:?} was accepted")
+            };
+            assert_eq!(
+                detail,
+                format!("Malformed JSON body: not UTF-8 (an invalid byte at offset {offset})")
+            );
+        }
+        let body = json_body(&binary("{\"a\":\"café\"}".as_bytes())).unwrap();
+        assert_eq!(body["a"].get(), "\"café\"");
     }
 
     #[test]

@@ -1,0 +1,222 @@
+"""What template.yaml grants and declares, read from the template itself (no stack needed).
+
+Least privilege: each function may write only the item types it writes, named by their partition
+key prefixes through `dynamodb:LeadingKeys`. There is no IAM policy simulator offline, so the
+policies are compared with the table below, which says what the code writes (shared/src/store/).
+A new function, or a function that starts writing another item type, fails here until the table
+and the template's policy are updated together."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import local_stack
+
+TEMPLATE = local_stack.load_template()
+RESOURCES = TEMPLATE["Resources"]
+FUNCTIONS = local_stack.template_functions(TEMPLATE)
+
+PUT, UPDATE, CHECK = "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"
+# Every action that writes, or that is authorised item by item inside TransactWriteItems.
+WRITE_ACTIONS = {
+    PUT, UPDATE, CHECK, "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete",
+}
+READ_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
+
+# The rate limiter's window counters: an UpdateItem counts, a conditional PutItem replaces a
+# counter past its TTL (store/rate_counters.rs). Every function but health is rate limited.
+COUNTERS = {(UPDATE, "RATE#"), (PUT, "RATE#")}
+MOVEMENT = COUNTERS | {(UPDATE, "WALLET#"), (PUT, "WALLET#"), (PUT, "IDEMPOTENCY#")}
+
+# Function -> (action, partition key prefix) pairs it may write. TransactWriteItems is authorised
+# per item, as PutItem, UpdateItem or ConditionCheckItem.
+EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
+    "RootFunction": COUNTERS,
+    "HealthFunction": set(),
+    # One TransactWriteItems: the profile, the credential, the email reservation, the wallet.
+    "RegisterFunction": COUNTERS | {(PUT, "USER#"), (PUT, "USERNAME#"), (PUT, "EMAIL#"), (PUT, "WALLET#")},
+    # The failed-login record, and last_login on the profile.
+    "LoginFunction": COUNTERS | {(UPDATE, "LOGINFAIL#"), (UPDATE, "USER#")},
+    "MeFunction": COUNTERS,
+    # The revocation item.
+    "LogoutFunction": COUNTERS | {(PUT, "TOKEN#")},
+    "OpenApiFunction": COUNTERS,
+    # Jobs live in their user's partition, beside the profile.
+    "SubmitJobFunction": COUNTERS | {(PUT, "USER#")},
+    "ListJobsFunction": COUNTERS,
+    "GetJobFunction": COUNTERS,
+    "CancelJobFunction": COUNTERS | {(UPDATE, "USER#")},
+    "RegisterDeviceFunction": COUNTERS | {(UPDATE, "DEVICE#")},
+    "ListDevicesFunction": COUNTERS,
+    "BalanceFunction": COUNTERS,
+    # One TransactWriteItems: the wallet updates, the ledger entry (in the wallet's partition),
+    # the Idempotency-Key record.
+    "TransferFunction": MOVEMENT,
+    "StakeFunction": MOVEMENT,
+    "UnstakeFunction": MOVEMENT,
+    "MintFunction": MOVEMENT,
+    "CreateProposalFunction": COUNTERS | {(PUT, "PROPOSAL#")},
+    "ListProposalsFunction": COUNTERS,
+    # One TransactWriteItems: the vote record (put) and the tally (update) in the proposal's
+    # partition; the wallet's vote lock (update), or the check of its stake (condition check).
+    "VoteFunction": COUNTERS | {(PUT, "PROPOSAL#"), (UPDATE, "PROPOSAL#"), (UPDATE, "WALLET#"), (CHECK, "WALLET#")},
+}
+
+TABLE, INDEX = "Table", "Table/index/GSI1"
+# Function -> (action, resource) pairs it may read. The rate limiter's BatchGetItem reads the
+# previous window's counter, the caller's profile and token revocation, and a handler's first item.
+LIMITER = {("dynamodb:BatchGetItem", TABLE)}
+WALLET_READ = LIMITER | {("dynamodb:GetItem", TABLE)}
+EXPECTED_READS: dict[str, set[tuple[str, str]]] = {
+    **{function: LIMITER for function in EXPECTED_WRITES},
+    "HealthFunction": {("dynamodb:GetItem", TABLE)},
+    "ListJobsFunction": LIMITER | {("dynamodb:Query", TABLE)},
+    "ListDevicesFunction": LIMITER | {("dynamodb:Query", INDEX)},
+    "ListProposalsFunction": LIMITER | {("dynamodb:Query", INDEX)},
+    "BalanceFunction": WALLET_READ,
+    "TransferFunction": WALLET_READ,
+    "StakeFunction": WALLET_READ,
+    "UnstakeFunction": WALLET_READ,
+    "MintFunction": WALLET_READ,
+}
+
+
+def statements(function: str) -> list[dict]:
+    """The inline policy statements of a function (SAM `Policies`)."""
+    found = []
+    for policy in RESOURCES[function]["Properties"].get("Policies", []):
+        assert isinstance(policy, dict) and set(policy) == {"Statement"}, (
+            f"{function}: only inline statements, no managed or SAM policy templates: {policy}"
+        )
+        found.extend(policy["Statement"])
+    return found
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def dynamodb_statements(function: str) -> list[dict]:
+    return [
+        statement for statement in statements(function)
+        if any(action.startswith("dynamodb:") for action in as_list(statement["Action"]))
+    ]
+
+
+def resource_name(resource) -> str:
+    """`Table` for !GetAtt Table.Arn, `Table/index/GSI1` for !Sub "${Table.Arn}/index/GSI1"."""
+    if resource == "Table.Arn":
+        return TABLE
+    if resource == "${Table.Arn}/index/GSI1":
+        return INDEX
+    raise AssertionError(f"an unexpected resource: {resource!r}")
+
+
+def leading_key_prefixes(statement: dict) -> list[str]:
+    """The partition key prefixes a write statement is limited to; fails on any other condition."""
+    condition = statement.get("Condition") or {}
+    assert list(condition) == ["ForAllValues:StringLike"] and list(condition["ForAllValues:StringLike"]) == [
+        "dynamodb:LeadingKeys"
+    ], f"a write statement without exactly one ForAllValues:StringLike dynamodb:LeadingKeys condition: {statement}"
+    patterns = as_list(condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+    for pattern in patterns:
+        assert isinstance(pattern, str) and pattern.endswith("#*") and not set(pattern[:-1]) & {"*", "?"}, (
+            f"a leading-key pattern must be one partition key prefix: {pattern!r}"
+        )
+    return [pattern[:-1] for pattern in patterns]
+
+
+def test_the_table_names_every_function_of_the_template():
+    assert set(FUNCTIONS) == set(EXPECTED_WRITES) == set(EXPECTED_READS)
+
+
+@pytest.mark.parametrize("function", sorted(EXPECTED_WRITES))
+def test_writes_are_limited_to_the_key_prefixes_the_function_writes(function):
+    granted = set()
+    for statement in dynamodb_statements(function):
+        assert statement["Effect"] == "Allow" and set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
+        actions = set(as_list(statement["Action"]))
+        if not actions & WRITE_ACTIONS:
+            continue
+        assert actions <= WRITE_ACTIONS, f"{function}: reads and writes in one statement: {sorted(actions)}"
+        assert [resource_name(resource) for resource in as_list(statement["Resource"])] == [TABLE]
+        prefixes = leading_key_prefixes(statement)
+        granted |= {(action, prefix) for action in actions for prefix in prefixes}
+    assert granted == EXPECTED_WRITES[function], {
+        "granted but never written": granted - EXPECTED_WRITES[function],
+        "written but not granted": EXPECTED_WRITES[function] - granted,
+    }
+
+
+@pytest.mark.parametrize("function", sorted(EXPECTED_READS))
+def test_reads_are_the_calls_the_function_makes(function):
+    granted = set()
+    for statement in dynamodb_statements(function):
+        actions = set(as_list(statement["Action"]))
+        if actions & WRITE_ACTIONS:
+            continue
+        assert actions <= READ_ACTIONS, f"{function}: {sorted(actions - READ_ACTIONS)}"
+        granted |= {(action, resource_name(resource)) for action in actions for resource in as_list(statement["Resource"])}
+    assert granted == EXPECTED_READS[function], {
+        "granted but never called": granted - EXPECTED_READS[function],
+        "called but not granted": EXPECTED_READS[function] - granted,
+    }
+
+
+@pytest.mark.parametrize("function", sorted(EXPECTED_WRITES))
+def test_no_other_service_and_no_wildcard_actions(function):
+    for statement in statements(function):
+        for action in as_list(statement["Action"]):
+            assert "*" not in action and "?" not in action, f"{function}: {action}"
+            assert action.startswith("dynamodb:") or action == "secretsmanager:GetSecretValue", f"{function}: {action}"
+        if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
+            assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
+            assert statement["Resource"] == "JwtSecret", f"{function}: the JWT secret alone"
+
+
+ARGON2_FUNCTIONS = ("RegisterFunction", "LoginFunction")
+RESERVED = "PasswordHashingReservedConcurrency"
+
+
+def test_register_and_login_reserve_concurrency_only_when_asked():
+    parameter = TEMPLATE["Parameters"][RESERVED]
+    assert parameter["Type"] == "Number" and parameter["MinValue"] == 0
+    # 0 by default: a reservation fails the deploy where it would leave the account fewer than
+    # 100 unreserved executions, and ReservedConcurrentExecutions: 0 would stop the function.
+    assert parameter["Default"] == 0
+    condition_name = next(
+        name for name, condition in TEMPLATE["Conditions"].items()
+        if condition == [[RESERVED, "0"]]
+    )
+    for function in ARGON2_FUNCTIONS:
+        reserved = RESOURCES[function]["Properties"]["ReservedConcurrentExecutions"]
+        assert reserved == [condition_name, RESERVED, "AWS::NoValue"], function
+    others = set(FUNCTIONS) - set(ARGON2_FUNCTIONS)
+    assert not [function for function in others if "ReservedConcurrentExecutions" in RESOURCES[function]["Properties"]]
+
+
+def test_the_throttling_parameters_say_they_apply_per_route():
+    """API Gateway applies the stage's default route throttling to each route on its own; the
+    descriptions say so, with the figures for the whole API at the defaults."""
+    routes = len(local_stack.template_routes(TEMPLATE))
+    for name in ("ApiThrottlingBurstLimit", "ApiThrottlingRateLimit"):
+        parameter = TEMPLATE["Parameters"][name]
+        description = " ".join(parameter["Description"].split())
+        default = parameter["Default"]
+        assert "per route, not per API" in description, f"{name}: {description}"
+        assert f"each of the {routes} routes" in description, f"{name}: {description}"
+        assert f"{routes} x {default} = {routes * default:,}" in description, f"{name}: {description}"
+    settings = RESOURCES["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    assert settings == {"ThrottlingBurstLimit": "ApiThrottlingBurstLimit", "ThrottlingRateLimit": "ApiThrottlingRateLimit"}
+
+
+def test_every_checkov_skip_gives_its_reason():
+    """`make test-checkov` fails on any failed check; a check skipped in a resource's Metadata
+    must say why in one line."""
+    for name, resource in RESOURCES.items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert set(skip) == {"id", "comment"}, f"{name}: {skip}"
+            assert skip["id"].startswith("CKV_"), f"{name}: {skip}"
+            comment = skip["comment"].strip()
+            assert comment and "\n" not in comment and len(comment) <= 200, f"{name} {skip['id']}: {comment!r}"
