@@ -220,3 +220,15 @@ def test_every_checkov_skip_gives_its_reason():
             assert skip["id"].startswith("CKV_"), f"{name}: {skip}"
             comment = skip["comment"].strip()
             assert comment and "\n" not in comment and len(comment) <= 200, f"{name} {skip['id']}: {comment!r}"
+
+
+def test_only_the_functions_that_read_a_token_may_read_the_jwt_secret():
+    """health reads no token (an exempt route): its function starts without the JWT secret, so it
+    gets neither the right to read it nor its ARN."""
+    readers = {
+        function for function in FUNCTIONS
+        if any("secretsmanager:GetSecretValue" in as_list(statement["Action"]) for statement in statements(function))
+    }
+    assert readers == set(FUNCTIONS) - {"HealthFunction"}
+    health = RESOURCES["HealthFunction"]["Properties"]["Environment"]["Variables"]
+    assert health["JWT_SECRET_ARN"] == ""

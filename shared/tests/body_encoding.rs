@@ -7,8 +7,8 @@ mod support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::handlers::{
-    create_proposal, login, mint, register, register_device, stake, submit_job, transfer, unstake,
-    vote,
+    CREATE_PROPOSAL, LOGIN, MINT, REGISTER, REGISTER_DEVICE, STAKE, SUBMIT_JOB, TRANSFER, UNSTAKE,
+    VOTE,
 };
 use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
@@ -58,7 +58,7 @@ async fn a_registration_in_latin1_is_a_400_and_registers_nobody() {
         .header("content-type", "application/json")
         .base64_body(&latin1_registration(&username))
         .build();
-    assert_not_utf8_problem(&app.call(register, request).await);
+    assert_not_utf8_problem(&app.call(&REGISTER, request).await);
     assert!(!item_exists(&app, &format!("USERNAME#{username}"), "CREDENTIAL").await);
     assert!(!item_exists(&app, &format!("EMAIL#{username}@example.com"), "EMAIL").await);
     // The same registration in UTF-8 is fine.
@@ -68,7 +68,7 @@ async fn a_registration_in_latin1_is_a_400_and_registers_nobody() {
         .header("content-type", "application/json")
         .base64_body(&utf8)
         .build();
-    let response = app.call(register, request).await;
+    let response = app.call(&REGISTER, request).await;
     assert_eq!(response.status(), 201, "{}", response.text());
 }
 
@@ -88,7 +88,7 @@ async fn a_transfer_that_is_not_utf8_is_a_400_and_moves_nothing() {
         .header("idempotency-key", "not-utf8-transfer")
         .base64_body(&body)
         .build();
-    assert_not_utf8_problem(&app.call(transfer, request).await);
+    assert_not_utf8_problem(&app.call(&TRANSFER, request).await);
     let entries = app
         .dynamodb()
         .query()
@@ -100,7 +100,7 @@ async fn a_transfer_that_is_not_utf8_is_a_400_and_moves_nothing() {
         .await
         .unwrap();
     assert_eq!(entries.count(), 0, "no ledger entry");
-    let user_id = app.state.tokens.verify(&token).unwrap().sub;
+    let user_id = app.state.jwt_keys().unwrap().verify(&token).unwrap().sub;
     assert!(
         !item_exists(
             &app,
@@ -147,16 +147,16 @@ async fn every_body_reading_route_refuses_a_body_that_is_not_utf8() {
                 .base64_body(body)
                 .build();
             let response = match path {
-                "/api/auth/register" => app.call(register, request).await,
-                "/api/auth/login" => app.call(login, request).await,
-                "/api/scheduler/jobs" => app.call(submit_job, request).await,
-                "/api/idle-compute/devices" => app.call(register_device, request).await,
-                "/api/tokenomics/transfer" => app.call(transfer, request).await,
-                "/api/tokenomics/stake" => app.call(stake, request).await,
-                "/api/tokenomics/unstake" => app.call(unstake, request).await,
-                "/api/tokenomics/mint" => app.call(mint, request).await,
-                "/api/tokenomics/proposals" => app.call(create_proposal, request).await,
-                "/api/tokenomics/vote" => app.call(vote, request).await,
+                "/api/auth/register" => app.call(&REGISTER, request).await,
+                "/api/auth/login" => app.call(&LOGIN, request).await,
+                "/api/scheduler/jobs" => app.call(&SUBMIT_JOB, request).await,
+                "/api/idle-compute/devices" => app.call(&REGISTER_DEVICE, request).await,
+                "/api/tokenomics/transfer" => app.call(&TRANSFER, request).await,
+                "/api/tokenomics/stake" => app.call(&STAKE, request).await,
+                "/api/tokenomics/unstake" => app.call(&UNSTAKE, request).await,
+                "/api/tokenomics/mint" => app.call(&MINT, request).await,
+                "/api/tokenomics/proposals" => app.call(&CREATE_PROPOSAL, request).await,
+                "/api/tokenomics/vote" => app.call(&VOTE, request).await,
                 _ => unreachable!(),
             };
             assert_not_utf8_problem(&response);
