@@ -112,12 +112,12 @@ fn phc_matches(password: &[u8], phc: &str) -> password_hash::Result<bool> {
 
 /// The PHC string of an argon2id hash, computed off the async executor.
 pub async fn hash_password(password: Password) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(telemetry::in_current_span(move || {
         telemetry::costed("argon2id", "hash", || {
             phc_hash(password.expose().as_bytes())
         })
         .map_err(|error| ApiError::Internal(format!("argon2 hashing failed: {error}")))
-    })
+    }))
     .await
     .map_err(|error| ApiError::Internal(format!("hashing task failed: {error}")))?
 }
@@ -127,12 +127,12 @@ pub async fn hash_password(password: Password) -> Result<String, ApiError> {
 pub async fn verify_password(password: SecretString, stored_hash: Option<String>) -> bool {
     let known_user = stored_hash.is_some();
     let hash = stored_hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
-    let matches = tokio::task::spawn_blocking(move || {
+    let matches = tokio::task::spawn_blocking(telemetry::in_current_span(move || {
         telemetry::costed("argon2id", "verify", || {
             phc_matches(password.expose_secret().as_bytes(), &hash)
         })
         .unwrap_or(false)
-    })
+    }))
     .await
     .unwrap_or(false);
     known_user && matches

@@ -8,6 +8,7 @@ use lambda_http::http::header::{
     X_CONTENT_TYPE_OPTIONS,
 };
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use tracing::Instrument;
 
 use crate::ratelimit::{self, Admission, Decision, ResolvedSession};
 use crate::routes::Route;
@@ -34,9 +35,29 @@ where
     .await
 }
 
-/// Runs one request of `route` through its handler: errors become problem responses, every
-/// response gets the security headers, and one log line records the outcome.
+/// Runs one request of `route` through its handler inside the request's span, so that every
+/// line it logs carries its request id and route.
 pub async fn dispatch<H, F>(
+    route: &'static Route,
+    handler: H,
+    req: Request,
+    state: &'static AppState,
+) -> Response<Body>
+where
+    H: Fn(Request, &'static AppState) -> F,
+    F: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let span = telemetry::request_span(
+        req.lambda_context_ref()
+            .map(|context| context.request_id.as_str()),
+        route,
+    );
+    respond(route, handler, req, state).instrument(span).await
+}
+
+/// Errors become problem responses, every response gets the security headers, and one log line
+/// records the outcome.
+async fn respond<H, F>(
     route: &'static Route,
     handler: H,
     req: Request,
@@ -48,9 +69,6 @@ where
 {
     let started = Instant::now();
     let mut req = req;
-    let request_id = req
-        .lambda_context_ref()
-        .map(|context| context.request_id.clone());
     let client_ip = source_ip(&req).map(str::to_owned);
     let allowed_origin = req
         .headers()
@@ -105,8 +123,6 @@ where
         add_cors_headers(&mut response, origin);
     }
     tracing::info!(
-        request_id,
-        route = format!("{} {}", route.method, route.path),
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         user_id,
