@@ -40,9 +40,9 @@ LOCAL_AWS_ENV = {
     "AWS_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-# Passed through to the functions when set in the caller's environment.
 # The browser origin the local stack answers CORS for (a frontend's dev server).
 DEVELOPMENT_ORIGIN = "http://localhost:5173"
+# Passed through to the functions when set in the caller's environment.
 PASSTHROUGH_ENV = (
     "ACCESS_TOKEN_EXPIRE_MINUTES",
     "CORS_ALLOWED_ORIGINS",
@@ -50,6 +50,7 @@ PASSTHROUGH_ENV = (
     "RATE_LIMIT_WRITE_PER_MIN",
     "RATE_LIMIT_READ_PER_MIN",
     "RATE_LIMIT_ADMIN_PER_MIN",
+    "AWS_LAMBDA_LOG_LEVEL",
 )
 
 

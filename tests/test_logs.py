@@ -1,6 +1,8 @@
-"""Log hygiene: one structured line per request, and no secret in any line of a full scenario,
-a failed login and a 500 forced by fault injection included."""
+"""Log hygiene: one structured line per request, every line of a request carrying its request id
+and route, the level AWS_LAMBDA_LOG_LEVEL names, and no secret in any line of a full scenario, a
+failed login and a 500 forced by fault injection included."""
 
+import collections
 import json
 
 import pytest
@@ -11,25 +13,43 @@ from fault_proxy import FaultProxy
 
 @pytest.fixture(scope="module")
 def logged(dynamodb, tmp_path_factory):
+    """The stack at the default level, with the bench's cost lines."""
     log = tmp_path_factory.mktemp("logs") / "functions.log"
     proxy = FaultProxy(dynamodb.port)
     try:
-        with running_stack(dynamodb, "fog-compute-e2e-logs", log=log, DYNAMODB_ENDPOINT=proxy.url, **UNLIMITED) as api:
+        with running_stack(dynamodb, "fog-compute-e2e-logs", log=log, DYNAMODB_ENDPOINT=proxy.url,
+                           FOG_LOG_COSTS="1", **UNLIMITED) as api:
             yield api, proxy, log
     finally:
         proxy.close()
 
 
-def request_lines(log_text: str) -> list[dict]:
+# What lambda_runtime logs as a process starts, before any request: cargo-lambda's emulator sets
+# AWS_LAMBDA_MAX_CONCURRENCY (Lambda itself only on managed instances).
+STARTUP_MESSAGES = ("AWS_LAMBDA_MAX_CONCURRENCY is set",)
+
+
+def records(log_text: str) -> list[dict]:
+    """The lines the functions logged while serving requests (cargo-lambda's own lines are not
+    JSON)."""
     lines = []
     for line in log_text.splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        if record.get("fields", {}).get("message") == "request":
-            lines.append(record["fields"])
+        if isinstance(record, dict) and not record["fields"]["message"].startswith(STARTUP_MESSAGES):
+            lines.append(record)
     return lines
+
+
+def request_lines(log_text: str) -> list[dict]:
+    """Each request's closing line: its fields, with its span's request id and route."""
+    return [
+        {**record["fields"], "request_id": record["span"]["request_id"], "route": record["span"]["route"]}
+        for record in records(log_text)
+        if record["fields"]["message"] == "request"
+    ]
 
 
 def test_a_full_scenario_logs_no_secret(logged):
@@ -97,3 +117,62 @@ def test_authentication_failures_are_logged_without_the_username(logged):
     text = log.read_text(errors="replace")
     assert "login refused: bad credentials" in text
     assert username not in text
+
+
+def test_every_line_a_request_logs_carries_its_request_id_and_route(logged):
+    api, proxy, log = logged
+    before = len(log.read_text(errors="replace"))
+    username, token = api.new_user()
+    assert api.login(username, "Wrong-Password-1").status_code == 401
+    proxy.garble()
+    try:
+        assert api.get("/api/auth/me", token=token).status_code == 500
+    finally:
+        proxy.up()
+
+    lines = records(log.read_text(errors="replace")[before:])
+    by_request = collections.defaultdict(list)
+    for line in lines:
+        span = line.get("span", {})
+        assert span.get("request_id") and span.get("route"), f"a line without its request: {line}"
+        by_request[span["request_id"]].append(line)
+    closing = {}
+    for request_id, request in by_request.items():
+        [closing[request_id]] = [line for line in request if line["fields"]["message"] == "request"]
+        assert {line["span"]["route"] for line in request} == {closing[request_id]["span"]["route"]}
+
+    def messages(route: str, status: int) -> list[str]:
+        [request_id] = [request_id for request_id, line in closing.items()
+                        if line["span"]["route"] == route and line["fields"]["status"] == status]
+        return [line["fields"]["message"] for line in by_request[request_id]]
+
+    assert {"cost", "login refused: bad credentials"} <= set(messages("POST /api/auth/login", 401))
+    assert "request failed" in messages("GET /api/auth/me", 500)
+    costs = {line["fields"]["cost"] for line in lines if line["fields"]["message"] == "cost"}
+    assert costs == {"dynamodb", "argon2id"}, "the cost lines of DynamoDB calls and of hashing on the blocking pool"
+
+
+@pytest.fixture(scope="module")
+def warn_logged(dynamodb, tmp_path_factory):
+    """The stack at WARN, spelled as Lambda never does."""
+    log = tmp_path_factory.mktemp("logs-warn") / "functions.log"
+    proxy = FaultProxy(dynamodb.port)
+    try:
+        with running_stack(dynamodb, "fog-compute-e2e-logs-warn", log=log, DYNAMODB_ENDPOINT=proxy.url,
+                           AWS_LAMBDA_LOG_LEVEL="warn", **UNLIMITED) as api:
+            yield api, proxy, log
+    finally:
+        proxy.close()
+
+
+def test_the_level_lambda_sets_is_honoured(warn_logged):
+    api, proxy, log = warn_logged
+    proxy.refuse()
+    try:
+        assert api.get("/").status_code == 200
+    finally:
+        proxy.up()
+    lines = records(log.read_text(errors="replace"))
+    assert [line["level"] for line in lines] == ["WARN"], lines
+    assert lines[0]["fields"]["message"] == "rate limiter unavailable; failing open"
+    assert lines[0]["span"]["route"] == "GET /" and lines[0]["span"]["request_id"]

@@ -158,9 +158,12 @@ mod tests {
 
     #[test]
     fn parses_cost_lines_and_ignores_others() {
-        let line = r#"{"timestamp":"2026-01-01T00:00:00Z","level":"INFO","fields":{"message":"cost","cost":"dynamodb","operation":"BatchGetItem","started_us":10,"finished_us":25}}"#;
-        assert_eq!(Cost::parse(line), Some(call("BatchGetItem", 10, 25)));
-        let request = r#"{"level":"INFO","fields":{"message":"request","status":200}}"#;
+        let line = r#"{"timestamp":"2026-11-30T07:35:02.249385Z","level":"INFO","fields":{"message":"cost","cost":"dynamodb","operation":"UpdateItem","started_us":1796024102222245,"finished_us":1796024102249376},"span":{"request_id":"923e9888-d65f-47ed-9e7d-768d012abffb","route":"GET /","name":"request"}}"#;
+        assert_eq!(
+            Cost::parse(line),
+            Some(call("UpdateItem", 1796024102222245, 1796024102249376))
+        );
+        let request = r#"{"timestamp":"2026-11-30T07:35:02.257580Z","level":"INFO","fields":{"message":"request","status":200,"latency_ms":36.672673,"source_ip":"127.0.0.1","rate_limit":"admitted"},"span":{"request_id":"923e9888-d65f-47ed-9e7d-768d012abffb","route":"GET /","name":"request"}}"#;
         assert_eq!(Cost::parse(request), None);
         assert_eq!(Cost::parse("not json"), None);
     }

@@ -7,6 +7,7 @@ use bench::measure::{Answer, ColdRun, Subject, WarmRun, cold_start, warm};
 use bench::report::{FunctionResult, Measured, Report, Sizes};
 use bench::template::{self, Api, Function};
 use bench::world::{World, with_body};
+use clap::Parser;
 use serde_json::{Value, json};
 
 type Route = (&'static str, &'static str);
@@ -26,67 +27,49 @@ const COST_LOG_VARIABLE: &str = "FOG_LOG_COSTS";
 /// The rate limits a function gets: high enough never to refuse the bench.
 const UNLIMITED: &str = "1000000";
 
-const USAGE: &str = "usage: bench [--only f1,f2] [--cold-runs N] [--warm-invocations N]
-             [--binaries DIR] [--arm64 DIR] [--events DIR] [--out DIR]
-Needs TABLE_NAME and DYNAMODB_ENDPOINT (infra/local_stack.py with-dynamodb sets them).";
+/// What the bench needs from its environment, and who provides it.
+const ENVIRONMENT: &str =
+    "Needs TABLE_NAME and DYNAMODB_ENDPOINT (infra/local_stack.py with-dynamodb sets them).";
 
+#[derive(Parser, Debug, PartialEq)]
+#[command(name = "bench", about, after_help = ENVIRONMENT)]
 struct Options {
+    /// Only these functions (comma-separated binary names), beside the floor.
+    #[arg(long, value_name = "F1,F2", value_delimiter = ',')]
     only: Option<Vec<String>>,
+    /// Fresh processes started per function, for init and cold start (at least 5).
+    #[arg(long, value_name = "N", default_value_t = 7, value_parser = at_least::<5>)]
     cold_runs: usize,
+    /// Invocations of one warm process per function, for warm latency and peak RSS (at least
+    /// 200).
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = at_least::<200>)]
     warm_invocations: usize,
+    /// The x86_64 bootstraps measured, one file per function.
+    #[arg(long, value_name = "DIR", default_value = "target/release")]
     binaries: PathBuf,
+    /// cargo lambda's arm64 builds (`DIR/<function>/bootstrap`), for their sizes.
+    #[arg(long, value_name = "DIR")]
     arm64: Option<PathBuf>,
+    /// The fixtures, `DIR/<function>.json` (a function without one gets an event built from
+    /// openapi.yaml).
+    #[arg(long, value_name = "DIR", default_value = "events")]
     events: PathBuf,
+    /// Where results.md, results.json and cold-start.svg are written.
+    #[arg(long, value_name = "DIR", default_value = "bench/results")]
     out: PathBuf,
 }
 
-impl Options {
-    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut options = Self {
-            only: None,
-            cold_runs: 7,
-            warm_invocations: 200,
-            binaries: PathBuf::from("target/release"),
-            arm64: None,
-            events: PathBuf::from("events"),
-            out: PathBuf::from("bench/results"),
-        };
-        while let Some(flag) = args.next() {
-            let mut value = || args.next().ok_or(format!("{flag} needs a value"));
-            match flag.as_str() {
-                "--only" => {
-                    options.only = Some(value()?.split(',').map(str::to_owned).collect());
-                }
-                "--cold-runs" => options.cold_runs = count(&value()?, 5)?,
-                "--warm-invocations" => options.warm_invocations = count(&value()?, 200)?,
-                "--binaries" => options.binaries = value()?.into(),
-                "--arm64" => options.arm64 = Some(value()?.into()),
-                "--events" => options.events = value()?.into(),
-                "--out" => options.out = value()?.into(),
-                _ => return Err(format!("unknown argument {flag}")),
-            }
-        }
-        Ok(options)
-    }
-}
-
-fn count(raw: &str, least: usize) -> Result<usize, String> {
+/// A whole number of at least `LEAST`: with fewer runs, a median or a p99 says little.
+fn at_least<const LEAST: usize>(raw: &str) -> Result<usize, String> {
     raw.parse::<usize>()
         .ok()
-        .filter(|count| *count >= least)
-        .ok_or(format!("{raw}: a whole number of at least {least}"))
+        .filter(|count| *count >= LEAST)
+        .ok_or(format!("a whole number of at least {LEAST}"))
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let options = match Options::parse(std::env::args().skip(1)) {
-        Ok(options) => options,
-        Err(error) => {
-            eprintln!("{error}\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(error) = run(options).await {
+    if let Err(error) = run(Options::parse()).await {
         eprintln!("bench: {error}");
         std::process::exit(1);
     }
@@ -95,8 +78,8 @@ async fn main() {
 type Failure = Box<dyn std::error::Error>;
 
 async fn run(options: Options) -> Result<(), Failure> {
-    let table = std::env::var("TABLE_NAME").map_err(|_| USAGE)?;
-    let endpoint = std::env::var("DYNAMODB_ENDPOINT").map_err(|_| USAGE)?;
+    let table = std::env::var("TABLE_NAME").map_err(|_| ENVIRONMENT)?;
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT").map_err(|_| ENVIRONMENT)?;
     let functions = template::functions(&std::fs::read_to_string("template.yaml")?)?;
     let api = Api::parse(&std::fs::read_to_string("openapi.yaml")?)?;
     let secret = jwt_secret()?;
@@ -436,4 +419,103 @@ fn sizes(bootstrap: &Path) -> Result<Sizes, Failure> {
 
 fn progress(message: &str) {
     eprintln!("bench: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Result<Options, clap::Error> {
+        Options::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        Options::command().debug_assert();
+    }
+
+    #[test]
+    fn no_flag_gives_the_defaults() {
+        assert_eq!(
+            parsed(&[]).unwrap(),
+            Options {
+                only: None,
+                cold_runs: 7,
+                warm_invocations: 200,
+                binaries: "target/release".into(),
+                arm64: None,
+                events: "events".into(),
+                out: "bench/results".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn every_flag_is_read() {
+        let args = [
+            "--arm64",
+            "target/lambda",
+            "--only",
+            "me,health",
+            "--cold-runs",
+            "11",
+            "--warm-invocations",
+            "500",
+            "--binaries",
+            "bin",
+            "--events",
+            "fixtures",
+            "--out",
+            "out",
+        ];
+        assert_eq!(
+            parsed(&args).unwrap(),
+            Options {
+                only: Some(vec!["me".into(), "health".into()]),
+                cold_runs: 11,
+                warm_invocations: 500,
+                binaries: "bin".into(),
+                arm64: Some("target/lambda".into()),
+                events: "fixtures".into(),
+                out: "out".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn counts_are_whole_numbers_from_their_bounds() {
+        assert_eq!(parsed(&["--cold-runs", "5"]).unwrap().cold_runs, 5);
+        assert_eq!(
+            parsed(&["--warm-invocations", "200"])
+                .unwrap()
+                .warm_invocations,
+            200
+        );
+        for refused in [
+            ["--cold-runs", "4"],
+            ["--cold-runs", "seven"],
+            ["--cold-runs", "7.5"],
+            ["--warm-invocations", "199"],
+        ] {
+            let error = parsed(&refused).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ValueValidation, "{refused:?}");
+        }
+        let error = parsed(&["--cold-runs", "4"]).unwrap_err().to_string();
+        assert!(error.contains("a whole number of at least 5"), "{error}");
+    }
+
+    #[test]
+    fn unknown_flags_and_missing_values_are_refused() {
+        assert_eq!(
+            parsed(&["--cold-starts", "7"]).unwrap_err().kind(),
+            ErrorKind::UnknownArgument
+        );
+        assert_eq!(
+            parsed(&["--out"]).unwrap_err().kind(),
+            ErrorKind::InvalidValue
+        );
+    }
 }

@@ -120,12 +120,12 @@ pub enum PasswordError {
 
 /// The PHC string of an argon2id hash, computed off the async executor.
 pub async fn hash_password(password: Password) -> Result<String, PasswordError> {
-    tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(telemetry::in_current_span(move || {
         telemetry::costed("argon2id", "hash", || {
             phc_hash(password.expose().as_bytes())
         })
         .map_err(PasswordError::Hashing)
-    })
+    }))
     .await
     .map_err(PasswordError::Task)?
 }
@@ -135,12 +135,12 @@ pub async fn hash_password(password: Password) -> Result<String, PasswordError> 
 pub async fn verify_password(password: SecretString, stored_hash: Option<String>) -> bool {
     let known_user = stored_hash.is_some();
     let hash = stored_hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
-    let matches = tokio::task::spawn_blocking(move || {
+    let matches = tokio::task::spawn_blocking(telemetry::in_current_span(move || {
         telemetry::costed("argon2id", "verify", || {
             phc_matches(password.expose_secret().as_bytes(), &hash)
         })
         .unwrap_or(false)
-    })
+    }))
     .await
     .unwrap_or(false);
     known_user && matches

@@ -8,6 +8,7 @@ use lambda_http::http::header::{
     X_CONTENT_TYPE_OPTIONS,
 };
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use tracing::Instrument;
 
 use crate::auth::{Credentials, Principal};
 use crate::ratelimit::{self, Caller, Decision, Verdict};
@@ -30,21 +31,28 @@ pub async fn run(endpoint: &'static Endpoint) -> Result<(), lambda_http::Error> 
     .await
 }
 
-/// Runs one request through `endpoint`: its bearer token verified, once; the rate limiter's
-/// verdict, whose read also fetches the token's session and the handler's first read; then the
-/// handler, with what the limiter read in the request's extensions. Errors become problem
-/// responses, every response gets the security headers, and one log line records the outcome.
+/// Runs one request through `endpoint` inside the request's span, so that every line it logs
+/// carries its request id and route.
 pub async fn dispatch(
     endpoint: &Endpoint,
     req: Request,
     state: &'static AppState,
 ) -> Response<Body> {
+    let span = telemetry::request_span(
+        req.lambda_context_ref()
+            .map(|context| context.request_id.as_str()),
+        &endpoint.route,
+    );
+    respond(endpoint, req, state).instrument(span).await
+}
+
+/// The bearer token verified, once; the rate limiter's verdict, whose read also fetches the
+/// token's session and the handler's first read; then the handler, with what the limiter read in
+/// the request's extensions. Errors become problem responses, every response gets the security
+/// headers, and one log line records the outcome.
+async fn respond(endpoint: &Endpoint, req: Request, state: &'static AppState) -> Response<Body> {
     let started = Instant::now();
-    let route = &endpoint.route;
     let mut req = req;
-    let request_id = req
-        .lambda_context_ref()
-        .map(|context| context.request_id.clone());
     let client_ip = source_ip(&req).map(str::to_owned);
     let allowed_origin = req
         .headers()
@@ -98,8 +106,6 @@ pub async fn dispatch(
         add_cors_headers(&mut response, origin);
     }
     tracing::info!(
-        request_id,
-        route = format!("{} {}", route.method, route.path),
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         user_id,
