@@ -59,7 +59,8 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     "CreateProposalFunction": COUNTERS | {(PUT, "PROPOSAL#")},
     "ListProposalsFunction": COUNTERS,
     # One TransactWriteItems: the vote record (put) and the tally (update) in the proposal's
-    # partition; the wallet's vote lock (update), or the check of its stake (condition check).
+    # partition; the wallet's vote lock (update), and the check that its stake is still the
+    # vote's weight (condition check; drop it when the vote no longer makes that check).
     "VoteFunction": COUNTERS | {(PUT, "PROPOSAL#"), (UPDATE, "PROPOSAL#"), (UPDATE, "WALLET#"), (CHECK, "WALLET#")},
 }
 
