@@ -59,8 +59,8 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     "CreateProposalFunction": COUNTERS | {(PUT, "PROPOSAL#")},
     "ListProposalsFunction": COUNTERS,
     # One TransactWriteItems: the vote record (put) and the tally (update) in the proposal's
-    # partition; the wallet's vote lock (update), or the check of its stake (condition check).
-    "VoteFunction": COUNTERS | {(PUT, "PROPOSAL#"), (UPDATE, "PROPOSAL#"), (UPDATE, "WALLET#"), (CHECK, "WALLET#")},
+    # partition; the wallet's vote lock (update, conditioned on its stake being the weight).
+    "VoteFunction": COUNTERS | {(PUT, "PROPOSAL#"), (UPDATE, "PROPOSAL#"), (UPDATE, "WALLET#")},
 }
 
 TABLE, INDEX = "Table", "Table/index/GSI1"
