@@ -22,4 +22,7 @@ pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub rate_limit: RateLimit,
+    /// Whether the handler acts for the caller (a `user` route): only then must the session of
+    /// the caller's token be read when the rate limiter cannot read it in its own round trip.
+    pub needs_principal: bool,
 }

@@ -141,6 +141,7 @@ mod tests {
         method: "GET",
         path: "/api/auth/me",
         rate_limit: RateLimit::Auth,
+        needs_principal: true,
     };
 
     #[test]

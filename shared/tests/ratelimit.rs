@@ -357,6 +357,20 @@ async fn without_dynamodb_auth_fails_closed_and_the_rest_fails_open() {
     let open = get_root(&app, &unique_ip()).await;
     assert_eq!(open.status(), 200);
     assert!(open.header("x-ratelimit-limit").is_none());
+    // With a token too: a route that does not act for the caller reads no session either.
+    let user = shared::domain::User::new(
+        &shared::domain::Username::parse("somebody").unwrap(),
+        &shared::domain::Email::parse("somebody@example.com").unwrap(),
+        time::OffsetDateTime::now_utc(),
+    );
+    let token = app
+        .state
+        .jwt_keys()
+        .unwrap()
+        .issue(&user, time::OffsetDateTime::now_utc())
+        .token;
+    let with_token = event("GET", "/").bearer(&token).build();
+    assert_eq!(app.call(&ROOT, with_token).await.status(), 200);
     // /health is exempt: it answers for the table itself.
     assert_eq!(
         app.call(&HEALTH, event("GET", "/health").build())

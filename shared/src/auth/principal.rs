@@ -27,6 +27,9 @@ pub enum Credentials {
     /// A bearer token that does not verify; or one that does (its claims), whose session is
     /// revoked or whose user is inactive or gone.
     Refused(Option<Claims>),
+    /// A bearer token that verifies, whose session was not read: the route does not act for the
+    /// caller, and the rate limiter could not read it in its own round trip.
+    Unresolved(Claims),
     Valid(Principal),
 }
 
@@ -53,7 +56,7 @@ impl Credentials {
         match self {
             Self::Valid(principal) => Ok(principal),
             Self::Missing => Err(AuthError::Missing),
-            Self::Refused(_) => Err(AuthError::Refused),
+            Self::Refused(_) | Self::Unresolved(_) => Err(AuthError::Refused),
         }
     }
 
@@ -62,6 +65,7 @@ impl Credentials {
         match self {
             Self::Valid(Principal::User { claims, .. }) => Some(claims),
             Self::Refused(claims) => claims.as_ref(),
+            Self::Unresolved(claims) => Some(claims),
             Self::Missing => None,
         }
     }

@@ -26,6 +26,7 @@ macro_rules! endpoints {
                 method: $method,
                 path: $path,
                 rate_limit: RateLimit::$rate_limit,
+                needs_principal: endpoints!(@needs_principal $access),
             },
             first_read: endpoints!(@first_read $($first_read)?),
             handler: |req, state| Box::pin(endpoints!(@call $access $handler, req, state)),
@@ -38,6 +39,8 @@ macro_rules! endpoints {
     (@first_read $first_read:path) => {
         |req, claims| $first_read(req, claims).map(|read| read.keys()).unwrap_or_default()
     };
+    (@needs_principal public) => { false };
+    (@needs_principal user) => { true };
     (@call public $handler:path, $req:ident, $state:ident) => { $handler($req, $state) };
     (@call user $handler:path, $req:ident, $state:ident) => {
         authenticated($req, $state, $handler)

@@ -120,7 +120,7 @@ pub async fn admit(
     let Caller { claims, ip } = caller;
     let admin = claims.as_ref().is_some_and(|claims| claims.adm);
     let Some(category) = Category::of(route, admin) else {
-        return unlimited(store, claims).await;
+        return unlimited(store, route, claims).await;
     };
     let ip = Identity::Ip(ip.to_owned());
     let counted = identify(category, claims.as_ref(), &ip);
@@ -170,15 +170,20 @@ pub async fn admit(
         }
         Err(StoreError::Unavailable(reason)) if category != Category::Auth => {
             tracing::warn!(%reason, category = category.name(), "rate limiter unavailable; failing open");
-            unlimited(store, claims).await
+            unlimited(store, route, claims).await
         }
         Err(error) => Err(error),
     }
 }
 
-/// Admits without counting, resolving the session by itself.
-async fn unlimited(store: &Store, claims: Option<Claims>) -> Result<Admission, StoreError> {
+/// Admits without counting; a route that acts for the caller reads the session by itself.
+async fn unlimited(
+    store: &Store,
+    route: &Route,
+    claims: Option<Claims>,
+) -> Result<Admission, StoreError> {
     let credentials = match claims {
+        Some(claims) if !route.needs_principal => Credentials::Unresolved(claims),
         Some(claims) => {
             let session = store.session(claims.sub, claims.jti).await?;
             Credentials::of_session(claims, session)
@@ -291,6 +296,7 @@ mod tests {
             method,
             path,
             rate_limit,
+            needs_principal: true,
         };
         let (health, login, me) = (
             route("GET", "/health", RateLimit::Exempt),
