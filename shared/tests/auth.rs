@@ -245,7 +245,13 @@ async fn a_logged_out_token_stays_refused_inside_the_leeway() {
         serde_json::from_value(app.call(&ME, me_of(&token)).await.json()).unwrap();
     // Issued 62 s ago with a 1-minute lifetime: 2 s past `exp`, still inside the 5 s leeway.
     let issued_at = time::OffsetDateTime::now_utc() - time::Duration::seconds(62);
-    let late = app.state.jwt_keys().unwrap().issue(&user, issued_at).token;
+    let sid = claims(&app, &token).sid;
+    let late = app
+        .state
+        .jwt_keys()
+        .unwrap()
+        .issue(&user, sid, issued_at)
+        .token;
     assert_eq!(app.call(&ME, me_of(&late)).await.status(), 200);
     let logout_event = event("POST", "/api/auth/logout").bearer(&late).build();
     assert_eq!(app.call(&LOGOUT, logout_event).await.status(), 200);
