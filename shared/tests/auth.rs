@@ -214,8 +214,12 @@ async fn login_reads_its_credential_in_the_rate_limiters_round_trip() {
     assert_eq!(app.login(&username, PASSWORD).await.status(), 200);
     assert_eq!(
         injector.calls(),
-        [&reserved[..], &["UpdateItem", "UpdateItem"]].concat(),
-        "then last_login and the reservation's release"
+        [
+            &reserved[..],
+            &["UpdateItem", "UpdateItem", "TransactWriteItems"]
+        ]
+        .concat(),
+        "then last_login and the reservation's release, then the session and its refresh token"
     );
 
     injector.observe();
@@ -230,7 +234,13 @@ async fn login_reads_its_credential_in_the_rate_limiters_round_trip() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         injector.calls(),
-        ["BatchGetItem", "UpdateItem", "UpdateItem", "UpdateItem"]
+        [
+            "BatchGetItem",
+            "UpdateItem",
+            "UpdateItem",
+            "UpdateItem",
+            "TransactWriteItems"
+        ]
     );
 }
 

@@ -452,14 +452,16 @@ fn effect(before: &Snapshot, after: &Snapshot) -> Vec<String> {
                 item.keys().collect::<BTreeSet<_>>()
             )),
             (Some(_), None) => Some(format!("removed {}", kind(key))),
-            (Some(old), Some(new)) if old != new => {
+            (Some(old), Some(new)) => {
                 let names: BTreeSet<_> = old.keys().chain(new.keys()).collect();
                 let changed: Vec<String> = names
                     .into_iter()
+                    .filter(|name| !TIMES.contains(&name.as_str()))
                     .filter(|name| old.get(*name) != new.get(*name))
                     .map(|name| difference(name, old.get(name), new.get(name)))
                     .collect();
-                Some(format!("changed {} {}", kind(key), changed.join(", ")))
+                (!changed.is_empty())
+                    .then(|| format!("changed {} {}", kind(key), changed.join(", ")))
             }
             _ => None,
         })
@@ -468,14 +470,13 @@ fn effect(before: &Snapshot, after: &Snapshot) -> Vec<String> {
     changes
 }
 
-/// Attributes whose numbers are times (epoch seconds) of the request: compared by name, since a
-/// rerun at another second writes another value for the same effect.
+/// Attributes whose numbers are times (epoch seconds) derived from when a request ran: a rerun in
+/// another second writes other values for the same effect, and a rerun in the same second as the
+/// item's last write may write the same one. Their changes are left out; an added item still
+/// lists them by name.
 const TIMES: &[&str] = &["expires_at", "spent_at"];
 
 fn difference(name: &str, old: Option<&AttributeValue>, new: Option<&AttributeValue>) -> String {
-    if TIMES.contains(&name) {
-        return name.to_owned();
-    }
     // An absent number counts as 0, as a wallet's lock_version does before its first vote.
     let integer = |value: Option<&AttributeValue>| match value {
         None => Some(0),
