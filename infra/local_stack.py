@@ -45,6 +45,8 @@ DEVELOPMENT_ORIGIN = "http://localhost:5173"
 # Passed through to the functions when set in the caller's environment.
 PASSTHROUGH_ENV = (
     "ACCESS_TOKEN_EXPIRE_MINUTES",
+    "REFRESH_TOKEN_EXPIRE_DAYS",
+    "REFRESH_REUSE_GRACE_SECONDS",
     "CORS_ALLOWED_ORIGINS",
     "RATE_LIMIT_AUTH_PER_MIN",
     "RATE_LIMIT_WRITE_PER_MIN",

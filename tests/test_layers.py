@@ -9,6 +9,7 @@ SRC = REPO / "shared" / "src"
 # Lowest first. A module may use modules of lower layers only.
 LAYERS = [
     {"clock", "config", "routes"},
+    # A request's log span names its route.
     {"telemetry"},
     {"domain"},
     {"store"},

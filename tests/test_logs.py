@@ -59,7 +59,15 @@ def test_a_full_scenario_logs_no_secret(logged):
     admin_token = api.login(admin).json()["access_token"]
     username = unique_username()
     assert api.register(username).status_code == 201
-    token = api.login(username).json()["access_token"]
+    first = api.login(username).json()
+    refreshed = api.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}).json()
+    token = refreshed["access_token"]
+    new_password = "Quiet-Harbour-Lantern-7"
+    changed = api.post("/api/auth/change-password", token=token,
+                       json={"old_password": STRONG_PASSWORD, "new_password": new_password})
+    assert changed.status_code == 200, changed.text
+    other = api.login(username, new_password).json()
+    assert api.post("/api/auth/revoke", json={"refresh_token": other["refresh_token"]}).status_code == 200
     me = api.get("/api/auth/me", token=token).json()
     wallet = me["wallet_address"]
     admin_wallet = api.get("/api/auth/me", token=admin_token).json()["wallet_address"]
@@ -83,6 +91,11 @@ def test_a_full_scenario_logs_no_secret(logged):
         "password": STRONG_PASSWORD,
         "wrong password": wrong_password,
         "access token": token,
+        "first access token": first["access_token"],
+        "refresh token": first["refresh_token"],
+        "rotated refresh token": refreshed["refresh_token"],
+        "revoked refresh token": other["refresh_token"],
+        "new password": new_password,
         "token signature": token.split(".")[2],
         "admin token": admin_token,
         "password hash": hash_item["password_hash"]["S"],

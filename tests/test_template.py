@@ -36,11 +36,25 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     "HealthFunction": set(),
     # One TransactWriteItems: the profile, the credential, the email reservation, the wallet.
     "RegisterFunction": COUNTERS | {(PUT, "USER#"), (PUT, "USERNAME#"), (PUT, "EMAIL#"), (PUT, "WALLET#")},
-    # The failed-login record, and last_login on the profile.
-    "LoginFunction": COUNTERS | {(UPDATE, "LOGINFAIL#"), (UPDATE, "USER#")},
+    # The failed-login record, and last_login on the profile; then one TransactWriteItems: the
+    # session and its first refresh token.
+    "LoginFunction": COUNTERS | {(UPDATE, "LOGINFAIL#"), (UPDATE, "USER#"), (PUT, "SESSION#"), (PUT, "REFRESH#")},
     "MeFunction": COUNTERS,
-    # The revocation item.
-    "LogoutFunction": COUNTERS | {(PUT, "TOKEN#")},
+    # One TransactWriteItems: the revocation item and the session's end; with all=true, the
+    # user's session epoch instead.
+    "LogoutFunction": COUNTERS | {(PUT, "TOKEN#"), (UPDATE, "SESSION#"), (UPDATE, "USER#")},
+    # One TransactWriteItems: the presented token spent, its successor, the session's last use;
+    # a reused token's session revoked.
+    "RefreshFunction": COUNTERS | {(UPDATE, "REFRESH#"), (PUT, "REFRESH#"), (UPDATE, "SESSION#")},
+    # The token's session ended.
+    "RevokeFunction": COUNTERS | {(UPDATE, "SESSION#")},
+    "ListSessionsFunction": COUNTERS,
+    "DeleteSessionFunction": COUNTERS | {(UPDATE, "SESSION#")},
+    # The attempt's reservation and release; one TransactWriteItems: the credential's hash, the
+    # user's session epoch, the current session's epoch.
+    "ChangePasswordFunction": COUNTERS | {
+        (UPDATE, "LOGINFAIL#"), (UPDATE, "USERNAME#"), (UPDATE, "USER#"), (UPDATE, "SESSION#"),
+    },
     "OpenApiFunction": COUNTERS,
     # Jobs live in their user's partition, beside the profile.
     "SubmitJobFunction": COUNTERS | {(PUT, "USER#")},
@@ -65,13 +79,15 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
 
 TABLE, INDEX = "Table", "Table/index/GSI1"
 # Function -> (action, resource) pairs it may read. The rate limiter's BatchGetItem reads the
-# previous window's counter, the caller's profile and token revocation, and a handler's first item.
+# previous window's counter, the caller's profile, token revocation and session, and a handler's
+# first items (change-password reads its credential with a BatchGetItem of its own).
 LIMITER = {("dynamodb:BatchGetItem", TABLE)}
 WALLET_READ = LIMITER | {("dynamodb:GetItem", TABLE)}
 EXPECTED_READS: dict[str, set[tuple[str, str]]] = {
     **{function: LIMITER for function in EXPECTED_WRITES},
     "HealthFunction": {("dynamodb:GetItem", TABLE)},
     "ListJobsFunction": LIMITER | {("dynamodb:Query", TABLE)},
+    "ListSessionsFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "ListDevicesFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "ListProposalsFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "BalanceFunction": WALLET_READ,

@@ -140,6 +140,11 @@ impl TokenMint {
         })
     }
 
+    /// A claim of the token it copies (the session's id, `sid`, say).
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.claims.get(name)
+    }
+
     pub fn fresh(&self) -> String {
         let now = (epoch_ms() / 1000) as i64;
         let mut claims = self.claims.clone();
@@ -189,6 +194,8 @@ mod tests {
             sign(&format!("{header}.{payload}"), key)
         );
         let mint = TokenMint::new(&original, key).unwrap();
+        assert_eq!(mint.claim("sub"), Some(&json!("u1")));
+        assert_eq!(mint.claim("sid"), None);
         let (first, second) = (mint.fresh(), mint.fresh());
         let claims = claims_of(&first);
         assert_eq!(claims["sub"], "u1");

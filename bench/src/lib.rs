@@ -2,6 +2,7 @@
 //! of the bench's own on loopback, against the local DynamoDB: cold start, warm latency, peak
 //! memory, size, and DynamoDB round trips, next to a floor function built the same way.
 
+pub mod chain;
 pub mod chart;
 pub mod costs;
 pub mod events;

@@ -2,6 +2,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bench::chain::Chain;
 use bench::events::{TokenMint, api_gateway_event, fill_path_parameters};
 use bench::measure::{Answer, ColdRun, Subject, WarmRun, cold_start, warm};
 use bench::report::{FunctionResult, Measured, Report, Sizes};
@@ -17,6 +18,9 @@ const MINT_ROUTE: Route = ("POST", "/api/tokenomics/mint");
 const STAKE_ROUTE: Route = ("POST", "/api/tokenomics/stake");
 const SUBMIT_JOB_ROUTE: Route = ("POST", "/api/scheduler/jobs");
 const CREATE_PROPOSAL_ROUTE: Route = ("POST", "/api/tokenomics/proposals");
+const LOGOUT_ROUTE: Route = ("POST", "/api/auth/logout");
+const REFRESH_ROUTE: Route = ("POST", "/api/auth/refresh");
+const CHANGE_PASSWORD_ROUTE: Route = ("POST", "/api/auth/change-password");
 /// What the bench user gets before anything is measured: enough for every transfer, stake and
 /// unstake of a run to succeed.
 const SEED_FUNDS: &str = "1000000";
@@ -112,9 +116,10 @@ async fn run(options: Options) -> Result<(), Failure> {
         env: env.clone(),
         event: event.clone(),
         tokens,
+        chain: None,
     };
 
-    let (tokens, world) = match seed_token(&prepared, &subject, secret.as_bytes()).await {
+    let (tokens, mut world) = match seed_token(&prepared, &subject, secret.as_bytes()).await {
         Ok((mint, wallet)) => {
             let mint = Arc::new(mint);
             let seeds = Seeds {
@@ -134,6 +139,19 @@ async fn run(options: Options) -> Result<(), Failure> {
         Err(reason) => {
             eprintln!("bench: no access token, so routes that take one go without: {reason}");
             (None, World::fixtures())
+        }
+    };
+    let sessions = match seed_sessions(&prepared, &subject, secret.as_bytes()).await {
+        Ok(sessions) => {
+            world.refresh_token = sessions.spare_refresh.clone();
+            world.session = sessions.spare_session.clone();
+            Some(sessions)
+        }
+        Err(reason) => {
+            eprintln!(
+                "bench: the session routes keep the fixtures' placeholders (refresh answers 401, delete-session 404; logout and change-password use the bench user's own session): {reason}"
+            );
+            None
         }
     };
     let floor = Function {
@@ -160,7 +178,11 @@ async fn run(options: Options) -> Result<(), Failure> {
         let token = api.takes_token(&function.method, &function.path);
         let tokens = tokens.clone().filter(|_| token);
         let event = world.apply(&event);
-        subjects.push((subject(&function, &event, tokens), function, source, token));
+        let mut measured = subject(&function, &event, tokens);
+        if let Some(sessions) = &sessions {
+            sessions.apply(&function, &mut measured);
+        }
+        subjects.push((measured, function, source, token));
     }
 
     // Rounds of one cold start per function, so that a busy spell of the machine hits all alike.
@@ -300,6 +322,101 @@ async fn seed_token(
         .as_str()
         .ok_or("login answered no access_token")?;
     Ok((TokenMint::new(token, key)?, wallet))
+}
+
+/// The sessions the session routes work on, so that none of them ends the session every other
+/// route's token belongs to: logout, revoke and delete-session end a spare session of the bench
+/// user (the first time; then they find it ended, the same round trips with a refused write),
+/// refresh rotates a session of its own, one refresh token after the other, and change-password
+/// changes the password of a user of its own back and forth (it ends its user's other sessions).
+struct SessionSeeds {
+    spare: Arc<TokenMint>,
+    spare_refresh: String,
+    spare_session: String,
+    refresh: String,
+    password_user: Arc<TokenMint>,
+    passwords: (String, String),
+}
+
+impl SessionSeeds {
+    fn apply(&self, function: &Function, subject: &mut Subject) {
+        let route = (function.method.as_str(), function.path.as_str());
+        if route == LOGOUT_ROUTE {
+            subject.tokens = Some(self.spare.clone());
+        } else if route == REFRESH_ROUTE {
+            subject.chain = Some(Arc::new(Chain::refresh(&self.refresh)));
+        } else if route == CHANGE_PASSWORD_ROUTE {
+            subject.tokens = Some(self.password_user.clone());
+            let (current, other) = &self.passwords;
+            subject.chain = Some(Arc::new(Chain::passwords(current, other)));
+        }
+    }
+}
+
+/// Logs the bench user in twice more (a spare session, and one for the refresh chain) and
+/// registers and logs in the user whose password change-password changes, through the functions.
+async fn seed_sessions(
+    prepared: &[(Function, Value, String)],
+    subject: &impl Fn(&Function, &Value, Option<Arc<TokenMint>>) -> Subject,
+    key: &[u8],
+) -> Result<SessionSeeds, Failure> {
+    let (register, register_event) = find_route(prepared, REGISTER_ROUTE)?;
+    let (login, login_event) = find_route(prepared, LOGIN_ROUTE)?;
+    let (_, change_event) = find_route(prepared, CHANGE_PASSWORD_ROUTE)?;
+    progress("starting the sessions the session routes work on");
+    let log_in = |event: Value| async move {
+        succeeded(
+            LOGIN_ROUTE,
+            subject(login, &event, None).invoke_once().await?,
+        )
+    };
+    let text = |body: &Value, field: &str| -> Result<String, Failure> {
+        Ok(body[field]
+            .as_str()
+            .ok_or(format!("no {field} in {body}"))?
+            .to_owned())
+    };
+    let spare = log_in(login_event.clone()).await?;
+    let spare_mint = TokenMint::new(&text(&spare, "access_token")?, key)?;
+    let spare_session = spare_mint
+        .claim("sid")
+        .and_then(Value::as_str)
+        .ok_or("the access token has no sid")?
+        .to_owned();
+    let refresh = text(&log_in(login_event.clone()).await?, "refresh_token")?;
+
+    let body_of = |event: &Value| -> Value {
+        event["body"]
+            .as_str()
+            .and_then(|body| serde_json::from_str(body).ok())
+            .unwrap_or(Value::Null)
+    };
+    let username = format!("{}pw", text(&body_of(register_event), "username")?);
+    let register_event = with_body(register_event, |body| {
+        body["username"] = json!(username);
+        body["email"] = json!(format!("{username}@example.com"));
+    });
+    succeeded(
+        REGISTER_ROUTE,
+        subject(register, &register_event, None)
+            .invoke_once()
+            .await?,
+    )?;
+    let current = text(&body_of(&register_event), "password")?;
+    let other = text(&body_of(change_event), "new_password")?;
+    let login_event = with_body(login_event, |body| {
+        body["username"] = json!(username);
+        body["password"] = json!(current);
+    });
+    let password_user = log_in(login_event).await?;
+    Ok(SessionSeeds {
+        spare: Arc::new(spare_mint),
+        spare_refresh: text(&spare, "refresh_token")?,
+        spare_session,
+        refresh,
+        password_user: Arc::new(TokenMint::new(&text(&password_user, "access_token")?, key)?),
+        passwords: (current, other),
+    })
 }
 
 /// What seeding the bench user's world needs.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::chain::Chain;
 use crate::costs::{Cost, Costs, started_within};
 use crate::events::{TokenMint, invocation_event};
 use crate::process::{FunctionProcess, Invoked, ProcessError, epoch_us};
@@ -22,12 +23,27 @@ pub struct Subject {
     pub event: Value,
     /// Signs a fresh token for every invocation of a route that takes one.
     pub tokens: Option<Arc<TokenMint>>,
+    /// For a route whose next request follows from the last answer (refresh, change-password).
+    pub chain: Option<Arc<Chain>>,
 }
 
 impl Subject {
     fn next_event(&self) -> Bytes {
         let token = self.tokens.as_ref().map(|mint| mint.fresh());
-        Bytes::from(invocation_event(&self.event, token.as_deref()).to_string())
+        let event = match &self.chain {
+            Some(chain) => chain.event(&self.event),
+            None => self.event.clone(),
+        };
+        Bytes::from(invocation_event(&event, token.as_deref()).to_string())
+    }
+
+    /// What an invocation answered, after the chain (if any) has taken it in.
+    fn answered(&self, invoked: &Invoked) -> Answer {
+        let answer = Answer::of(invoked);
+        if let Some(chain) = &self.chain {
+            chain.observe(&answer);
+        }
+        answer
     }
 
     async fn spawn(&self) -> Result<FunctionProcess, ProcessError> {
@@ -39,7 +55,7 @@ impl Subject {
         let mut process = self.spawn().await?;
         let invoked = process.invoke(self.next_event()).await;
         process.stop().await;
-        Ok(Answer::of(&invoked?))
+        Ok(self.answered(&invoked?))
     }
 }
 
@@ -97,7 +113,7 @@ pub async fn cold_start(subject: &Subject) -> Result<ColdRun, ProcessError> {
             epoch_us(polled_wall),
         )),
         first_request: request_costs(&costs, &invoked),
-        answer: Answer::of(&invoked),
+        answer: subject.answered(&invoked),
     })
 }
 
@@ -112,10 +128,13 @@ pub struct WarmRun {
 
 pub async fn warm(subject: &Subject, invocations: usize) -> Result<WarmRun, ProcessError> {
     let mut process = subject.spawn().await?;
-    process.invoke(subject.next_event()).await?;
+    let first = process.invoke(subject.next_event()).await?;
+    subject.answered(&first);
     let mut invoked = Vec::with_capacity(invocations);
     for _ in 0..invocations {
-        invoked.push(process.invoke(subject.next_event()).await?);
+        let next = process.invoke(subject.next_event()).await?;
+        subject.answered(&next);
+        invoked.push(next);
     }
     // Ask once more so that the last answer's work is over before reading the peak.
     process.polled().await?;

@@ -14,6 +14,11 @@ pub const FIXTURE_RECIPIENT: &str =
 pub const FIXTURE_JOB: &str = "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b";
 /// The proposal of `vote` in the fixtures.
 pub const FIXTURE_PROPOSAL: &str = "0190b1c5-7d3e-7a41-9c55-2f6e8d9a0b1c";
+/// The refresh token of `refresh` and `revoke` in the fixtures: of the right form, of no session.
+pub const FIXTURE_REFRESH_TOKEN: &str =
+    "fog_rt_UkVQTEFDRS1XSVRILUEtUkVGUkVTSC1UT0tFTi1PRi1BLUZPRy1DT01QVVRFLVNFU1NJT04tMDEyMzQ1Njc4OQ";
+/// The session `delete-session` ends in the fixtures.
+pub const FIXTURE_SESSION: &str = "0190b1c5-9e2f-7c3a-8b4d-5e6f7a8b9c0d";
 
 /// The real ids that stand for the fixtures' placeholders.
 #[derive(Clone, Debug)]
@@ -22,6 +27,10 @@ pub struct World {
     pub recipient: String,
     pub job: String,
     pub proposal: String,
+    /// A refresh token of a session of the bench user's that the bench may end (revoke's).
+    pub refresh_token: String,
+    /// That session's id (delete-session's).
+    pub session: String,
 }
 
 impl World {
@@ -32,6 +41,8 @@ impl World {
             recipient: FIXTURE_RECIPIENT.into(),
             job: FIXTURE_JOB.into(),
             proposal: FIXTURE_PROPOSAL.into(),
+            refresh_token: FIXTURE_REFRESH_TOKEN.into(),
+            session: FIXTURE_SESSION.into(),
         }
     }
 
@@ -42,7 +53,9 @@ impl World {
             .replace(FIXTURE_WALLET, &self.wallet)
             .replace(FIXTURE_RECIPIENT, &self.recipient)
             .replace(FIXTURE_JOB, &self.job)
-            .replace(FIXTURE_PROPOSAL, &self.proposal);
+            .replace(FIXTURE_PROPOSAL, &self.proposal)
+            .replace(FIXTURE_REFRESH_TOKEN, &self.refresh_token)
+            .replace(FIXTURE_SESSION, &self.session);
         serde_json::from_str(&text).expect("ids are plain text inside JSON strings")
     }
 }
@@ -72,6 +85,8 @@ mod tests {
             recipient: "0xr".into(),
             job: "job-1".into(),
             proposal: "proposal-1".into(),
+            refresh_token: "fog_rt_real".into(),
+            session: "session-1".into(),
         };
         let event = json!({
             "rawPath": format!("/api/scheduler/jobs/{FIXTURE_JOB}"),
@@ -80,6 +95,7 @@ mod tests {
                 "from_address": FIXTURE_WALLET,
                 "to_address": FIXTURE_RECIPIENT,
                 "proposal_id": FIXTURE_PROPOSAL,
+                "refresh_token": FIXTURE_REFRESH_TOKEN,
             }).to_string(),
         });
         let applied = world.apply(&event);
@@ -88,8 +104,10 @@ mod tests {
         let body: Value = serde_json::from_str(applied["body"].as_str().unwrap()).unwrap();
         assert_eq!(
             body,
-            json!({"from_address": "0xw", "to_address": "0xr", "proposal_id": "proposal-1"})
+            json!({"from_address": "0xw", "to_address": "0xr", "proposal_id": "proposal-1", "refresh_token": "fog_rt_real"})
         );
+        let session = json!({"pathParameters": {"id": FIXTURE_SESSION}});
+        assert_eq!(world.apply(&session)["pathParameters"]["id"], "session-1");
         assert_eq!(World::fixtures().apply(&event), event);
     }
 
@@ -116,6 +134,9 @@ mod tests {
             ("vote", &[FIXTURE_WALLET, FIXTURE_PROPOSAL]),
             ("get-job", &[FIXTURE_JOB]),
             ("cancel-job", &[FIXTURE_JOB]),
+            ("refresh", &[FIXTURE_REFRESH_TOKEN]),
+            ("revoke", &[FIXTURE_REFRESH_TOKEN]),
+            ("delete-session", &[FIXTURE_SESSION]),
         ] {
             for placeholder in placeholders {
                 assert!(fixture(name).contains(placeholder), "{name}: {placeholder}");

@@ -3,6 +3,16 @@ use secrecy::{ExposeSecret, SecretString};
 /// JWT HMAC keys shorter than this are refused at start-up.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 const DEFAULT_TOKEN_MINUTES: i64 = 30;
+/// An access token's lifetime, in minutes.
+pub const ACCESS_TOKEN_MINUTES: std::ops::RangeInclusive<i64> = 1..=24 * 60;
+/// A refresh token's lifetime, in days: at least the longest access token's (1440 minutes), so
+/// that a session outlives every access token issued in it.
+pub const REFRESH_TOKEN_DAYS: std::ops::RangeInclusive<i64> = 1..=90;
+const DEFAULT_REFRESH_TOKEN_DAYS: i64 = 7;
+/// How long after its rotation a refresh token may be presented again and answered with the same
+/// new pair (two tabs refreshing at once), rather than taken for a stolen copy.
+pub const REFRESH_REUSE_GRACE_SECONDS: std::ops::RangeInclusive<i64> = 0..=60;
+const DEFAULT_REFRESH_REUSE_GRACE_SECONDS: i64 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -40,6 +50,10 @@ pub struct Config {
     /// Required by every function but those that read no token (see `AppState::new`).
     pub jwt_secret: Option<JwtSecretSource>,
     pub access_token_minutes: i64,
+    /// `REFRESH_TOKEN_EXPIRE_DAYS`: how long a refresh token (and an idle session) lives.
+    pub refresh_token_days: i64,
+    /// `REFRESH_REUSE_GRACE_SECONDS`: see `REFRESH_REUSE_GRACE_SECONDS`.
+    pub refresh_reuse_grace_seconds: i64,
     pub rate_limits: RateLimits,
     /// Browser origins whose requests get CORS headers; empty allows none.
     pub cors_allowed_origins: Vec<String>,
@@ -78,17 +92,42 @@ impl Config {
             (None, Some(arn)) => Some(JwtSecretSource::SecretsManager { arn }),
             (None, None) => None,
         };
-        let access_token_minutes = match non_empty("ACCESS_TOKEN_EXPIRE_MINUTES") {
-            None => DEFAULT_TOKEN_MINUTES,
-            Some(raw) => raw
-                .parse::<i64>()
-                .ok()
-                .filter(|minutes| (1..=24 * 60).contains(minutes))
-                .ok_or_else(|| ConfigError::Invalid {
-                    name: "ACCESS_TOKEN_EXPIRE_MINUTES",
-                    reason: "must be a whole number of minutes from 1 to 1440".into(),
-                })?,
-        };
+        let whole_number =
+            |name: &'static str, range: std::ops::RangeInclusive<i64>, default: i64, unit: &str| {
+                match non_empty(name) {
+                    None => Ok(default),
+                    Some(raw) => raw
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|value| range.contains(value))
+                        .ok_or_else(|| ConfigError::Invalid {
+                            name,
+                            reason: format!(
+                                "must be a whole number of {unit} from {} to {}",
+                                range.start(),
+                                range.end()
+                            ),
+                        }),
+                }
+            };
+        let access_token_minutes = whole_number(
+            "ACCESS_TOKEN_EXPIRE_MINUTES",
+            ACCESS_TOKEN_MINUTES,
+            DEFAULT_TOKEN_MINUTES,
+            "minutes",
+        )?;
+        let refresh_token_days = whole_number(
+            "REFRESH_TOKEN_EXPIRE_DAYS",
+            REFRESH_TOKEN_DAYS,
+            DEFAULT_REFRESH_TOKEN_DAYS,
+            "days",
+        )?;
+        let refresh_reuse_grace_seconds = whole_number(
+            "REFRESH_REUSE_GRACE_SECONDS",
+            REFRESH_REUSE_GRACE_SECONDS,
+            DEFAULT_REFRESH_REUSE_GRACE_SECONDS,
+            "seconds",
+        )?;
         let limit = |name: &'static str, default: u64| match non_empty(name) {
             None => Ok(default),
             Some(raw) => raw
@@ -134,6 +173,8 @@ impl Config {
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
             jwt_secret,
             access_token_minutes,
+            refresh_token_days,
+            refresh_reuse_grace_seconds,
         })
     }
 }
@@ -246,6 +287,52 @@ mod tests {
             ]);
             assert!(result.is_err(), "{bad} was accepted");
         }
+    }
+
+    #[test]
+    fn reads_the_refresh_settings_and_refuses_nonsense() {
+        let defaults = config(&[("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(
+            (
+                defaults.refresh_token_days,
+                defaults.refresh_reuse_grace_seconds
+            ),
+            (7, 10)
+        );
+        let set = config(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SECRET", SECRET),
+            ("REFRESH_TOKEN_EXPIRE_DAYS", "90"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (set.refresh_token_days, set.refresh_reuse_grace_seconds),
+            (90, 0)
+        );
+        for (name, bad) in [
+            ("REFRESH_TOKEN_EXPIRE_DAYS", "0"),
+            ("REFRESH_TOKEN_EXPIRE_DAYS", "91"),
+            ("REFRESH_TOKEN_EXPIRE_DAYS", "7.5"),
+            ("REFRESH_TOKEN_EXPIRE_DAYS", "week"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "-1"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "61"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "1e1"),
+        ] {
+            let error = config(&[("TABLE_NAME", "t"), ("JWT_SECRET", SECRET), (name, bad)])
+                .err()
+                .unwrap_or_else(|| panic!("{name}={bad} was accepted"));
+            let message = error.to_string();
+            assert!(message.contains(name), "{message}");
+            assert!(message.contains("whole number"), "{message}");
+        }
+    }
+
+    /// A session lives at least as long as any access token issued in it, so an access token
+    /// never outlives the session that checks it.
+    #[test]
+    fn a_refresh_token_outlives_the_longest_access_token() {
+        assert!(REFRESH_TOKEN_DAYS.start() * 24 * 60 >= *ACCESS_TOKEN_MINUTES.end());
     }
 
     #[test]

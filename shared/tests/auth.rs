@@ -214,8 +214,12 @@ async fn login_reads_its_credential_in_the_rate_limiters_round_trip() {
     assert_eq!(app.login(&username, PASSWORD).await.status(), 200);
     assert_eq!(
         injector.calls(),
-        [&reserved[..], &["UpdateItem", "UpdateItem"]].concat(),
-        "then last_login and the reservation's release"
+        [
+            &reserved[..],
+            &["UpdateItem", "UpdateItem", "TransactWriteItems"]
+        ]
+        .concat(),
+        "then last_login and the reservation's release, then the session and its refresh token"
     );
 
     injector.observe();
@@ -230,7 +234,13 @@ async fn login_reads_its_credential_in_the_rate_limiters_round_trip() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         injector.calls(),
-        ["BatchGetItem", "UpdateItem", "UpdateItem", "UpdateItem"]
+        [
+            "BatchGetItem",
+            "UpdateItem",
+            "UpdateItem",
+            "UpdateItem",
+            "TransactWriteItems"
+        ]
     );
 }
 
@@ -245,7 +255,13 @@ async fn a_logged_out_token_stays_refused_inside_the_leeway() {
         serde_json::from_value(app.call(&ME, me_of(&token)).await.json()).unwrap();
     // Issued 62 s ago with a 1-minute lifetime: 2 s past `exp`, still inside the 5 s leeway.
     let issued_at = time::OffsetDateTime::now_utc() - time::Duration::seconds(62);
-    let late = app.state.jwt_keys().unwrap().issue(&user, issued_at).token;
+    let sid = claims(&app, &token).sid;
+    let late = app
+        .state
+        .jwt_keys()
+        .unwrap()
+        .issue(&user, sid, issued_at)
+        .token;
     assert_eq!(app.call(&ME, me_of(&late)).await.status(), 200);
     let logout_event = event("POST", "/api/auth/logout").bearer(&late).build();
     assert_eq!(app.call(&LOGOUT, logout_event).await.status(), 200);

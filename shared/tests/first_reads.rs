@@ -6,7 +6,9 @@
 mod support;
 
 use serde_json::json;
-use shared::handlers::{GET_JOB, LOGIN, MINT, STAKE, SUBMIT_JOB, UNSTAKE, VOTE};
+use shared::handlers::{
+    GET_JOB, LOGIN, LOGOUT, ME, MINT, REFRESH, REVOKE, STAKE, SUBMIT_JOB, UNSTAKE, VOTE,
+};
 use support::faults::FaultInjector;
 use support::{PASSWORD, TestApp, event};
 
@@ -67,8 +69,40 @@ async fn first_reads_ride_in_the_rate_limiters_round_trip() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         injector.calls(),
-        after_the_limiter(&["UpdateItem", "UpdateItem", "UpdateItem"]),
-        "login: the attempt's reservation, then last_login and the release"
+        after_the_limiter(&[
+            "UpdateItem",
+            "UpdateItem",
+            "UpdateItem",
+            "TransactWriteItems"
+        ]),
+        "login: the attempt's reservation, then last_login and the release, then the session"
+    );
+    let refresh_token = response.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    injector.observe();
+    let refresh = event("POST", "/api/auth/refresh")
+        .json(&json!({"refresh_token": refresh_token}))
+        .build();
+    let response = app.call(&REFRESH, refresh).await;
+    assert_eq!(response.status(), 200, "{}", response.text());
+    assert_eq!(
+        injector.calls(),
+        after_the_limiter(&["TransactWriteItems"]),
+        "refresh: the token, its session and its user read with the limiter, then the rotation"
+    );
+
+    injector.observe();
+    let revoke = event("POST", "/api/auth/revoke")
+        .json(&json!({"refresh_token": refresh_token}))
+        .build();
+    assert_eq!(app.call(&REVOKE, revoke).await.status(), 200);
+    assert_eq!(
+        injector.calls(),
+        after_the_limiter(&["UpdateItem"]),
+        "revoke: the same read, then the session's end"
     );
 
     injector.observe();
@@ -107,4 +141,25 @@ async fn first_reads_ride_in_the_rate_limiters_round_trip() {
         after_the_limiter(&["TransactWriteItems"]),
         "unstake: its transaction, refused by the lock"
     );
+}
+
+/// Issue 15: an authenticated request reads its user, its token's revocation and its session in
+/// the rate limiter's one BatchGetItem, beside the counter's UpdateItem: two round trips in all,
+/// whether the session is live or not.
+#[tokio::test]
+async fn an_authenticated_request_checks_its_session_in_the_limiters_round_trip() {
+    let injector = FaultInjector::start().await;
+    let app = TestApp::with_fault_injector(&injector).await;
+    let (_, token) = app.user_with_token().await;
+    let me = || event("GET", "/api/auth/me").bearer(&token).build();
+
+    injector.observe();
+    assert_eq!(app.call(&ME, me()).await.status(), 200);
+    assert_eq!(injector.calls(), after_the_limiter(&[]), "a live session");
+
+    let logout = event("POST", "/api/auth/logout").bearer(&token).build();
+    assert_eq!(app.call(&LOGOUT, logout).await.status(), 200);
+    injector.observe();
+    assert_eq!(app.call(&ME, me()).await.status(), 401);
+    assert_eq!(injector.calls(), after_the_limiter(&[]), "an ended session");
 }

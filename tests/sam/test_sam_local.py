@@ -40,7 +40,7 @@ def invocation_order() -> list[str]:
 def invocations(sam_stack) -> dict[str, dict | Exception]:
     """Every function invoked once with its fixture; binary -> response (or the error)."""
     results: dict[str, dict | Exception] = {}
-    token = None
+    token = refresh_token = None
     for binary in invocation_order():
         if not (REPO / "events" / f"{binary}.json").exists():
             results[binary] = FileNotFoundError(f"events/{binary}.json is missing")
@@ -48,13 +48,17 @@ def invocations(sam_stack) -> dict[str, dict | Exception]:
         event = fixture(binary)
         if token and "authorization" in event["headers"]:
             event["headers"]["authorization"] = f"Bearer {token}"
+        if refresh_token and binary == "refresh":
+            event["body"] = json.dumps({"refresh_token": refresh_token})
+            event["headers"]["content-length"] = str(len(event["body"]))
         try:
             results[binary] = sam_stack.sam.invoke(BINARY_TO_ID[binary], event)
         except Exception as error:  # reported by the function's own test
             results[binary] = error
             continue
         if binary == "login" and results[binary].get("statusCode") == 200:
-            token = json.loads(results[binary]["body"])["access_token"]
+            login = json.loads(results[binary]["body"])
+            token, refresh_token = login["access_token"], login["refresh_token"]
     return results
 
 
@@ -86,6 +90,26 @@ def check_register(status, body, _headers):
 def check_login(status, body, _headers):
     assert status == 200, body
     assert body["token_type"] == "bearer" and body["access_token"].count(".") == 2
+    assert body["refresh_token"].startswith("fog_rt_") and body["refresh_expires_in"] == 7 * 24 * 3600
+
+
+def check_refresh(status, body, _headers):
+    """Given the refresh token login answered: the rotation."""
+    check_login(status, body, _headers)
+
+
+def check_revoke(status, body, _headers):
+    assert status == 200 and body["success"] is True, body
+
+
+def check_list_sessions(status, body, _headers):
+    assert status == 200, body
+    assert [session["current"] for session in body["sessions"]] == [True], body
+
+
+def check_change_password(status, body, _headers):
+    """The fixture's old password is the fixture user's; the session goes on (logout is last)."""
+    assert status == 200 and body["success"] is True, body
 
 
 def check_me(status, body, _headers):
@@ -162,6 +186,13 @@ CHECKS = {
     "login": check_login,
     "me": check_me,
     "logout": check_logout,
+    "refresh": check_refresh,
+    # The fixture's token is a placeholder that names no session: no error (RFC 7009).
+    "revoke": check_revoke,
+    "list-sessions": check_list_sessions,
+    # The fixture's session id is no session of the fixture user.
+    "delete-session": check_problem(404),
+    "change-password": check_change_password,
 }
 
 

@@ -14,6 +14,7 @@ fn floor() -> Subject {
         env: Vec::new(),
         event: api_gateway_event("GET", "/", None),
         tokens: None,
+        chain: None,
     }
 }
 

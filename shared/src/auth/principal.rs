@@ -1,3 +1,5 @@
+use uuid::Uuid;
+
 use crate::domain::User;
 use crate::store::Session;
 
@@ -42,10 +44,16 @@ pub enum AuthError {
 }
 
 impl Credentials {
-    /// The credentials of a verified token, given its session as read.
+    /// The credentials of a verified token, given its session as read: valid while its user is
+    /// active, the token not revoked, and its session (`sid`) admits it.
     pub fn of_session(claims: Claims, session: Session) -> Self {
-        match session.user {
-            Some(user) if user.is_active && !session.revoked => {
+        match (session.user, session.record) {
+            (Some(user), Some(record))
+                if user.is_active
+                    && !session.revoked
+                    && record.id == claims.sid
+                    && record.admits(&user) =>
+            {
                 Self::Valid(Principal::User { user, claims })
             }
             _ => Self::Refused(Some(claims)),
@@ -67,6 +75,15 @@ impl Credentials {
             Self::Refused(claims) => claims.as_ref(),
             Self::Unresolved(claims) => Some(claims),
             Self::Missing => None,
+        }
+    }
+}
+
+impl Principal {
+    /// The session the request acts in: its access token's.
+    pub fn session_id(&self) -> Option<Uuid> {
+        match self {
+            Self::User { claims, .. } => Some(claims.sid),
         }
     }
 }

@@ -1,10 +1,20 @@
+use hmac::{KeyInit, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::User;
+use crate::domain::{RefreshToken, RefreshTokenHash, User};
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// What the key that derives refresh-token successors is derived with, from the JWT secret: a key
+/// of its own, so that no HMAC the API computes for one purpose serves another.
+const SUCCESSOR_KEY_LABEL: &[u8] = b"fog-compute refresh-token successor key v1";
+/// What an access token's id is derived with, from its refresh token's hash, at a rotation.
+const ROTATION_JTI_LABEL: &[u8] = b"fog-compute access-token id v1:";
 
 pub const ISSUER: &str = "fog-compute";
 pub const AUDIENCE: &str = "fog-compute-api";
@@ -18,6 +28,8 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
+    /// The session (login) the token belongs to; a token without one is refused.
+    pub sid: Uuid,
     pub iss: String,
     pub aud: String,
     /// Whether the user was an administrator at login; only picks the rate-limit category.
@@ -35,12 +47,15 @@ pub struct IssuedToken {
     pub expires_in: i64,
 }
 
-/// Signs and verifies HS256 access tokens. Built once per cold start.
+/// Signs and verifies HS256 access tokens, and derives refresh-token successors. Built once per
+/// cold start.
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     lifetime_seconds: i64,
+    /// HMAC-SHA256(JWT secret, SUCCESSOR_KEY_LABEL).
+    successor_key: [u8; 32],
 }
 
 impl JwtKeys {
@@ -57,17 +72,50 @@ impl JwtKeys {
             decoding: DecodingKey::from_secret(key),
             validation,
             lifetime_seconds: lifetime_minutes * 60,
+            successor_key: hmac_sha256(key, SUCCESSOR_KEY_LABEL),
         }
     }
 
-    pub fn issue(&self, user: &User, now: OffsetDateTime) -> IssuedToken {
-        let iat = now.unix_timestamp();
+    /// A new access token of `user` in session `sid`, with an id of its own.
+    pub fn issue(&self, user: &User, sid: Uuid, now: OffsetDateTime) -> IssuedToken {
+        self.sign(user, sid, now.unix_timestamp(), Uuid::new_v4())
+    }
+
+    /// The access token a rotation to `successor` issues at `rotated_at` (epoch seconds): its id
+    /// derived from the successor's hash, so that whoever recomputes the rotation inside its grace
+    /// window gets this very token again.
+    pub fn issue_rotated(
+        &self,
+        user: &User,
+        sid: Uuid,
+        rotated_at: i64,
+        successor: &RefreshTokenHash,
+    ) -> IssuedToken {
+        let digest = Sha256::new()
+            .chain_update(ROTATION_JTI_LABEL)
+            .chain_update(successor.as_str())
+            .finalize();
+        let bytes: [u8; 16] = digest[..16].try_into().expect("SHA-256 has 32 bytes");
+        let jti = uuid::Builder::from_custom_bytes(bytes).into_uuid();
+        self.sign(user, sid, rotated_at, jti)
+    }
+
+    /// The refresh token that succeeds `presented` at its rotation: the same session's, with the
+    /// secret HMAC-SHA256(successor key, presented). Whoever presents the same token gets the same
+    /// successor, and nobody without the JWT secret can compute it.
+    pub fn refresh_successor(&self, presented: &RefreshToken) -> RefreshToken {
+        let secret = hmac_sha256(&self.successor_key, presented.expose().as_bytes());
+        RefreshToken::with_secret(presented.user_id(), presented.session_id(), &secret)
+    }
+
+    fn sign(&self, user: &User, sid: Uuid, iat: i64, jti: Uuid) -> IssuedToken {
         let claims = Claims {
             sub: user.id,
             username: user.username.clone(),
             iat,
             exp: iat + self.lifetime_seconds,
-            jti: Uuid::new_v4(),
+            jti,
+            sid,
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
             adm: user.is_admin,
@@ -83,12 +131,23 @@ impl JwtKeys {
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
     }
+
+    /// An access token's lifetime.
+    pub fn lifetime_seconds(&self) -> i64 {
+        self.lifetime_seconds
+    }
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Email, Username};
+    use crate::domain::{Email, RefreshToken, Username};
     use jsonwebtoken::encode;
     use serde_json::json;
 
@@ -119,17 +178,19 @@ mod tests {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         json!({
             "sub": Uuid::new_v4(), "username": "alice", "iat": now, "exp": now + 60,
-            "jti": Uuid::new_v4(), "iss": ISSUER, "aud": AUDIENCE,
+            "jti": Uuid::new_v4(), "sid": Uuid::now_v7(), "iss": ISSUER, "aud": AUDIENCE,
         })
     }
 
     #[test]
     fn round_trip() {
         let user = user();
-        let issued = jwt_keys().issue(&user, OffsetDateTime::now_utc());
+        let sid = Uuid::now_v7();
+        let issued = jwt_keys().issue(&user, sid, OffsetDateTime::now_utc());
         assert_eq!(issued.expires_in, 1800);
         let claims = jwt_keys().verify(&issued.token).unwrap();
         assert_eq!(claims.sub, user.id);
+        assert_eq!(claims.sid, sid);
         assert_eq!(claims.username, "alice");
         assert_eq!(claims.exp - claims.iat, 1800);
         assert_eq!(
@@ -143,10 +204,10 @@ mod tests {
         let user = user();
         let now = OffsetDateTime::now_utc();
         let a = jwt_keys()
-            .verify(&jwt_keys().issue(&user, now).token)
+            .verify(&jwt_keys().issue(&user, Uuid::nil(), now).token)
             .unwrap();
         let b = jwt_keys()
-            .verify(&jwt_keys().issue(&user, now).token)
+            .verify(&jwt_keys().issue(&user, Uuid::nil(), now).token)
             .unwrap();
         assert_ne!(a.jti, b.jti);
     }
@@ -162,7 +223,7 @@ mod tests {
         let an_hour_ago = OffsetDateTime::now_utc() - time::Duration::minutes(31);
         assert!(
             jwt_keys()
-                .verify(&jwt_keys().issue(&user, an_hour_ago).token)
+                .verify(&jwt_keys().issue(&user, Uuid::nil(), an_hour_ago).token)
                 .is_err()
         );
         let mut claims = valid_claims();
@@ -216,7 +277,7 @@ mod tests {
 
     #[test]
     fn missing_required_claims_are_refused() {
-        for claim in ["exp", "sub", "iss", "aud", "jti"] {
+        for claim in ["exp", "sub", "iss", "aud", "jti", "sid"] {
             let mut claims = valid_claims();
             claims.as_object_mut().unwrap().remove(claim);
             assert!(
@@ -234,6 +295,74 @@ mod tests {
         claims["username"] = json!("admin");
         parts[1] = base64_url(&claims.to_string());
         assert!(jwt_keys().verify(&parts.join(".")).is_err());
+    }
+
+    /// Issue 15: tokens from before sessions (no `sid`) are refused, so nothing outlives a
+    /// logout or a password change by not naming its session.
+    #[test]
+    fn a_token_without_a_session_is_refused() {
+        let mut claims = valid_claims();
+        assert!(jwt_keys().verify(&sign(&claims, SECRET)).is_ok());
+        claims.as_object_mut().unwrap().remove("sid");
+        assert!(jwt_keys().verify(&sign(&claims, SECRET)).is_err());
+    }
+
+    #[test]
+    fn a_rotation_issues_the_same_token_whenever_it_is_recomputed() {
+        let (user, sid) = (user(), Uuid::now_v7());
+        let presented = RefreshToken::generate(user.id, sid);
+        let successor = jwt_keys().refresh_successor(&presented);
+        assert_eq!(successor, jwt_keys().refresh_successor(&presented));
+        assert_ne!(successor, presented);
+        assert_eq!(
+            (successor.user_id(), successor.session_id()),
+            (user.id, sid)
+        );
+        let rotated_at = OffsetDateTime::now_utc().unix_timestamp();
+        let first = jwt_keys().issue_rotated(&user, sid, rotated_at, &successor.hash());
+        let again = jwt_keys().issue_rotated(&user, sid, rotated_at, &successor.hash());
+        assert_eq!(first.token, again.token);
+        let claims = jwt_keys().verify(&first.token).unwrap();
+        assert_eq!((claims.iat, claims.sid), (rotated_at, sid));
+        // Another successor, another token id.
+        let next = jwt_keys().refresh_successor(&successor);
+        let other = jwt_keys().issue_rotated(&user, sid, rotated_at, &next.hash());
+        assert_ne!(jwt_keys().verify(&other.token).unwrap().jti, claims.jti);
+    }
+
+    #[test]
+    fn successors_depend_on_the_secret() {
+        let presented = RefreshToken::generate(Uuid::new_v4(), Uuid::now_v7());
+        let other = JwtKeys::new(
+            &SecretString::from("another-secret-of-at-least-32-bytes!!"),
+            30,
+        );
+        assert_ne!(
+            jwt_keys().refresh_successor(&presented),
+            other.refresh_successor(&presented)
+        );
+    }
+
+    /// The successor key is HMAC-SHA256(secret, label) and the successor's secret
+    /// HMAC-SHA256(key, token): the same figures Python's hmac module computes.
+    #[test]
+    fn the_successor_is_the_documented_hmac() {
+        let presented = RefreshToken::with_secret(Uuid::nil(), Uuid::nil(), &[0; 32]);
+        let successor = jwt_keys().refresh_successor(&presented);
+        let expected = RefreshToken::with_secret(
+            Uuid::nil(),
+            Uuid::nil(),
+            &hex32("bb08b8d62649612a901056d526bc5d23961653f35cd2a4862c9e7f20df507505"),
+        );
+        assert_eq!(successor, expected);
+    }
+
+    fn hex32(hex: &str) -> [u8; 32] {
+        let bytes: Vec<u8> = (0..64)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        bytes.try_into().unwrap()
     }
 
     fn base64_url(text: &str) -> String {

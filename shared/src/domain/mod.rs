@@ -8,6 +8,7 @@ mod idempotency;
 mod job;
 mod lock;
 mod proposal;
+mod refresh_token;
 mod text;
 mod timestamp;
 mod user;
@@ -27,6 +28,9 @@ pub use lock::{StakeLock, StakeLocks};
 pub use proposal::{
     DEFAULT_VOTING_PERIOD_HOURS, DESCRIPTION_CHARS, Proposal, ProposalStatus, TITLE_CHARS,
     VOTING_PERIOD_HOURS, Vote,
+};
+pub use refresh_token::{
+    REFRESH_TOKEN_CHARS, REFRESH_TOKEN_PREFIX, RefreshToken, RefreshTokenHash,
 };
 pub use text::EscapedText;
 pub use timestamp::rfc3339;

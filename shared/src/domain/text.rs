@@ -25,6 +25,19 @@ impl EscapedText {
         Ok(Self(escape_html(trimmed)))
     }
 
+    /// Text a client sends without anyone typing it (a `User-Agent` header): never refused, but
+    /// kept to its first `max_chars` characters, without hidden characters or line breaks, then
+    /// escaped as `parse` escapes.
+    pub fn sanitize(raw: &str, max_chars: usize) -> Self {
+        let visible: String = raw
+            .chars()
+            .filter(|&c| !is_hidden(c))
+            .map(|c| if c.is_whitespace() { ' ' } else { c })
+            .collect();
+        let kept: String = visible.trim().chars().take(max_chars).collect();
+        Self(escape_html(kept.trim_end()))
+    }
+
     pub fn into_string(self) -> String {
         self.0
     }
@@ -64,6 +77,17 @@ fn escape_html(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sanitized_text_is_kept_short_visible_and_escaped() {
+        let sanitized = |raw: &str| EscapedText::sanitize(raw, 10).into_string();
+        assert_eq!(sanitized("  curl/8.5 "), "curl/8.5");
+        assert_eq!(sanitized("a\u{0}b\u{202e}c\u{200b}d"), "abcd");
+        assert_eq!(sanitized("line\r\nbreak"), "line  brea");
+        assert_eq!(sanitized(&"x".repeat(1000)), "x".repeat(10));
+        assert_eq!(sanitized("<b>"), "&lt;b&gt;");
+        assert_eq!(sanitized(""), "");
+    }
 
     #[test]
     fn escapes_markup() {

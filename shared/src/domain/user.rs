@@ -55,6 +55,10 @@ pub struct User {
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_login: Option<OffsetDateTime>,
     pub wallet_address: WalletAddress,
+    /// Sessions whose epoch is lower are over ("log out everywhere", a password change). Stored
+    /// by those writes alone (absent means 0), never answered.
+    #[serde(default, skip_serializing)]
+    pub session_epoch: u64,
 }
 
 impl User {
@@ -68,6 +72,7 @@ impl User {
             created_at: now,
             last_login: None,
             wallet_address: WalletAddress::generate(),
+            session_epoch: 0,
         }
     }
 }

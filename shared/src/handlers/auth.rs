@@ -4,10 +4,11 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::body_string;
+use super::sessions::start_session;
 use crate::AppState;
-use crate::auth::{Claims, LEEWAY_SECONDS, Principal, hash_password, verify_password};
+use crate::auth::{Claims, Credentials, LEEWAY_SECONDS, Principal, hash_password, verify_password};
 use crate::domain::{Email, Fields, Password, User, Username, normalized_password};
-use crate::http::{ApiError, credentials, json_body, json_response, prefetched};
+use crate::http::{ApiError, credentials, json_body, json_response, prefetched, query_fields};
 use crate::ratelimit::{Reservation, reserve_login_attempt};
 use crate::store::{CreateUserError, LoginRead, LoginRecord, LoginState};
 
@@ -46,7 +47,7 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
     let (Some(username), Some(password)) = (username, password) else {
         return Err(fields.into_error().into());
     };
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     // Names that cannot exist are not looked up, nor counted, but cost the same verification.
     let username = Username::parse(&username).ok();
     let (credential, reserved) = match &username {
@@ -108,20 +109,7 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
             tracing::info!(user_id = %credential.user_id, "login refused: account disabled");
             Err(ApiError::Forbidden("Account is disabled".into()))
         }
-        LoginRecord::Recorded(user) => {
-            let tokens = state.jwt_keys().ok_or_else(|| {
-                ApiError::Internal("login's function was started without a JWT secret".into())
-            })?;
-            let issued = tokens.issue(&user, now);
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({
-                    "access_token": issued.token,
-                    "token_type": "bearer",
-                    "expires_in": issued.expires_in,
-                }),
-            ))
-        }
+        LoginRecord::Recorded(user) => start_session(&req, state, &user, now).await,
     }
 }
 
@@ -141,14 +129,42 @@ pub async fn me(
     Ok(json_response(StatusCode::OK, principal.user()))
 }
 
-/// `POST /api/auth/logout`: always succeeds; a token that verifies is revoked until it stops
-/// verifying, whatever its session.
+/// `POST /api/auth/logout[?all=true]`: always succeeds. A token that verifies is revoked until it
+/// stops verifying and its session ends (its refresh token with it), whatever state it was in.
+/// With `all=true` and a live session, every session of the user ends instead: one write of the
+/// user's session epoch, which the token's own session is behind too.
 pub async fn logout(mut req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    if let Some(claims) = credentials(&mut req).claims() {
-        state
-            .store
-            .revoke_token(claims.jti, claims.exp + LEEWAY_SECONDS)
-            .await?;
+    let mut query = Fields::new(query_fields(&req)?);
+    let all = query.optional_string("all", |raw| match raw {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("must be true or false".to_owned()),
+    });
+    let Some(all) = all.map(Option::unwrap_or_default) else {
+        return Err(query.into_error().into());
+    };
+    match credentials(&mut req) {
+        Credentials::Valid(principal) if all => {
+            let user = principal.user();
+            state.store.end_every_session(user.id).await?;
+            tracing::info!(user_id = %user.id, "logged out everywhere");
+        }
+        // A token already refused (its session over, its user inactive) ends nothing more for
+        // everyone.
+        Credentials::Refused(Some(_)) if all => {}
+        credentials => {
+            if let Some(claims) = credentials.claims() {
+                state
+                    .store
+                    .log_out(
+                        claims.jti,
+                        claims.exp + LEEWAY_SECONDS,
+                        claims.sid,
+                        claims.sub,
+                    )
+                    .await?;
+            }
+        }
     }
     Ok(json_response(
         StatusCode::OK,

@@ -10,6 +10,7 @@ mod governance;
 mod jobs;
 mod ledger;
 mod meta;
+mod sessions;
 
 use lambda_http::Request;
 
@@ -55,6 +56,16 @@ endpoints! {
         first read auth::login_first_read;
     ME: "me", "GET" "/api/auth/me", Auth, user auth::me;
     LOGOUT: "logout", "POST" "/api/auth/logout", Auth, public auth::logout;
+    REFRESH: "refresh", "POST" "/api/auth/refresh", Auth, public sessions::refresh,
+        first read sessions::refresh_first_read;
+    REVOKE: "revoke", "POST" "/api/auth/revoke", Auth, public sessions::revoke,
+        first read sessions::refresh_first_read;
+    LIST_SESSIONS: "list-sessions", "GET" "/api/auth/sessions", Auth,
+        user sessions::list_sessions;
+    DELETE_SESSION: "delete-session", "DELETE" "/api/auth/sessions/{id}", Auth,
+        user sessions::delete_session;
+    CHANGE_PASSWORD: "change-password", "POST" "/api/auth/change-password", Auth,
+        user sessions::change_password;
     SUBMIT_JOB: "submit-job", "POST" "/api/scheduler/jobs", Write, user jobs::submit_job;
     LIST_JOBS: "list-jobs", "GET" "/api/scheduler/jobs", Read, user jobs::list_jobs;
     GET_JOB: "get-job", "GET" "/api/scheduler/jobs/{id}", Read, user jobs::get_job,

@@ -128,7 +128,7 @@ pub async fn admit(
     let position = WindowPosition::at(now_ms);
     let mut reads = first_read.clone();
     if let Some(claims) = &claims {
-        reads.extend(Session::keys(claims.sub, claims.jti));
+        reads.extend(Session::keys(claims.sub, claims.jti, claims.sid));
     }
     match count(store, limits, bucket, &counted, position, reads).await {
         Ok(counted_request) => {
@@ -185,7 +185,7 @@ async fn unlimited(
     let credentials = match claims {
         Some(claims) if !route.needs_principal => Credentials::Unresolved(claims),
         Some(claims) => {
-            let session = store.session(claims.sub, claims.jti).await?;
+            let session = store.session(claims.sub, claims.jti, claims.sid).await?;
             Credentials::of_session(claims, session)
         }
         None => Credentials::Missing,
@@ -209,7 +209,7 @@ fn identify(category: Category, claims: Option<&Claims>, ip: &Identity) -> Ident
 
 /// What a verified token's session, read among `items`, comes to.
 fn resolve(claims: Claims, items: &[Item]) -> Result<Credentials, StoreError> {
-    let session = Session::from_items(items, claims.sub, claims.jti)?;
+    let session = Session::from_items(items, claims.sub, claims.jti, claims.sid)?;
     Ok(Credentials::of_session(claims, session))
 }
 
@@ -325,6 +325,7 @@ mod tests {
             iat: 0,
             exp: 0,
             jti: Uuid::new_v4(),
+            sid: Uuid::now_v7(),
             iss: String::new(),
             aud: String::new(),
             adm: false,

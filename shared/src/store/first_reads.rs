@@ -6,8 +6,10 @@
 use uuid::Uuid;
 
 use super::keys::{self, Key};
-use super::{Item, LoginState, Store, StoreError, Wallet, job_in, proposal_in, wallet_in};
-use crate::domain::{Job, Proposal, Username, WalletAddress};
+use super::{
+    Item, LoginState, RefreshLookup, Store, StoreError, Wallet, job_in, proposal_in, wallet_in,
+};
+use crate::domain::{Job, Proposal, RefreshToken, Username, WalletAddress};
 
 /// Items read together, and what a handler makes of them.
 pub trait FirstRead {
@@ -120,5 +122,21 @@ impl FirstRead for VoteRead {
             wallet_in(items, &self.voter)?,
             proposal_in(items, self.proposal)?,
         ))
+    }
+}
+
+/// Refresh's and revoke's: the refresh token's item, its session and its user, all named by the
+/// token itself.
+pub struct RefreshRead(pub RefreshToken);
+
+impl FirstRead for RefreshRead {
+    type Value = RefreshLookup;
+
+    fn keys(&self) -> Vec<Key> {
+        RefreshLookup::keys(&self.0)
+    }
+
+    fn value(&self, items: &[Item]) -> Result<RefreshLookup, StoreError> {
+        RefreshLookup::from_items(items, &self.0)
     }
 }

@@ -119,6 +119,19 @@ pub fn idempotency(user_id: Uuid, idempotency_key: &str) -> Key {
     )
 }
 
+pub const SESSION_PREFIX: &str = "SESSION#";
+
+/// A session (one login and the refresh tokens it rotates through); GSI1 lists a user's, newest
+/// first by their UUID v7 ids.
+pub fn session(id: Uuid) -> Key {
+    key(format!("{SESSION_PREFIX}{id}"), "SESSION")
+}
+
+/// A refresh token, by the SHA-256 of the token (hex): the token itself is never stored.
+pub fn refresh_token(hash: &str) -> Key {
+    key(format!("REFRESH#{hash}"), "REFRESH")
+}
+
 pub fn revoked_token(jti: Uuid) -> Key {
     key(format!("TOKEN#{jti}"), "REVOKED")
 }

@@ -11,6 +11,7 @@ mod ledger;
 mod login_attempts;
 mod rate_counters;
 mod round_trip_log;
+mod sessions;
 mod users;
 
 use std::time::Duration;
@@ -28,7 +29,9 @@ use crate::telemetry;
 
 pub use devices::RegisterDevice;
 pub use error::StoreError;
-pub use first_reads::{FirstRead, JobRead, LoginRead, Prefetched, VoteRead, WalletRead};
+pub use first_reads::{
+    FirstRead, JobRead, LoginRead, Prefetched, RefreshRead, VoteRead, WalletRead,
+};
 pub use governance::{VoteError, proposal_in};
 pub use jobs::{CancelJob, job_in};
 pub use keys::Key;
@@ -38,6 +41,10 @@ pub use ledger::{
 };
 pub use login_attempts::{AttemptsWrite, LoginAttempts};
 pub use rate_counters::counter_hits;
+pub use sessions::{
+    PasswordChange, RefreshLookup, RefreshRecord, RefreshState, Rotation, SessionRecord,
+    SessionStatus,
+};
 pub use users::{CreateUserError, Credential, LoginRecord, LoginState, Session, UserFlag};
 
 /// BatchGetItem may leave keys unprocessed under load; re-ask this many times before giving up.

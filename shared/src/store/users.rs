@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::error::{condition_failed, failed_conditions, is_condition_failure};
 use super::keys::{self, Key};
 use super::login_attempts::{LoginAttempts, login_attempts_in};
+use super::sessions::{SessionRecord, session_in};
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{User, rfc3339};
 
@@ -58,26 +59,41 @@ pub enum LoginRecord {
     Disabled,
 }
 
-/// A token's user, and whether the token was revoked.
+/// A token's user, whether the token was revoked, and its session (`sid`).
 pub struct Session {
     pub user: Option<User>,
     pub revoked: bool,
+    pub record: Option<SessionRecord>,
 }
 
 impl Session {
     /// The items to read, so that callers can batch them with others.
-    pub fn keys(user_id: Uuid, jti: Uuid) -> [Key; 2] {
-        [keys::user(user_id), keys::revoked_token(jti)]
+    pub fn keys(user_id: Uuid, jti: Uuid, sid: Uuid) -> [Key; 3] {
+        [
+            keys::user(user_id),
+            keys::revoked_token(jti),
+            keys::session(sid),
+        ]
     }
 
     /// A revocation counts while it is there, whatever its TTL: it is kept at least as long as
     /// its token verifies (`revoke_token`), and a jti names one token only.
-    pub fn from_items(items: &[Item], user_id: Uuid, jti: Uuid) -> Result<Self, StoreError> {
+    pub fn from_items(
+        items: &[Item],
+        user_id: Uuid,
+        jti: Uuid,
+        sid: Uuid,
+    ) -> Result<Self, StoreError> {
         let user = find(items, &keys::user(user_id))
             .map(|item| from_item(item.clone()))
             .transpose()?;
         let revoked = find(items, &keys::revoked_token(jti)).is_some();
-        Ok(Self { user, revoked })
+        let record = session_in(items, sid)?;
+        Ok(Self {
+            user,
+            revoked,
+            record,
+        })
     }
 }
 
@@ -206,10 +222,18 @@ impl Store {
         }
     }
 
-    /// The user a token names and whether the token was revoked, in one round trip.
-    pub async fn session(&self, user_id: Uuid, jti: Uuid) -> Result<Session, StoreError> {
-        let items = self.get_items(Session::keys(user_id, jti).into()).await?;
-        Session::from_items(&items, user_id, jti)
+    /// The user a token names, whether the token was revoked, and its session, in one round
+    /// trip.
+    pub async fn session(
+        &self,
+        user_id: Uuid,
+        jti: Uuid,
+        sid: Uuid,
+    ) -> Result<Session, StoreError> {
+        let items = self
+            .get_items(Session::keys(user_id, jti, sid).into())
+            .await?;
+        Session::from_items(&items, user_id, jti, sid)
     }
 
     /// Records a token as revoked until it stops verifying: `verifies_until` is its `exp` plus

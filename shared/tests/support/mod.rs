@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 pub mod faults;
+pub mod sessions;
 
 use aws_sdk_dynamodb::config::retry::RetryPartition;
 use lambda_http::{Body, Request, Response};

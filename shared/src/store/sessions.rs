@@ -1,0 +1,528 @@
+//! Sessions and their refresh tokens (issue 15). A session is one login: an item `SESSION#<id>`
+//! listed under its user in GSI1, `active` until it ends (`revoked`), with an `epoch` that must be
+//! at least its user's `session_epoch`. A refresh token is an item `REFRESH#<sha256>`, `current`
+//! until a rotation spends it (recording when, and its successor's hash). See the README's table
+//! design for every write.
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, from_items, to_item};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::error::{condition_failed, failed_conditions, is_condition_failure};
+use super::keys::{self, GSI1, GSI1PK, GSI1SK, SESSION_PREFIX};
+use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
+use crate::domain::{RefreshToken, RefreshTokenHash, User, rfc3339};
+
+const STATUS: &str = "status";
+const STATE: &str = "state";
+const EPOCH: &str = "epoch";
+const SESSION_EPOCH: &str = "session_epoch";
+const ACTIVE: &str = "active";
+const REVOKED: &str = "revoked";
+const CURRENT: &str = "current";
+const SPENT: &str = "spent";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    Active,
+    Revoked,
+}
+
+/// A session as stored: one login, and the refresh tokens it rotates through.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The login, or the last refresh.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_used_at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    pub status: SessionStatus,
+    /// The user's `session_epoch` when the session began (or changed the password).
+    pub epoch: u64,
+    /// When its newest refresh token expires (epoch s): the session's TTL.
+    pub expires_at: i64,
+}
+
+impl SessionRecord {
+    /// Whether the session still admits the tokens it issued to `user`: its own, active, and not
+    /// ended since by "log out everywhere" or a password change (its epoch behind the user's).
+    /// Its access tokens never outlive it (`config::REFRESH_TOKEN_DAYS`), so this needs no clock.
+    pub fn admits(&self, user: &User) -> bool {
+        self.user_id == user.id
+            && self.status == SessionStatus::Active
+            && self.epoch >= user.session_epoch
+    }
+
+    /// Whether the session is live at `now` (epoch s): it admits its tokens and has not expired.
+    pub fn live(&self, user: &User, now: i64) -> bool {
+        self.admits(user) && self.expires_at > now
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefreshState {
+    Current,
+    Spent,
+}
+
+/// A refresh token as stored, under the SHA-256 of the token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    #[serde(rename = "sid")]
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub state: RefreshState,
+    /// When a rotation spent it (epoch s): the rotation's access token's `iat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spent_at: Option<i64>,
+    /// The hash of the token that rotation issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<String>,
+    /// The token's own expiry (epoch s); spending it keeps it, so that a reuse is recognised for
+    /// as long as the token could have been used.
+    pub expires_at: i64,
+}
+
+impl RefreshRecord {
+    /// Whether this is the item of `token` (its hash matched; this checks the ids the token
+    /// names) and has not expired at `now`.
+    pub fn usable_for(&self, token: &RefreshToken, now: i64) -> bool {
+        self.session_id == token.session_id()
+            && self.user_id == token.user_id()
+            && self.expires_at > now
+    }
+
+    /// Whether its recorded successor is `successor`.
+    pub fn succeeded_by(&self, successor: &RefreshTokenHash) -> bool {
+        self.successor.as_deref() == Some(successor.as_str())
+    }
+}
+
+/// What a refresh token names, read in one round trip: its item, its session and its user.
+#[derive(Debug)]
+pub struct RefreshLookup {
+    pub token: Option<RefreshRecord>,
+    pub session: Option<SessionRecord>,
+    pub user: Option<User>,
+}
+
+impl RefreshLookup {
+    pub fn keys(token: &RefreshToken) -> Vec<keys::Key> {
+        vec![
+            keys::refresh_token(token.hash().as_str()),
+            keys::session(token.session_id()),
+            keys::user(token.user_id()),
+        ]
+    }
+
+    pub fn from_items(items: &[Item], token: &RefreshToken) -> Result<Self, StoreError> {
+        let token_item = find(items, &keys::refresh_token(token.hash().as_str()));
+        Ok(Self {
+            token: token_item.cloned().map(from_item).transpose()?,
+            session: session_in(items, token.session_id())?,
+            user: find(items, &keys::user(token.user_id()))
+                .cloned()
+                .map(from_item)
+                .transpose()?,
+        })
+    }
+}
+
+/// The session `id` among read items.
+pub fn session_in(items: &[Item], id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+    Ok(find(items, &keys::session(id))
+        .cloned()
+        .map(from_item)
+        .transpose()?)
+}
+
+/// What a rotation came to.
+#[derive(Debug)]
+pub enum Rotation {
+    /// The presented token is spent and its successor stored; the session's expiry moved on.
+    Rotated,
+    /// The presented token was no longer current: here it is as it now is (absent: gone).
+    NotCurrent(Option<RefreshRecord>),
+    /// The session ended before the rotation could be written.
+    SessionEnded,
+}
+
+/// What a password change came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PasswordChange {
+    Changed,
+    /// The credential, the user's sessions (another change, "log out everywhere", a
+    /// deactivation) or the caller's session changed since they were read: nothing was written.
+    Conflict,
+}
+
+/// A write of one item: `Put` conditioned on the item being new.
+fn new_item(table: &str, item: Item) -> TransactWriteItem {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(PK)")
+        .build()
+        .expect("table, item and condition are set");
+    TransactWriteItem::builder().put(put).build()
+}
+
+/// The item of a new, current refresh token of `session`.
+fn refresh_item(
+    token: &RefreshTokenHash,
+    session: &SessionRecord,
+    expires_at: i64,
+) -> Result<Item, StoreError> {
+    let record = RefreshRecord {
+        session_id: session.id,
+        user_id: session.user_id,
+        state: RefreshState::Current,
+        spent_at: None,
+        successor: None,
+        expires_at,
+    };
+    let mut item = to_item(&record)?;
+    item.extend(keys::refresh_token(token.as_str()).attributes());
+    Ok(item)
+}
+
+fn epoch(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl Store {
+    /// Starts a session with its first refresh token, in one transaction: both or neither.
+    pub async fn start_session(
+        &self,
+        session: &SessionRecord,
+        token: &RefreshTokenHash,
+    ) -> Result<(), StoreError> {
+        let mut item = to_item(session)?;
+        item.extend(keys::session(session.id).attributes());
+        item.insert(
+            GSI1PK.to_owned(),
+            string(keys::user_partition(session.user_id)),
+        );
+        item.insert(
+            GSI1SK.to_owned(),
+            string(format!("{SESSION_PREFIX}{}", session.id)),
+        );
+        let token = refresh_item(token, session, session.expires_at)?;
+        self.client
+            .transact_write_items()
+            .transact_items(new_item(&self.table, item))
+            .transact_items(new_item(&self.table, token))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Rotates `presented` to `successor` at `now`, in one transaction: `presented` from current
+    /// to spent (recording when, and the successor's hash), the successor stored as current
+    /// until `expires_at`, and the session's `last_used_at` and expiry moved on while it is
+    /// active. Of racing rotations of one token exactly one is written; the others learn from
+    /// the refused write what the token now is.
+    pub async fn rotate_refresh_token(
+        &self,
+        presented: &RefreshTokenHash,
+        successor: &RefreshTokenHash,
+        session: &SessionRecord,
+        now: OffsetDateTime,
+        expires_at: i64,
+    ) -> Result<Rotation, StoreError> {
+        let at = rfc3339(now)?;
+        let now = now.unix_timestamp();
+        let spend = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::refresh_token(presented.as_str()).attributes()))
+            .update_expression("SET #state = :spent, spent_at = :now, successor = :successor")
+            .condition_expression("#state = :current AND #expires_at > :now")
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":spent", string(SPENT))
+            .expression_attribute_values(":current", string(CURRENT))
+            .expression_attribute_values(":now", number(now))
+            .expression_attribute_values(":successor", string(successor.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("table, key and expressions are set");
+        let touch = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::session(session.id).attributes()))
+            .update_expression("SET last_used_at = :at, #expires_at = :expires_at")
+            .condition_expression("#status = :active AND user_id = :owner")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":at", string(at))
+            .expression_attribute_values(":expires_at", number(expires_at))
+            .expression_attribute_values(":active", string(ACTIVE))
+            .expression_attribute_values(":owner", string(session.user_id.to_string()))
+            .build()
+            .expect("table, key and expressions are set");
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(spend).build())
+            .transact_items(new_item(
+                &self.table,
+                refresh_item(successor, session, expires_at)?,
+            ))
+            .transact_items(TransactWriteItem::builder().update(touch).build())
+            .send()
+            .await;
+        let Err(error) = result else {
+            return Ok(Rotation::Rotated);
+        };
+        let reasons = failed_conditions(error)?;
+        let failed = |index: usize| reasons.get(index).filter(|reason| condition_failed(reason));
+        if let Some(spend) = failed(0) {
+            let as_now = spend
+                .item()
+                .map(|item| from_item::<RefreshRecord>(item.clone()))
+                .transpose()?;
+            Ok(Rotation::NotCurrent(as_now))
+        } else if failed(2).is_some() {
+            Ok(Rotation::SessionEnded)
+        } else {
+            Err(StoreError::Unexpected(format!(
+                "refresh-token rotation cancelled: {reasons:?}"
+            )))
+        }
+    }
+
+    /// Ends a session (a reused or revoked refresh token): its refresh tokens and access tokens
+    /// stop working at once. Nothing to do for a session that is not there.
+    pub async fn end_session(&self, id: Uuid) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::session(id).attributes()))
+            .update_expression("SET #status = :revoked")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":revoked", string(REVOKED))
+            .send()
+            .await;
+        match result {
+            Err(error) if !is_condition_failure(&error) => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends `user`'s session `id` if it is live at `now`; `Ok(false)` when it is not the user's,
+    /// not there, or over already.
+    pub async fn end_own_session(
+        &self,
+        user: &User,
+        id: Uuid,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::session(id).attributes()))
+            .update_expression("SET #status = :revoked")
+            .condition_expression(
+                "user_id = :owner AND #status = :active AND #epoch >= :epoch AND #expires_at > :now",
+            )
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#epoch", EPOCH)
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":revoked", string(REVOKED))
+            .expression_attribute_values(":active", string(ACTIVE))
+            .expression_attribute_values(":owner", string(user.id.to_string()))
+            .expression_attribute_values(":epoch", epoch(user.session_epoch))
+            .expression_attribute_values(":now", number(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if is_condition_failure(&error) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Logs one access token out, in one transaction: its revocation (until `verifies_until`, as
+    /// `revoke_token`) and the end of its session. A session that is not there (past its TTL and
+    /// deleted) leaves the revocation alone to write.
+    pub async fn log_out(
+        &self,
+        jti: Uuid,
+        verifies_until: i64,
+        session_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<(), StoreError> {
+        let mut revocation = keys::revoked_token(jti).attributes();
+        revocation.insert(TTL_ATTRIBUTE.to_owned(), number(verifies_until));
+        let revocation = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(revocation))
+            .build()
+            .expect("table and item are set");
+        let end = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::session(session_id).attributes()))
+            .update_expression("SET #status = :revoked")
+            .condition_expression("attribute_exists(PK) AND user_id = :owner")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":revoked", string(REVOKED))
+            .expression_attribute_values(":owner", string(user_id.to_string()))
+            .build()
+            .expect("table, key and expressions are set");
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(revocation).build())
+            .transact_items(TransactWriteItem::builder().update(end).build())
+            .send()
+            .await;
+        let Err(error) = result else {
+            return Ok(());
+        };
+        let reasons = failed_conditions(error)?;
+        if reasons.get(1).is_some_and(condition_failed) {
+            self.revoke_token(jti, verifies_until).await
+        } else {
+            Err(StoreError::Unexpected(format!(
+                "logout cancelled: {reasons:?}"
+            )))
+        }
+    }
+
+    /// "Log out everywhere": the user's `session_epoch` + 1, so that every session begun before
+    /// is over (one UpdateItem).
+    pub async fn end_every_session(&self, user_id: Uuid) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::user(user_id).attributes()))
+            .update_expression("ADD #epoch :one")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#epoch", SESSION_EPOCH)
+            .expression_attribute_values(":one", number(1))
+            .send()
+            .await;
+        match result {
+            Err(error) if !is_condition_failure(&error) => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// A password change, in one transaction: the credential's hash from `old_hash` (the one
+    /// verified) to `new_hash`; the user's `session_epoch` from the one read (`user`) to the next,
+    /// which ends every session; and session `session_id`'s epoch to that next one, so that it
+    /// alone goes on.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        old_hash: &str,
+        new_hash: &str,
+        session_id: Uuid,
+    ) -> Result<PasswordChange, StoreError> {
+        let next = user.session_epoch + 1;
+        let credential = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::username(&user.username).attributes()))
+            .update_expression("SET password_hash = :new")
+            .condition_expression("password_hash = :old AND user_id = :owner")
+            .expression_attribute_values(":new", string(new_hash))
+            .expression_attribute_values(":old", string(old_hash))
+            .expression_attribute_values(":owner", string(user.id.to_string()))
+            .build()
+            .expect("table, key and expressions are set");
+        let sessions = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::user(user.id).attributes()))
+            .update_expression("SET #epoch = :next")
+            .condition_expression(
+                "attribute_exists(PK) AND is_active = :true AND (attribute_not_exists(#epoch) OR #epoch = :read)",
+            )
+            .expression_attribute_names("#epoch", SESSION_EPOCH)
+            .expression_attribute_values(":next", epoch(next))
+            .expression_attribute_values(":read", epoch(user.session_epoch))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .build()
+            .expect("table, key and expressions are set");
+        let current = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::session(session_id).attributes()))
+            .update_expression("SET #epoch = :next")
+            .condition_expression("#status = :active AND user_id = :owner")
+            .expression_attribute_names("#epoch", EPOCH)
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":next", epoch(next))
+            .expression_attribute_values(":active", string(ACTIVE))
+            .expression_attribute_values(":owner", string(user.id.to_string()))
+            .build()
+            .expect("table, key and expressions are set");
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(credential).build())
+            .transact_items(TransactWriteItem::builder().update(sessions).build())
+            .transact_items(TransactWriteItem::builder().update(current).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PasswordChange::Changed),
+            Err(error) => {
+                let reasons = failed_conditions(error)?;
+                tracing::info!(?reasons, "password change refused by its conditions");
+                Ok(PasswordChange::Conflict)
+            }
+        }
+    }
+
+    /// The user's live sessions at `now`, newest first (GSI1, every page; eventually consistent
+    /// in AWS).
+    pub async fn live_sessions(
+        &self,
+        user: &User,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut sessions = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
+                .filter_expression("#status = :active AND #epoch >= :epoch AND #expires_at > :now")
+                .expression_attribute_names("#status", STATUS)
+                .expression_attribute_names("#epoch", EPOCH)
+                .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+                .expression_attribute_values(":owner", string(keys::user_partition(user.id)))
+                .expression_attribute_values(":prefix", string(SESSION_PREFIX))
+                .expression_attribute_values(":active", string(ACTIVE))
+                .expression_attribute_values(":epoch", epoch(user.session_epoch))
+                .expression_attribute_values(":now", number(now))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            let page: Vec<SessionRecord> = from_items(output.items.unwrap_or_default())?;
+            sessions.extend(page.into_iter().filter(|session| session.live(user, now)));
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(sessions),
+            }
+        }
+    }
+}
