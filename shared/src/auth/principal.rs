@@ -1,20 +1,48 @@
-use crate::domain::User;
-use crate::store::Session;
+use time::OffsetDateTime;
 
-use super::Claims;
+use crate::domain::{ApiKey, User};
+use crate::routes::{ApiKeys, Scope};
+use crate::store::{KeySession, Session};
+
+use super::{Claims, PresentedKey};
 
 /// Who a request acts as: verified once per request (by `http::dispatch`, with the rate
-/// limiter's read of the session), then handed to the handler.
+/// limiter's read of the session or key), then handed to the handler.
 #[derive(Clone, Debug)]
 pub enum Principal {
     /// The holder of an access token whose session is live: not revoked, its user active.
     User { user: User, claims: Claims },
+    /// The holder of an API key that is active, unexpired, and whose owner is active.
+    ApiKey { key: ApiKey, owner: User },
 }
 
 impl Principal {
+    /// The user the request acts for: the token's, or the key's owner.
     pub fn user(&self) -> &User {
         match self {
             Self::User { user, .. } => user,
+            Self::ApiKey { owner, .. } => owner,
+        }
+    }
+
+    pub fn api_key(&self) -> Option<&ApiKey> {
+        match self {
+            Self::ApiKey { key, .. } => Some(key),
+            Self::User { .. } => None,
+        }
+    }
+
+    /// Whether this principal may use a route that takes `api_keys`: a token always may; a key
+    /// only where keys are accepted, and then only with the route's scope.
+    pub fn authorize(&self, api_keys: ApiKeys) -> Result<(), AuthError> {
+        let Self::ApiKey { key, .. } = self else {
+            return Ok(());
+        };
+        match api_keys {
+            ApiKeys::AnyScope => Ok(()),
+            ApiKeys::Scope(scope) if key.has_scope(scope) => Ok(()),
+            ApiKeys::Scope(scope) => Err(AuthError::MissingScope(scope)),
+            ApiKeys::Ignored | ApiKeys::Refused => Err(AuthError::KeysRefused),
         }
     }
 }
@@ -22,11 +50,14 @@ impl Principal {
 /// What a request's credentials came to.
 #[derive(Clone, Debug)]
 pub enum Credentials {
-    /// No bearer token.
+    /// No bearer token (nor API key).
     Missing,
     /// A bearer token that does not verify; or one that does (its claims), whose session is
     /// revoked or whose user is inactive or gone.
     Refused(Option<Claims>),
+    /// An API key that is unknown, does not match its stored hash, is revoked or expired, or
+    /// whose owner is inactive or gone.
+    RefusedKey,
     Valid(Principal),
 }
 
@@ -36,6 +67,14 @@ pub enum AuthError {
     Missing,
     #[error("Could not validate credentials")]
     Refused,
+    #[error("Invalid API key")]
+    InvalidKey,
+    #[error("This API key lacks the scope {0}")]
+    MissingScope(Scope),
+    #[error("API keys are not accepted on this route; use a bearer token")]
+    KeysRefused,
+    #[error("Send either a bearer token or an API key, not both")]
+    BothCredentials,
 }
 
 impl Credentials {
@@ -49,11 +88,32 @@ impl Credentials {
         }
     }
 
+    /// The credentials of a well-formed API key, given its key item and owner as read at `now`:
+    /// valid when the item is the key whose hash it holds, the key usable, and its owner active.
+    pub fn of_key(presented: &PresentedKey, session: KeySession, now: OffsetDateTime) -> Self {
+        match session {
+            KeySession {
+                key: Some(key),
+                owner: Some(owner),
+            } if presented.matches(&key.secret_hash)
+                && key.user_id == presented.owner
+                && owner.id == key.user_id
+                && key.rate_limit == presented.rate_limit
+                && key.usable(now)
+                && owner.is_active =>
+            {
+                Self::Valid(Principal::ApiKey { key, owner })
+            }
+            _ => Self::RefusedKey,
+        }
+    }
+
     pub fn principal(self) -> Result<Principal, AuthError> {
         match self {
             Self::Valid(principal) => Ok(principal),
             Self::Missing => Err(AuthError::Missing),
             Self::Refused(_) => Err(AuthError::Refused),
+            Self::RefusedKey => Err(AuthError::InvalidKey),
         }
     }
 
@@ -62,7 +122,7 @@ impl Credentials {
         match self {
             Self::Valid(Principal::User { claims, .. }) => Some(claims),
             Self::Refused(claims) => claims.as_ref(),
-            Self::Missing => None,
+            Self::Valid(Principal::ApiKey { .. }) | Self::RefusedKey | Self::Missing => None,
         }
     }
 }
