@@ -187,6 +187,40 @@ mod tests {
         }
     }
 
+    /// The OpenAPI document says the same as the table: an operation lists the `ApiKey` scheme
+    /// with the route's scope (none for any key) exactly when the route takes keys.
+    #[test]
+    fn the_openapi_document_states_each_routes_keys() {
+        let document: serde_json::Value = serde_json::from_str(meta::OPENAPI_JSON).unwrap();
+        for Endpoint { route, .. } in ENDPOINTS {
+            let operation = &document["paths"][route.path][route.method.to_lowercase()];
+            assert!(operation.is_object(), "{route:?} is not documented");
+            let key_scopes: Vec<&serde_json::Value> = operation["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|requirement| requirement.get("ApiKey"))
+                .collect();
+            let documented = match key_scopes.as_slice() {
+                [] => None,
+                [scopes] => Some(scopes.as_array().unwrap().clone()),
+                _ => panic!("{route:?}: ApiKey listed twice"),
+            };
+            let expected = match route.api_keys {
+                ApiKeys::Ignored | ApiKeys::Refused => None,
+                ApiKeys::AnyScope => Some(vec![]),
+                ApiKeys::Scope(scope) => Some(vec![serde_json::json!(scope.as_str())]),
+            };
+            assert_eq!(documented, expected, "{route:?}");
+            let security = operation["security"].as_array();
+            assert_eq!(
+                security.is_some(),
+                route.api_keys != ApiKeys::Ignored,
+                "{route:?}: documented credentials"
+            );
+        }
+    }
+
     #[test]
     fn functions_are_unique() {
         let mut functions: Vec<_> = ENDPOINTS
