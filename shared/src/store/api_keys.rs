@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::error::{condition_failed, failed_conditions, is_condition_failure};
 use super::keys::{self, API_KEY_PREFIX, GSI1, GSI1PK, GSI1SK, Key};
 use super::{Item, Store, StoreError, find, number, string};
-use crate::domain::{ApiKey, MAX_ACTIVE_KEYS, User};
+use crate::domain::{ApiKey, MAX_ACTIVE_KEYS, User, rfc3339};
 
 /// A presented API key's item and its owner's user item, read together.
 pub struct KeySession {
@@ -191,16 +191,20 @@ impl Store {
                 "user_id = :owner AND is_active = :true AND valid_until <= :now"
             }
         };
-        let key = Update::builder()
+        let mut key = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::api_key(key_id).attributes()))
-            .update_expression("SET is_active = :false, revoked_at = :now")
+            .update_expression("SET is_active = :false, revoked_at = :at")
             .condition_expression(condition)
             .expression_attribute_values(":owner", string(owner.to_string()))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":now", number(now.unix_timestamp()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .expression_attribute_values(":at", string(rfc3339(now)?))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Deactivation::Expired = why {
+            key = key.expression_attribute_values(":now", number(now.unix_timestamp()));
+        }
+        let key = key
             .build()
             .map_err(|error| StoreError::Unexpected(error.to_string()))?;
         let count = Update::builder()
