@@ -58,6 +58,9 @@ pub enum Credentials {
     /// An API key that is unknown, does not match its stored hash, is revoked or expired, or
     /// whose owner is inactive or gone.
     RefusedKey,
+    /// Not known: the table did not answer the read of the session or key (the rate limiter had
+    /// failed open). A public route goes on without credentials; an authenticated one is 503.
+    Unavailable,
     Valid(Principal),
 }
 
@@ -75,6 +78,8 @@ pub enum AuthError {
     KeysRefused,
     #[error("Send either a bearer token or an API key, not both")]
     BothCredentials,
+    #[error("the credentials could not be checked: the table did not answer")]
+    Unavailable,
 }
 
 impl Credentials {
@@ -114,6 +119,7 @@ impl Credentials {
             Self::Missing => Err(AuthError::Missing),
             Self::Refused(_) => Err(AuthError::Refused),
             Self::RefusedKey => Err(AuthError::InvalidKey),
+            Self::Unavailable => Err(AuthError::Unavailable),
         }
     }
 
@@ -122,7 +128,10 @@ impl Credentials {
         match self {
             Self::Valid(Principal::User { claims, .. }) => Some(claims),
             Self::Refused(claims) => claims.as_ref(),
-            Self::Valid(Principal::ApiKey { .. }) | Self::RefusedKey | Self::Missing => None,
+            Self::Valid(Principal::ApiKey { .. })
+            | Self::RefusedKey
+            | Self::Unavailable
+            | Self::Missing => None,
         }
     }
 }

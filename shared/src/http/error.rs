@@ -91,6 +91,7 @@ impl From<AuthError> for ApiError {
                 Self::Forbidden(error.to_string())
             }
             AuthError::BothCredentials => Self::BadRequest(error.to_string()),
+            AuthError::Unavailable => Self::Unavailable,
         }
     }
 }
@@ -122,6 +123,10 @@ mod tests {
         assert!(matches!(
             ApiError::from(AuthError::BothCredentials),
             ApiError::BadRequest(_)
+        ));
+        assert!(matches!(
+            ApiError::from(AuthError::Unavailable),
+            ApiError::Unavailable
         ));
     }
 }

@@ -247,16 +247,25 @@ fn at(now_ms: u64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// Admits without counting, resolving the credentials by themselves.
+/// Admits without counting, resolving the credentials by themselves. When the table does not
+/// answer that read either, the credentials are `Unavailable`: a public route (the index, the
+/// OpenAPI document) still answers, an authenticated one is 503.
 async fn unlimited(store: &Store, shown: Shown, now_ms: u64) -> Result<Admission, StoreError> {
     let keys = shown.keys();
-    let items = match keys.is_empty() {
-        true => Vec::new(),
-        false => store.get_items(keys).await?,
+    let credentials = match keys.is_empty() {
+        true => shown.resolve(&[], at(now_ms))?,
+        false => match store.get_items(keys).await {
+            Ok(items) => shown.resolve(&items, at(now_ms))?,
+            Err(StoreError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "credentials unchecked: DynamoDB unavailable");
+                Credentials::Unavailable
+            }
+            Err(error) => return Err(error),
+        },
     };
     Ok(Admission {
         verdict: Verdict::Unlimited,
-        credentials: shown.resolve(&items, at(now_ms))?,
+        credentials,
         prefetched: None,
     })
 }
