@@ -15,12 +15,13 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < infra/requirements-c
 BINARIES := $(shell sed -n 's/^ *Binary: *//p' template.yaml)
 ARM64_TARGET := aarch64-unknown-linux-gnu
 # `make bench ONLY=me,health` measures only those (beside the floor); register and login are
-# built anyway, since the bench gets its access token through them. fogctl makes the bench user
+# built anyway, since the bench gets its access token through them, and create-api-key, through
+# which it gets the API key of its key-authenticated request (list-jobs+key). fogctl makes the bench user
 # an administrator; with ONLY, routes whose seed functions (mint, stake, submit-job,
 # create-proposal) are not built keep the fixtures' placeholder ids.
 ONLY ?=
 comma := ,
-BENCH_BINARIES := $(if $(ONLY),$(sort $(subst $(comma), ,$(ONLY)) register login),$(BINARIES)) floor
+BENCH_BINARIES := $(if $(ONLY),$(sort $(subst $(comma), ,$(ONLY)) register login create-api-key),$(BINARIES)) floor
 # More harness options, e.g. BENCH_ARGS="--cold-runs 11 --warm-invocations 500".
 BENCH_ARGS ?=
 

@@ -4,8 +4,9 @@ stored; and the security headers on every answer."""
 import re
 
 import pytest
+import yaml
 
-from conftest import assert_problem, local_stack
+from conftest import REPO, assert_problem, local_stack
 
 # Every field any endpoint reads; a hostile body sets them all, so each route meets its own.
 FIELDS = [
@@ -14,6 +15,7 @@ FIELDS = [
     "memory_mb", "battery_percent", "is_charging", "from_address", "to_address", "amount",
     "address", "title", "description", "proposer", "voting_period_hours", "proposal_id", "voter", "vote",
     "refresh_token", "old_password", "new_password",
+    "expires_in_days", "rate_limit", "scopes",
 ]
 HOSTILE_VALUES = {
     "1e309": "1e309",
@@ -188,4 +190,43 @@ def test_hidden_characters_in_free_text_are_refused_and_nothing_is_stored(api, t
                 response = api.post(path, token=token, json=body)
                 assert response.status_code in (413, 422), (path, field, repr(hostile[:10]), response.text[:200])
                 assert_problem(response, response.status_code)
+    assert stored_items(api) == before
+
+
+# X-API-Key values no key this API issued can have: refused from their form or checksum alone.
+HOSTILE_KEYS = [
+    "", "fog_sk_", "fog_sk_" + "A" * 97, "fog_sk_" + "A" * 96 + "!", "x" * 10_240, "Bearer fog_sk_x",
+    "fog_sk_" + "\u00e9" * 97, "fog_sk_../../etc/passwd", "fog_sk_%00",
+]
+
+
+def key_policy(method: str, path: str) -> str:
+    """What openapi.yaml says an operation does with an API key: `accepted` (the ApiKey scheme
+    is listed), `refused` (credentials, but not a key), or `ignored` (a public operation)."""
+    operation = OPENAPI["paths"][path][method.lower()]
+    if "security" not in operation:
+        return "ignored"
+    return "accepted" if any("ApiKey" in requirement for requirement in operation["security"]) else "refused"
+
+
+OPENAPI = yaml.safe_load((REPO / "openapi.yaml").read_text())
+
+
+def test_hostile_api_keys_are_refused_and_store_nothing(api, token):
+    before = stored_items(api)
+    for method, template_path, path in routes():
+        policy = key_policy(method, template_path)
+        for hostile in HOSTILE_KEYS:
+            headers = {"X-API-Key": hostile.encode("utf-8").decode("latin-1"), "Content-Type": "application/json"}
+            response = api.request(method, path, headers=headers, data=b"{}")
+            assert response.status_code < 500, (method, path, hostile[:20], response.text[:200])
+            assert_security_headers(response)
+            if policy == "accepted":
+                assert_problem(response, 401)
+                assert response.headers["WWW-Authenticate"] == "ApiKey", (method, path)
+                assert "X-RateLimit-Limit" not in response.headers, "refused before counting"
+            elif policy == "refused":
+                assert_problem(response, 403)
+            else:
+                assert response.status_code not in (401, 403), (method, path, response.text[:200])
     assert stored_items(api) == before

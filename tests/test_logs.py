@@ -3,6 +3,7 @@ and route, the level AWS_LAMBDA_LOG_LEVEL names, and no secret in any line of a 
 failed login and a 500 forced by fault injection included."""
 
 import collections
+import hashlib
 import json
 
 import pytest
@@ -75,6 +76,14 @@ def test_a_full_scenario_logs_no_secret(logged):
     transfer = api.post("/api/tokenomics/transfer", token=token,
                         json={"from_address": wallet, "to_address": admin_wallet, "amount": "1.5"})
     assert transfer.status_code == 200, transfer.text
+    key = api.post("/api/keys", token=token, json={"name": "logged", "scopes": ["jobs:read", "tokens:read"]})
+    assert key.status_code == 201, key.text
+    api_key = key.json()["secret_key"]
+    assert api.get("/api/scheduler/jobs", headers={"X-API-Key": api_key}).status_code == 200
+    assert api.get("/api/keys", token=token).status_code == 200
+    tampered = api_key[:-1] + ("A" if api_key[-1] != "A" else "B")
+    assert api.get("/api/scheduler/jobs", headers={"X-API-Key": tampered}).status_code == 401
+    assert api.get("/api/tokenomics/balance", headers={"X-API-Key": api_key, "Authorization": f"Bearer {token}"}).status_code == 400
     wrong_password = "Wrong-Secret-Password-9"
     assert api.login(username, wrong_password).status_code == 401
     proxy.garble()
@@ -100,10 +109,16 @@ def test_a_full_scenario_logs_no_secret(logged):
         "admin token": admin_token,
         "password hash": hash_item["password_hash"]["S"],
         "JWT secret": api.env["JWT_SECRET"],
+        "API key": api_key,
+        "API key body": api_key[12:],
+        "tampered API key": tampered[12:],
+        "API key hash": hashlib.sha256(api_key.encode()).hexdigest(),
     }
     for name, secret in secrets.items():
         assert secret not in text, f"the {name} appears in the logs"
     assert '"status":500' in text.replace(" ", ""), "the forced 500 was logged"
+    key_lines = [line for line in request_lines(text) if line.get("api_key_id")]
+    assert key_lines and all(line["api_key_id"] == key.json()["id"] for line in key_lines)
 
 
 def test_every_request_logs_one_structured_line(logged):

@@ -28,6 +28,9 @@ READ_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
 # counter past its TTL (store/rate_counters.rs). Every function but health is rate limited.
 COUNTERS = {(UPDATE, "RATE#"), (PUT, "RATE#")}
 MOVEMENT = COUNTERS | {(UPDATE, "WALLET#"), (PUT, "WALLET#"), (PUT, "IDEMPOTENCY#")}
+# A route that takes API keys writes a calling key's last_used (at most once a minute).
+KEY_LAST_USED = {(UPDATE, "APIKEY#")}
+KEY_ROUTES = {"BalanceFunction", "CancelJobFunction", "CreateProposalFunction", "GetJobFunction", "ListDevicesFunction", "ListJobsFunction", "ListProposalsFunction", "MeFunction", "RegisterDeviceFunction", "StakeFunction", "SubmitJobFunction", "TransferFunction", "UnstakeFunction", "VoteFunction"}
 
 # Function -> (action, partition key prefix) pairs it may write. TransactWriteItems is authorised
 # per item, as PutItem, UpdateItem or ConditionCheckItem.
@@ -75,7 +78,16 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     # One TransactWriteItems: the vote record (put) and the tally (update) in the proposal's
     # partition; the wallet's vote lock (update, conditioned on its stake being the weight).
     "VoteFunction": COUNTERS | {(PUT, "PROPOSAL#"), (UPDATE, "PROPOSAL#"), (UPDATE, "WALLET#")},
+    # One TransactWriteItems: the key and its owner's active-key count; at the cap, expired keys
+    # retired.
+    "CreateApiKeyFunction": COUNTERS | {(PUT, "APIKEY#"), (UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#")},
+    "ListApiKeysFunction": COUNTERS,
+    "GetApiKeyFunction": COUNTERS,
+    # One TransactWriteItems: the key set inactive, its owner's active-key count lowered.
+    "RevokeApiKeyFunction": COUNTERS | {(UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#")},
 }
+for _function in KEY_ROUTES:
+    EXPECTED_WRITES[_function] = EXPECTED_WRITES[_function] | KEY_LAST_USED
 
 TABLE, INDEX = "Table", "Table/index/GSI1"
 # Function -> (action, resource) pairs it may read. The rate limiter's BatchGetItem reads the
@@ -90,6 +102,8 @@ EXPECTED_READS: dict[str, set[tuple[str, str]]] = {
     "ListSessionsFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "ListDevicesFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "ListProposalsFunction": LIMITER | {("dynamodb:Query", INDEX)},
+    "CreateApiKeyFunction": LIMITER | {("dynamodb:Query", INDEX)},
+    "ListApiKeysFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "BalanceFunction": WALLET_READ,
     "TransferFunction": WALLET_READ,
     "StakeFunction": WALLET_READ,

@@ -7,7 +7,9 @@ use bench::events::{TokenMint, api_gateway_event, fill_path_parameters};
 use bench::measure::{Answer, ColdRun, Subject, WarmRun, cold_start, warm};
 use bench::report::{FunctionResult, Measured, Report, Sizes};
 use bench::template::{self, Api, Function};
-use bench::world::{World, with_body};
+use bench::world::{
+    KEY_FUNCTION, World, key_request_body, key_subject_name, with_api_key, with_body,
+};
 use clap::Parser;
 use serde_json::{Value, json};
 
@@ -21,6 +23,7 @@ const CREATE_PROPOSAL_ROUTE: Route = ("POST", "/api/tokenomics/proposals");
 const LOGOUT_ROUTE: Route = ("POST", "/api/auth/logout");
 const REFRESH_ROUTE: Route = ("POST", "/api/auth/refresh");
 const CHANGE_PASSWORD_ROUTE: Route = ("POST", "/api/auth/change-password");
+const CREATE_API_KEY_ROUTE: Route = ("POST", "/api/keys");
 /// What the bench user gets before anything is measured: enough for every transfer, stake and
 /// unstake of a run to succeed.
 const SEED_FUNDS: &str = "1000000";
@@ -119,7 +122,9 @@ async fn run(options: Options) -> Result<(), Failure> {
         chain: None,
     };
 
-    let (tokens, mut world) = match seed_token(&prepared, &subject, secret.as_bytes()).await {
+    let (tokens, mut world, api_key) = match seed_token(&prepared, &subject, secret.as_bytes())
+        .await
+    {
         Ok((mint, wallet)) => {
             let mint = Arc::new(mint);
             let seeds = Seeds {
@@ -134,11 +139,18 @@ async fn run(options: Options) -> Result<(), Failure> {
                     eprintln!("bench: the fixtures' placeholder ids stay (routes naming a wallet, job or proposal answer 403 or 404 early): {reason}");
                     World::fixtures()
                 });
-            (Some(mint), world)
+            let api_key = seeds
+                .api_key()
+                .await
+                .inspect_err(|reason| {
+                    eprintln!("bench: no API key, so {KEY_FUNCTION} is measured with a token only: {reason}");
+                })
+                .ok();
+            (Some(mint), world, api_key)
         }
         Err(reason) => {
             eprintln!("bench: no access token, so routes that take one go without: {reason}");
-            (None, World::fixtures())
+            (None, World::fixtures(), None)
         }
     };
     let sessions = match seed_sessions(&prepared, &subject, secret.as_bytes()).await {
@@ -161,11 +173,14 @@ async fn run(options: Options) -> Result<(), Failure> {
         memory_mb: 256,
     };
     let floor_event = api_gateway_event("GET", "/", None);
+    // Each subject: how it runs, its function, its event's source, whether it carries a token,
+    // and how the report names it and its route.
     let mut subjects = vec![(
         subject(&floor, &floor_event, None),
-        floor,
+        floor.clone(),
         "built".to_owned(),
         false,
+        (FLOOR.to_owned(), "GET /".to_owned()),
     )];
     for (function, event, source) in prepared {
         if options
@@ -178,11 +193,21 @@ async fn run(options: Options) -> Result<(), Failure> {
         let token = api.takes_token(&function.method, &function.path);
         let tokens = tokens.clone().filter(|_| token);
         let event = world.apply(&event);
+        let route = format!("{} {}", function.method, function.path);
+        if let Some(key) = api_key.as_ref().filter(|_| function.binary == KEY_FUNCTION) {
+            // The same request with the bench user's API key instead of a token.
+            let mut keyed = subject(&function, &with_api_key(&event, key), None);
+            keyed.name = key_subject_name(&function.binary);
+            let names = (keyed.name.clone(), format!("{route} (API key)"));
+            let keyed_source = format!("{source} + X-API-Key");
+            subjects.push((keyed, function.clone(), keyed_source, false, names));
+        }
+        let names = (function.binary.clone(), route);
         let mut measured = subject(&function, &event, tokens);
         if let Some(sessions) = &sessions {
             sessions.apply(&function, &mut measured);
         }
-        subjects.push((measured, function, source, token));
+        subjects.push((measured, function, source, token, names));
     }
 
     // Rounds of one cold start per function, so that a busy spell of the machine hits all alike.
@@ -207,11 +232,11 @@ async fn run(options: Options) -> Result<(), Failure> {
 
     let mut results = Vec::new();
     let floor_cold_runs: Vec<f64> = cold[0].iter().map(|run| run.cold_ms).collect();
-    for (index, (subject, function, source, token)) in subjects.iter().enumerate() {
+    for (index, (subject, function, source, token, (name, route))) in subjects.iter().enumerate() {
         let result = FunctionResult::new(
             Measured {
-                function: &function.binary,
-                route: format!("{} {}", function.method, function.path),
+                function: name,
+                route: route.clone(),
                 event: source.clone(),
                 token: *token,
                 cold: &cold[index],
@@ -471,6 +496,18 @@ impl<S: Fn(&Function, &Value, Option<Arc<TokenMint>>) -> Subject> Seeds<'_, S> {
             .created_id(&world, CREATE_PROPOSAL_ROUTE, "proposalId")
             .await?;
         Ok(world)
+    }
+
+    /// A key of the bench user's, made through the create-api-key function: its secret.
+    async fn api_key(&self) -> Result<String, Failure> {
+        progress("creating the bench user's API key");
+        let (function, event) = find_route(self.prepared, CREATE_API_KEY_ROUTE)?;
+        let event = with_body(event, |body| *body = key_request_body());
+        let created = self.invoke(CREATE_API_KEY_ROUTE, function, &event).await?;
+        Ok(created["secret_key"]
+            .as_str()
+            .ok_or("create-api-key answered no secret_key")?
+            .to_owned())
     }
 
     /// Invokes `route`'s function once with its fixture, in `world`, moving `amount`.

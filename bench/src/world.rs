@@ -60,6 +60,39 @@ impl World {
     }
 }
 
+/// The function whose fixture the bench also sends with an API key instead of a token: a
+/// key-authenticated request, held to the same budgets (issue 14).
+pub const KEY_FUNCTION: &str = "list-jobs";
+/// The scopes of the bench's key: what `KEY_FUNCTION` needs.
+pub const KEY_SCOPES: &[&str] = &["jobs:read"];
+/// The bench key's hourly budget: more than a run's cold starts and warm invocations.
+pub const KEY_RATE_LIMIT: u64 = 100_000;
+
+/// How the report names the key-authenticated request of `binary`.
+pub fn key_subject_name(binary: &str) -> String {
+    format!("{binary}+key")
+}
+
+/// The body of the bench's `POST /api/keys`.
+pub fn key_request_body() -> Value {
+    serde_json::json!({"name": "fog-bench", "rate_limit": KEY_RATE_LIMIT, "scopes": KEY_SCOPES})
+}
+
+/// `event` carrying `secret` in `X-API-Key`, and no bearer token (a token and a key together
+/// are refused).
+pub fn with_api_key(event: &Value, secret: &str) -> Value {
+    let mut event = event.clone();
+    if !event["headers"].is_object() {
+        event["headers"] = serde_json::json!({});
+    }
+    let headers = event["headers"].as_object_mut().expect("an object");
+    headers.retain(|name, _| {
+        !name.eq_ignore_ascii_case("authorization") && !name.eq_ignore_ascii_case("x-api-key")
+    });
+    headers.insert("x-api-key".into(), Value::String(secret.to_owned()));
+    event
+}
+
 /// `event` with its JSON body changed by `change`.
 pub fn with_body(event: &Value, change: impl FnOnce(&mut Value)) -> Value {
     let mut event = event.clone();
@@ -117,6 +150,40 @@ mod tests {
         let changed = with_body(&event, |body| body["amount"] = json!("1000000"));
         let body: Value = serde_json::from_str(changed["body"].as_str().unwrap()).unwrap();
         assert_eq!(body, json!({"address": "0xw", "amount": "1000000"}));
+    }
+
+    #[test]
+    fn a_key_request_carries_the_key_and_no_token() {
+        let event = json!({
+            "headers": {"Authorization": "Bearer t", "X-Api-Key": "old", "accept": "application/json"},
+            "rawPath": "/api/scheduler/jobs",
+        });
+        let keyed = with_api_key(&event, "fog_sk_secret");
+        let headers = keyed["headers"].as_object().unwrap();
+        assert_eq!(headers.get("x-api-key"), Some(&json!("fog_sk_secret")));
+        assert!(
+            !headers
+                .keys()
+                .any(|name| name.eq_ignore_ascii_case("authorization"))
+        );
+        assert_eq!(headers.len(), 2, "{headers:?}");
+        assert_eq!(keyed["rawPath"], event["rawPath"]);
+        let bare = with_api_key(&json!({"rawPath": "/"}), "k");
+        assert_eq!(bare["headers"]["x-api-key"], "k");
+    }
+
+    #[test]
+    fn the_key_opens_the_route_it_is_sent_to() {
+        let fixture = format!(
+            "{}/../events/{KEY_FUNCTION}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let event: Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+        assert_eq!(event["routeKey"], "GET /api/scheduler/jobs");
+        assert_eq!(key_request_body()["scopes"], json!(["jobs:read"]));
+        assert!(key_request_body()["rate_limit"].as_u64().unwrap() >= 10_000);
+        assert_eq!(key_subject_name(KEY_FUNCTION), "list-jobs+key");
     }
 
     #[test]

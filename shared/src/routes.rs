@@ -1,7 +1,9 @@
-//! What a route is: the function that serves it and how it is rate limited. The route table
-//! itself is `handlers::ENDPOINTS`; each function binary runs one of them, so a request's
-//! category and bucket follow the function it reached, never the path it came by (a custom
-//! domain's base path, say).
+//! What a route is: the function that serves it, how it is rate limited, and which API keys it
+//! accepts. The route table itself is `handlers::ENDPOINTS`; each function binary runs one of
+//! them, so a request's category and bucket follow the function it reached, never the path it
+//! came by (a custom domain's base path, say).
+
+use std::fmt;
 
 /// How a route is rate limited (see the README's Rate limiting section).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +16,87 @@ pub enum RateLimit {
     Write,
 }
 
+/// What an API key may do: each route that accepts keys names the one it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    JobsRead,
+    JobsWrite,
+    DevicesRead,
+    DevicesWrite,
+    TokensRead,
+    TokensWrite,
+    GovernanceWrite,
+}
+
+impl Scope {
+    /// Every scope, in the order the API lists them; a key gets all of them unless it names some.
+    pub const ALL: [Self; 7] = [
+        Self::JobsRead,
+        Self::JobsWrite,
+        Self::DevicesRead,
+        Self::DevicesWrite,
+        Self::TokensRead,
+        Self::TokensWrite,
+        Self::GovernanceWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::JobsRead => "jobs:read",
+            Self::JobsWrite => "jobs:write",
+            Self::DevicesRead => "devices:read",
+            Self::DevicesWrite => "devices:write",
+            Self::TokensRead => "tokens:read",
+            Self::TokensWrite => "tokens:write",
+            Self::GovernanceWrite => "governance:write",
+        }
+    }
+
+    /// Exactly as `as_str` writes it.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == raw)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&raw).ok_or_else(|| serde::de::Error::custom(format!("unknown scope {raw:?}")))
+    }
+}
+
+/// Whether a route accepts an `X-API-Key` instead of a bearer token, and with which scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiKeys {
+    /// A public route: the header is not read (the request counts as any anonymous one).
+    Ignored,
+    /// Admin and account routes (mint, logout, the key routes themselves): a request carrying
+    /// a key is refused with 403, whatever the key and its owner.
+    Refused,
+    /// Any valid key, whatever its scopes (`/api/auth/me`, reading proposals).
+    AnyScope,
+    /// A valid key with this scope; without it, 403 naming the scope.
+    Scope(Scope),
+}
+
+impl ApiKeys {
+    pub fn accepted(self) -> bool {
+        matches!(self, Self::AnyScope | Self::Scope(_))
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct Route {
     /// The function binary (template.yaml's `BuildProperties.Binary`); also names the route's
@@ -22,7 +105,28 @@ pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub rate_limit: RateLimit,
-    /// Whether the handler acts for the caller (a `user` route): only then must the session of
-    /// the caller's token be read when the rate limiter cannot read it in its own round trip.
-    pub needs_principal: bool,
+    pub api_keys: ApiKeys,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_round_trip_and_nothing_else_parses() {
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
+            assert_eq!(scope.to_string(), scope.as_str());
+        }
+        for bad in [
+            "",
+            "jobs",
+            "JOBS:READ",
+            "jobs:read ",
+            "admin",
+            "governance:read",
+        ] {
+            assert_eq!(Scope::parse(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -141,7 +141,7 @@ mod tests {
         method: "GET",
         path: "/api/auth/me",
         rate_limit: RateLimit::Auth,
-        needs_principal: true,
+        api_keys: crate::routes::ApiKeys::Ignored,
     };
 
     #[test]

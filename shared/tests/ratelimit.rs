@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use shared::handlers::{HEALTH, LOGIN, ROOT};
+use shared::handlers::{HEALTH, LIST_JOBS, LOGIN, ME, ROOT};
 use shared::store::UserFlag;
 use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
@@ -494,4 +494,47 @@ async fn each_route_has_a_bucket_of_its_own() {
     let registered = app.call(&shared::handlers::REGISTER, register).await;
     assert_eq!(registered.status(), 201);
     assert_eq!(registered.header("x-ratelimit-remaining"), Some("1"));
+}
+
+/// Failing open, the limiter still checks the credentials with a read of their own; when that
+/// fails too, a public route answers as it would without them, and an authenticated one is 503
+/// (a token's or an API key's alike).
+#[tokio::test]
+async fn without_dynamodb_public_routes_answer_and_authenticated_ones_are_503() {
+    let app = TestApp::new().await;
+    let (_, token) = app.user_with_token().await;
+    let (_, key) = app
+        .key(
+            &token,
+            &serde_json::json!({"name": "k", "scopes": ["jobs:read"]}),
+        )
+        .await;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{closed_port}");
+    let dead = TestApp::with_settings(&[("DYNAMODB_ENDPOINT", &endpoint)]).await;
+    for request in [
+        event("GET", "/").bearer(&token),
+        event("GET", "/").api_key(&key),
+    ] {
+        assert_eq!(dead.call(&ROOT, request.build()).await.status(), 200);
+    }
+    for (endpoint, request) in [
+        (
+            &LIST_JOBS,
+            event("GET", "/api/scheduler/jobs").bearer(&token),
+        ),
+        (
+            &LIST_JOBS,
+            event("GET", "/api/scheduler/jobs").api_key(&key),
+        ),
+        (&ME, event("GET", "/api/auth/me").api_key(&key)),
+    ] {
+        let response = dead.call(endpoint, request.build()).await;
+        assert_eq!(response.status(), 503, "{}", response.text());
+        assert_eq!(response.header("retry-after"), Some("1"));
+    }
 }

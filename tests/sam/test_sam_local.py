@@ -154,6 +154,19 @@ def check_list_proposals(status, body, _headers):
     assert status == 200 and isinstance(body["proposals"], list), body
 
 
+def check_create_api_key(status, body, _headers):
+    assert status == 201, body
+    requested = json.loads(fixture("create-api-key")["body"])
+    assert body["name"] == requested["name"] and body["scopes"] == sorted(requested["scopes"])
+    assert body["secret_key"].startswith("fog_sk_") and body["prefix"] == body["secret_key"][:12]
+
+
+def check_list_api_keys(status, body, _headers):
+    assert status == 200, body
+    assert [key["name"] for key in body["keys"]] == [json.loads(fixture("create-api-key")["body"])["name"]]
+    assert "secret_key" not in body["keys"][0]
+
+
 def check_problem(expected):
     """The fixture names something the signed-in fixture user may not touch, or that does not
     exist: the function must say so in the problem shape."""
@@ -180,6 +193,11 @@ CHECKS = {
     "vote": check_problem(403),
     "mint": check_problem(403),
     "list-proposals": check_list_proposals,
+    "create-api-key": check_create_api_key,
+    "list-api-keys": check_list_api_keys,
+    # The fixture's key id names no key of the fixture user.
+    "get-api-key": check_problem(404),
+    "revoke-api-key": check_problem(404),
     "root": check_root,
     "health": check_health,
     "register": check_register,

@@ -1,4 +1,5 @@
-//! Operator CLI: changes a user's flags directly in the table.
+//! Operator CLI: changes a user's flags directly in the table, and lists or revokes a user's API
+//! keys.
 //!
 //! `cargo run -q -p fogctl -- [--table NAME] [--endpoint URL | --aws] <command> <username>`
 //! runs against the local stack by default; `--aws` uses the AWS endpoint of the usual
@@ -7,7 +8,10 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shared::store::{Store, UserFlag, client, sdk_config};
+use shared::domain::{ApiKey, rfc3339};
+use shared::store::{RevokeApiKey, Store, StoreError, UserFlag, client, sdk_config};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 #[derive(Parser)]
 #[command(about = "Fog Compute operator CLI")]
@@ -36,16 +40,66 @@ enum Command {
     Promote { username: String },
     /// Take administrator rights away.
     Demote { username: String },
-    /// Disable an account: logins are refused and its tokens stop working.
+    /// Disable an account: logins are refused and its tokens and API keys stop working.
     Deactivate { username: String },
     /// Enable a disabled account again.
     Activate { username: String },
+    /// A user's API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Every API key of a user, revoked and expired ones included (never a secret).
+    List { username: String },
+    /// Revoke one of a user's API keys: it stops working at once.
+    Revoke { username: String, key_id: Uuid },
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (username, flag, value, done) = match &cli.command {
+    let endpoint = (!cli.aws).then_some(cli.endpoint.as_str());
+    let store = Store::new(client(&sdk_config(endpoint).await), &cli.table);
+    let outcome = match &cli.command {
+        Command::Keys(command) => keys(&store, command).await,
+        command => set_flag(&store, command).await,
+    };
+    match outcome {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(Failure::NoSuchUser(username)) => {
+            eprintln!("fogctl: no user named {username} in table {}", cli.table);
+            ExitCode::FAILURE
+        }
+        Err(Failure::Refused(reason)) => {
+            eprintln!("fogctl: {reason}");
+            ExitCode::FAILURE
+        }
+        Err(Failure::Store(error)) => {
+            eprintln!("fogctl: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    NoSuchUser(String),
+    Refused(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+async fn set_flag(store: &Store, command: &Command) -> Result<String, Failure> {
+    let (username, flag, value, done) = match command {
         Command::Promote { username } => {
             (username, UserFlag::Admin, true, "is now an administrator")
         }
@@ -57,22 +111,70 @@ async fn main() -> ExitCode {
         ),
         Command::Deactivate { username } => (username, UserFlag::Active, false, "is deactivated"),
         Command::Activate { username } => (username, UserFlag::Active, true, "is active"),
+        Command::Keys(_) => unreachable!("handled by keys()"),
     };
-    let endpoint = (!cli.aws).then_some(cli.endpoint.as_str());
-    let store = Store::new(client(&sdk_config(endpoint).await), &cli.table);
     let username = username.to_ascii_lowercase();
-    match store.set_user_flag(&username, flag, value).await {
-        Ok(true) => {
-            println!("{username} {done}");
-            ExitCode::SUCCESS
+    match store.set_user_flag(&username, flag, value).await? {
+        true => Ok(format!("{username} {done}")),
+        false => Err(Failure::NoSuchUser(username)),
+    }
+}
+
+async fn keys(store: &Store, command: &KeysCommand) -> Result<String, Failure> {
+    let (KeysCommand::List { username } | KeysCommand::Revoke { username, .. }) = command;
+    let username = username.to_ascii_lowercase();
+    let Some(credential) = store.credential(&username).await? else {
+        return Err(Failure::NoSuchUser(username));
+    };
+    let now = OffsetDateTime::now_utc();
+    match command {
+        KeysCommand::List { .. } => {
+            let keys = store.api_keys(credential.user_id).await?;
+            let mut lines = vec![format!("{username}: {} API key(s)", keys.len())];
+            lines.extend(keys.iter().map(|key| describe(key, now)));
+            Ok(lines.join("\n"))
         }
-        Ok(false) => {
-            eprintln!("fogctl: no user named {username} in table {}", cli.table);
-            ExitCode::FAILURE
-        }
-        Err(error) => {
-            eprintln!("fogctl: {error}");
-            ExitCode::FAILURE
+        KeysCommand::Revoke { key_id, .. } => {
+            match store
+                .revoke_api_key(credential.user_id, *key_id, now)
+                .await?
+            {
+                RevokeApiKey::Revoked => Ok(format!("API key {key_id} of {username} is revoked")),
+                RevokeApiKey::AlreadyInactive => Ok(format!(
+                    "API key {key_id} of {username} was already inactive"
+                )),
+                RevokeApiKey::NotFound => Err(Failure::Refused(format!(
+                    "{username} has no API key {key_id}"
+                ))),
+            }
         }
     }
+}
+
+/// One line per key: id, prefix, state, scopes, limit, times, name (never the secret or its
+/// hash).
+fn describe(key: &ApiKey, now: OffsetDateTime) -> String {
+    let state = if !key.is_active {
+        "revoked"
+    } else if key.expired(now) {
+        "expired"
+    } else {
+        "active"
+    };
+    let time = |at: Option<OffsetDateTime>, none: &str| {
+        at.and_then(|at| rfc3339(at).ok())
+            .unwrap_or_else(|| none.to_owned())
+    };
+    let scopes: Vec<&str> = key.scopes.iter().map(|scope| scope.as_str()).collect();
+    format!(
+        "{}  {}  {state}  {}  {}/h  created {}  last used {}  expires {}  {}",
+        key.id,
+        key.prefix,
+        scopes.join(","),
+        key.rate_limit,
+        time(Some(key.created_at), "-"),
+        time(key.last_used, "never"),
+        time(key.expires_at, "never"),
+        key.name,
+    )
 }

@@ -1,22 +1,57 @@
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::User;
-use crate::store::Session;
+use crate::domain::{ApiKey, User};
+use crate::routes::{ApiKeys, Scope};
+use crate::store::{KeySession, Session};
 
-use super::Claims;
+use super::{Claims, PresentedKey};
 
 /// Who a request acts as: verified once per request (by `http::dispatch`, with the rate
-/// limiter's read of the session), then handed to the handler.
+/// limiter's read of the session or key), then handed to the handler.
 #[derive(Clone, Debug)]
 pub enum Principal {
     /// The holder of an access token whose session is live: not revoked, its user active.
     User { user: User, claims: Claims },
+    /// The holder of an API key that is active, unexpired, and whose owner is active.
+    ApiKey { key: ApiKey, owner: User },
 }
 
 impl Principal {
+    /// The user the request acts for: the token's, or the key's owner.
     pub fn user(&self) -> &User {
         match self {
             Self::User { user, .. } => user,
+            Self::ApiKey { owner, .. } => owner,
+        }
+    }
+
+    /// The session the request acts in: its access token's (a key acts in none).
+    pub fn session_id(&self) -> Option<Uuid> {
+        match self {
+            Self::User { claims, .. } => Some(claims.sid),
+            Self::ApiKey { .. } => None,
+        }
+    }
+
+    pub fn api_key(&self) -> Option<&ApiKey> {
+        match self {
+            Self::ApiKey { key, .. } => Some(key),
+            Self::User { .. } => None,
+        }
+    }
+
+    /// Whether this principal may use a route that takes `api_keys`: a token always may; a key
+    /// only where keys are accepted, and then only with the route's scope.
+    pub fn authorize(&self, api_keys: ApiKeys) -> Result<(), AuthError> {
+        let Self::ApiKey { key, .. } = self else {
+            return Ok(());
+        };
+        match api_keys {
+            ApiKeys::AnyScope => Ok(()),
+            ApiKeys::Scope(scope) if key.has_scope(scope) => Ok(()),
+            ApiKeys::Scope(scope) => Err(AuthError::MissingScope(scope)),
+            ApiKeys::Ignored | ApiKeys::Refused => Err(AuthError::KeysRefused),
         }
     }
 }
@@ -24,14 +59,17 @@ impl Principal {
 /// What a request's credentials came to.
 #[derive(Clone, Debug)]
 pub enum Credentials {
-    /// No bearer token.
+    /// No bearer token (nor API key).
     Missing,
     /// A bearer token that does not verify; or one that does (its claims), whose session is
     /// revoked or whose user is inactive or gone.
     Refused(Option<Claims>),
-    /// A bearer token that verifies, whose session was not read: the route does not act for the
-    /// caller, and the rate limiter could not read it in its own round trip.
-    Unresolved(Claims),
+    /// An API key that is unknown, does not match its stored hash, is revoked or expired, or
+    /// whose owner is inactive or gone.
+    RefusedKey,
+    /// Not known: the table did not answer the read of the session or key (the rate limiter had
+    /// failed open). A public route goes on without credentials; an authenticated one is 503.
+    Unavailable,
     Valid(Principal),
 }
 
@@ -41,6 +79,16 @@ pub enum AuthError {
     Missing,
     #[error("Could not validate credentials")]
     Refused,
+    #[error("Invalid API key")]
+    InvalidKey,
+    #[error("This API key lacks the scope {0}")]
+    MissingScope(Scope),
+    #[error("API keys are not accepted on this route; use a bearer token")]
+    KeysRefused,
+    #[error("Send either a bearer token or an API key, not both")]
+    BothCredentials,
+    #[error("the credentials could not be checked: the table did not answer")]
+    Unavailable,
 }
 
 impl Credentials {
@@ -60,11 +108,33 @@ impl Credentials {
         }
     }
 
+    /// The credentials of a well-formed API key, given its key item and owner as read at `now`:
+    /// valid when the item is the key whose hash it holds, the key usable, and its owner active.
+    pub fn of_key(presented: &PresentedKey, session: KeySession, now: OffsetDateTime) -> Self {
+        match session {
+            KeySession {
+                key: Some(key),
+                owner: Some(owner),
+            } if presented.matches(&key.secret_hash)
+                && key.user_id == presented.owner
+                && owner.id == key.user_id
+                && key.rate_limit == presented.rate_limit
+                && key.usable(now)
+                && owner.is_active =>
+            {
+                Self::Valid(Principal::ApiKey { key, owner })
+            }
+            _ => Self::RefusedKey,
+        }
+    }
+
     pub fn principal(self) -> Result<Principal, AuthError> {
         match self {
             Self::Valid(principal) => Ok(principal),
             Self::Missing => Err(AuthError::Missing),
-            Self::Refused(_) | Self::Unresolved(_) => Err(AuthError::Refused),
+            Self::Refused(_) => Err(AuthError::Refused),
+            Self::RefusedKey => Err(AuthError::InvalidKey),
+            Self::Unavailable => Err(AuthError::Unavailable),
         }
     }
 
@@ -73,17 +143,10 @@ impl Credentials {
         match self {
             Self::Valid(Principal::User { claims, .. }) => Some(claims),
             Self::Refused(claims) => claims.as_ref(),
-            Self::Unresolved(claims) => Some(claims),
-            Self::Missing => None,
-        }
-    }
-}
-
-impl Principal {
-    /// The session the request acts in: its access token's.
-    pub fn session_id(&self) -> Option<Uuid> {
-        match self {
-            Self::User { claims, .. } => Some(claims.sid),
+            Self::Valid(Principal::ApiKey { .. })
+            | Self::RefusedKey
+            | Self::Unavailable
+            | Self::Missing => None,
         }
     }
 }

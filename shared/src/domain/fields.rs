@@ -60,6 +60,18 @@ impl Fields {
         }
     }
 
+    /// An optional array of strings, handed whole to `parse` when present and not null.
+    pub fn optional_strings<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&[String]) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        match self.optional::<Vec<String>>(name, "must be an array of strings")? {
+            None => Some(None),
+            Some(strings) => self.check(name, parse(&strings)).map(Some),
+        }
+    }
+
     /// A finite number within `range` that DynamoDB can store; `default` when absent or null,
     /// required without one.
     pub fn number(
@@ -343,6 +355,39 @@ mod tests {
                 ("top", "must be from 0 to 1e125"),
                 ("tiny", too_small),
                 ("subnormal", too_small),
+            ]
+        );
+    }
+
+    #[test]
+    fn arrays_of_strings() {
+        let mut f = fields(
+            r#"{"ok": ["a", "b"], "empty": [], "mixed": ["a", 1], "text": "a", "null": null}"#,
+        );
+        let joined = |strings: &[String]| Ok::<_, String>(strings.join("+"));
+        assert_eq!(
+            f.optional_strings("ok", joined),
+            Some(Some("a+b".to_owned()))
+        );
+        assert_eq!(
+            f.optional_strings("empty", joined),
+            Some(Some(String::new()))
+        );
+        assert_eq!(f.optional_strings("missing", joined), Some(None));
+        assert_eq!(f.optional_strings("null", joined), Some(None));
+        assert_eq!(f.optional_strings("mixed", joined), None);
+        assert_eq!(f.optional_strings("text", joined), None);
+        assert_eq!(
+            f.optional_strings("ok", |_| Err::<(), _>("nope".into())),
+            None
+        );
+        let failed = failures(f);
+        assert_eq!(
+            failed,
+            [
+                ("mixed".to_owned(), "must be an array of strings".to_owned()),
+                ("text".to_owned(), "must be an array of strings".to_owned()),
+                ("ok".to_owned(), "nope".to_owned()),
             ]
         );
     }

@@ -1,6 +1,7 @@
 //! Domain types. Each validates on construction, so a value of the type is always valid.
 
 mod amount;
+mod api_key;
 mod credentials;
 mod device;
 mod fields;
@@ -14,6 +15,10 @@ mod timestamp;
 mod user;
 
 pub use amount::{Amount, MAX_TOKENS, TokenAmount};
+pub use api_key::{
+    ApiKey, DEFAULT_KEY_RATE_LIMIT, KEY_EXPIRES_IN_DAYS, KEY_NAME_CHARS, KEY_RATE_LIMIT,
+    MAX_ACTIVE_KEYS, NewApiKey, key_name, key_scopes, whole_seconds,
+};
 pub use credentials::{Email, Password, Username, normalized_password};
 pub use device::{
     BATTERY_PERCENT, CPU_CORES, DEFAULT_BATTERY_PERCENT, Device, DeviceId, DeviceType, MEMORY_MB,

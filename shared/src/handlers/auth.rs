@@ -2,11 +2,12 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::body_string;
 use super::sessions::start_session;
 use crate::AppState;
-use crate::auth::{Claims, Credentials, LEEWAY_SECONDS, Principal, hash_password, verify_password};
+use crate::auth::{Credentials, LEEWAY_SECONDS, Principal, hash_password, verify_password};
 use crate::domain::{Email, Fields, Password, User, Username, normalized_password};
 use crate::http::{ApiError, credentials, json_body, json_response, prefetched, query_fields};
 use crate::ratelimit::{Reservation, reserve_login_attempt};
@@ -114,7 +115,7 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
 }
 
 /// What login reads first: the username's credential and failed attempts.
-pub fn login_first_read(req: &Request, _: Option<&Claims>) -> Option<LoginRead> {
+pub fn login_first_read(req: &Request, _: Option<Uuid>) -> Option<LoginRead> {
     body_string(req, "username")
         .and_then(|username| Username::parse(&username).ok())
         .map(LoginRead)

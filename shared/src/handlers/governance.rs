@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::body_string;
 use super::ledger::require_own_wallet;
 use crate::AppState;
-use crate::auth::{Claims, Principal};
+use crate::auth::Principal;
 use crate::domain::{
     DEFAULT_VOTING_PERIOD_HOURS, DESCRIPTION_CHARS, EscapedText, Fields, Proposal, ProposalStatus,
     TITLE_CHARS, TokenAmount, VOTING_PERIOD_HOURS, Vote, WalletAddress, rfc3339,
@@ -191,7 +191,7 @@ fn proposal_not_found() -> ApiError {
 
 /// What `vote` reads first: the voter's wallet (its stake and locks) and the proposal (when its
 /// voting ends).
-pub fn vote_first_read(req: &Request, _: Option<&Claims>) -> Option<VoteRead> {
+pub fn vote_first_read(req: &Request, _: Option<Uuid>) -> Option<VoteRead> {
     Some(VoteRead {
         voter: body_string(req, "voter").and_then(|voter| WalletAddress::parse(&voter).ok())?,
         proposal: body_string(req, "proposal_id").and_then(|id| id.parse().ok())?,

@@ -1,10 +1,10 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::body_string;
 use crate::AppState;
-use crate::auth::Claims;
 use crate::auth::Principal;
 use crate::domain::{
     Amount, Fields, IdempotencyKey, MAX_TOKENS, TokenAmount, User, WalletAddress, rfc3339,
@@ -252,7 +252,7 @@ pub async fn unstake(
 }
 
 /// What `unstake` reads first: the wallet, for its stake locks.
-pub fn unstake_first_read(req: &Request, _: Option<&Claims>) -> Option<WalletRead> {
+pub fn unstake_first_read(req: &Request, _: Option<Uuid>) -> Option<WalletRead> {
     body_string(req, "address")
         .and_then(|address| WalletAddress::parse(&address).ok())
         .map(WalletRead)

@@ -9,7 +9,7 @@ use crate::http::{ApiError, json_response, json_text_response};
 const SERVICE: &str = "Fog Compute API";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+pub(super) const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
 /// `GET /health`
 pub async fn health(_req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {

@@ -1,9 +1,15 @@
 //! One async function per endpoint, and the route table: each endpoint's route (its function,
-//! method, path and rate-limit category), what its handler reads first, and how the handler is
-//! called: `public`, or `user` (with the request's principal; 401 without one). Each function
-//! binary is `shared::http::run(&shared::handlers::<ENDPOINT>)`; tests run the same endpoints
-//! through `http::dispatch`.
+//! method, path, rate-limit category and which API keys it takes), what its handler reads first,
+//! and how the handler is called: `public`, or `user` (with the request's principal; 401 without
+//! one, 403 for a key the route refuses or without its scope). Each function binary is
+//! `shared::http::run(&shared::handlers::<ENDPOINT>)`; tests run the same endpoints through
+//! `http::dispatch`.
+//!
+//! `keys(...)` says what an `X-API-Key` may do on the route: `ignored` (a public route does not
+//! read it), `refused` (admin and account routes: 403), `any` (any valid key), or the scope a key
+//! needs (`jobs:read`, ...).
 
+mod api_keys;
 mod auth;
 mod devices;
 mod governance;
@@ -15,79 +21,102 @@ mod sessions;
 use lambda_http::Request;
 
 use crate::http::{Endpoint, authenticated, no_first_read};
-use crate::routes::{RateLimit, Route};
+use crate::routes::{ApiKeys, RateLimit, Route, Scope};
 use crate::store::FirstRead;
 
 macro_rules! endpoints {
     ($($name:ident: $function:literal, $method:literal $path:literal, $rate_limit:ident,
-        $access:ident $handler:path $(, first read $first_read:path)?;)*) => {
+        keys($($keys:tt)+), $access:ident $handler:path $(, first read $first_read:path)?;)*) => {
         $(pub const $name: Endpoint = Endpoint {
             route: Route {
                 function: $function,
                 method: $method,
                 path: $path,
                 rate_limit: RateLimit::$rate_limit,
-                needs_principal: endpoints!(@needs_principal $access),
+                api_keys: endpoints!(@keys $($keys)+),
             },
             first_read: endpoints!(@first_read $($first_read)?),
-            handler: |req, state| Box::pin(endpoints!(@call $access $handler, req, state)),
+            handler: |req, state| Box::pin(endpoints!(@call $access $handler, req, state,
+                endpoints!(@keys $($keys)+))),
         };)*
 
         /// Every endpoint, as `template.yaml` declares their routes.
         pub const ENDPOINTS: &[Endpoint] = &[$($name),*];
     };
+    (@keys ignored) => { ApiKeys::Ignored };
+    (@keys refused) => { ApiKeys::Refused };
+    (@keys any) => { ApiKeys::AnyScope };
+    (@keys jobs:read) => { ApiKeys::Scope(Scope::JobsRead) };
+    (@keys jobs:write) => { ApiKeys::Scope(Scope::JobsWrite) };
+    (@keys devices:read) => { ApiKeys::Scope(Scope::DevicesRead) };
+    (@keys devices:write) => { ApiKeys::Scope(Scope::DevicesWrite) };
+    (@keys tokens:read) => { ApiKeys::Scope(Scope::TokensRead) };
+    (@keys tokens:write) => { ApiKeys::Scope(Scope::TokensWrite) };
+    (@keys governance:write) => { ApiKeys::Scope(Scope::GovernanceWrite) };
     (@first_read) => { no_first_read };
     (@first_read $first_read:path) => {
-        |req, claims| $first_read(req, claims).map(|read| read.keys()).unwrap_or_default()
+        |req, user| $first_read(req, user).map(|read| read.keys()).unwrap_or_default()
     };
-    (@needs_principal public) => { false };
-    (@needs_principal user) => { true };
-    (@call public $handler:path, $req:ident, $state:ident) => { $handler($req, $state) };
-    (@call user $handler:path, $req:ident, $state:ident) => {
-        authenticated($req, $state, $handler)
+    (@call public $handler:path, $req:ident, $state:ident, $keys:expr) => { $handler($req, $state) };
+    (@call user $handler:path, $req:ident, $state:ident, $keys:expr) => {
+        authenticated($req, $state, $keys, $handler)
     };
 }
 
 endpoints! {
-    ROOT: "root", "GET" "/", Read, public meta::root;
-    HEALTH: "health", "GET" "/health", Exempt, public meta::health;
-    REGISTER: "register", "POST" "/api/auth/register", Auth, public auth::register;
-    LOGIN: "login", "POST" "/api/auth/login", Auth, public auth::login,
+    ROOT: "root", "GET" "/", Read, keys(ignored), public meta::root;
+    HEALTH: "health", "GET" "/health", Exempt, keys(ignored), public meta::health;
+    REGISTER: "register", "POST" "/api/auth/register", Auth, keys(ignored), public auth::register;
+    LOGIN: "login", "POST" "/api/auth/login", Auth, keys(ignored), public auth::login,
         first read auth::login_first_read;
-    ME: "me", "GET" "/api/auth/me", Auth, user auth::me;
-    LOGOUT: "logout", "POST" "/api/auth/logout", Auth, public auth::logout;
-    REFRESH: "refresh", "POST" "/api/auth/refresh", Auth, public sessions::refresh,
+    ME: "me", "GET" "/api/auth/me", Auth, keys(any), user auth::me;
+    LOGOUT: "logout", "POST" "/api/auth/logout", Auth, keys(refused), public auth::logout;
+    REFRESH: "refresh", "POST" "/api/auth/refresh", Auth, keys(ignored), public sessions::refresh,
         first read sessions::refresh_first_read;
-    REVOKE: "revoke", "POST" "/api/auth/revoke", Auth, public sessions::revoke,
+    REVOKE: "revoke", "POST" "/api/auth/revoke", Auth, keys(ignored), public sessions::revoke,
         first read sessions::refresh_first_read;
-    LIST_SESSIONS: "list-sessions", "GET" "/api/auth/sessions", Auth,
+    LIST_SESSIONS: "list-sessions", "GET" "/api/auth/sessions", Auth, keys(refused),
         user sessions::list_sessions;
-    DELETE_SESSION: "delete-session", "DELETE" "/api/auth/sessions/{id}", Auth,
+    DELETE_SESSION: "delete-session", "DELETE" "/api/auth/sessions/{id}", Auth, keys(refused),
         user sessions::delete_session;
-    CHANGE_PASSWORD: "change-password", "POST" "/api/auth/change-password", Auth,
+    CHANGE_PASSWORD: "change-password", "POST" "/api/auth/change-password", Auth, keys(refused),
         user sessions::change_password;
-    SUBMIT_JOB: "submit-job", "POST" "/api/scheduler/jobs", Write, user jobs::submit_job;
-    LIST_JOBS: "list-jobs", "GET" "/api/scheduler/jobs", Read, user jobs::list_jobs;
-    GET_JOB: "get-job", "GET" "/api/scheduler/jobs/{id}", Read, user jobs::get_job,
-        first read jobs::get_job_first_read;
-    CANCEL_JOB: "cancel-job", "DELETE" "/api/scheduler/jobs/{id}", Write, user jobs::cancel_job;
+    SUBMIT_JOB: "submit-job", "POST" "/api/scheduler/jobs", Write, keys(jobs:write),
+        user jobs::submit_job;
+    LIST_JOBS: "list-jobs", "GET" "/api/scheduler/jobs", Read, keys(jobs:read),
+        user jobs::list_jobs;
+    GET_JOB: "get-job", "GET" "/api/scheduler/jobs/{id}", Read, keys(jobs:read),
+        user jobs::get_job, first read jobs::get_job_first_read;
+    CANCEL_JOB: "cancel-job", "DELETE" "/api/scheduler/jobs/{id}", Write, keys(jobs:write),
+        user jobs::cancel_job;
     REGISTER_DEVICE: "register-device", "POST" "/api/idle-compute/devices", Write,
-        user devices::register_device;
-    LIST_DEVICES: "list-devices", "GET" "/api/idle-compute/devices", Read,
+        keys(devices:write), user devices::register_device;
+    LIST_DEVICES: "list-devices", "GET" "/api/idle-compute/devices", Read, keys(devices:read),
         user devices::list_devices;
-    BALANCE: "balance", "GET" "/api/tokenomics/balance", Read, user ledger::balance;
-    TRANSFER: "transfer", "POST" "/api/tokenomics/transfer", Write, user ledger::transfer;
-    STAKE: "stake", "POST" "/api/tokenomics/stake", Write, user ledger::stake;
-    UNSTAKE: "unstake", "POST" "/api/tokenomics/unstake", Write, user ledger::unstake,
-        first read ledger::unstake_first_read;
-    MINT: "mint", "POST" "/api/tokenomics/mint", Write, user ledger::mint;
+    BALANCE: "balance", "GET" "/api/tokenomics/balance", Read, keys(tokens:read),
+        user ledger::balance;
+    TRANSFER: "transfer", "POST" "/api/tokenomics/transfer", Write, keys(tokens:write),
+        user ledger::transfer;
+    STAKE: "stake", "POST" "/api/tokenomics/stake", Write, keys(tokens:write),
+        user ledger::stake;
+    UNSTAKE: "unstake", "POST" "/api/tokenomics/unstake", Write, keys(tokens:write),
+        user ledger::unstake, first read ledger::unstake_first_read;
+    MINT: "mint", "POST" "/api/tokenomics/mint", Write, keys(refused), user ledger::mint;
     CREATE_PROPOSAL: "create-proposal", "POST" "/api/tokenomics/proposals", Write,
-        user governance::create_proposal;
-    LIST_PROPOSALS: "list-proposals", "GET" "/api/tokenomics/proposals", Read,
+        keys(governance:write), user governance::create_proposal;
+    LIST_PROPOSALS: "list-proposals", "GET" "/api/tokenomics/proposals", Read, keys(any),
         user governance::list_proposals;
-    VOTE: "vote", "POST" "/api/tokenomics/vote", Write, user governance::vote,
-        first read governance::vote_first_read;
-    OPENAPI: "openapi", "GET" "/openapi.json", Read, public meta::openapi;
+    VOTE: "vote", "POST" "/api/tokenomics/vote", Write, keys(governance:write),
+        user governance::vote, first read governance::vote_first_read;
+    CREATE_API_KEY: "create-api-key", "POST" "/api/keys", Write, keys(refused),
+        user api_keys::create_api_key;
+    LIST_API_KEYS: "list-api-keys", "GET" "/api/keys", Read, keys(refused),
+        user api_keys::list_api_keys;
+    GET_API_KEY: "get-api-key", "GET" "/api/keys/{id}", Read, keys(refused),
+        user api_keys::get_api_key, first read api_keys::get_api_key_first_read;
+    REVOKE_API_KEY: "revoke-api-key", "DELETE" "/api/keys/{id}", Write, keys(refused),
+        user api_keys::revoke_api_key;
+    OPENAPI: "openapi", "GET" "/openapi.json", Read, keys(ignored), public meta::openapi;
 }
 
 /// The string `field` of a JSON request body, if the body has one; for first reads, which look
@@ -116,6 +145,90 @@ mod tests {
                 RateLimit::Write
             };
             assert_eq!(route.rate_limit, documented, "{route:?}");
+        }
+    }
+
+    /// The scope families: which key may do what. A route not named here reads no key
+    /// (a public route) or refuses keys; `list-proposals` takes any valid key (proposals are
+    /// every user's to read, and no scope of the list reads governance).
+    #[test]
+    fn every_route_takes_the_keys_its_family_allows() {
+        use Scope::*;
+        let expected = |route: &Route| match (route.method, route.path) {
+            ("GET", "/api/scheduler/jobs" | "/api/scheduler/jobs/{id}") => ApiKeys::Scope(JobsRead),
+            ("POST", "/api/scheduler/jobs") | ("DELETE", "/api/scheduler/jobs/{id}") => {
+                ApiKeys::Scope(JobsWrite)
+            }
+            ("GET", "/api/idle-compute/devices") => ApiKeys::Scope(DevicesRead),
+            ("POST", "/api/idle-compute/devices") => ApiKeys::Scope(DevicesWrite),
+            ("GET", "/api/tokenomics/balance") => ApiKeys::Scope(TokensRead),
+            (
+                "POST",
+                "/api/tokenomics/transfer" | "/api/tokenomics/stake" | "/api/tokenomics/unstake",
+            ) => ApiKeys::Scope(TokensWrite),
+            ("POST", "/api/tokenomics/proposals" | "/api/tokenomics/vote") => {
+                ApiKeys::Scope(GovernanceWrite)
+            }
+            ("GET", "/api/tokenomics/proposals") | ("GET", "/api/auth/me") => ApiKeys::AnyScope,
+            // Admin (mint) and account routes (logout, the keys themselves).
+            ("POST", "/api/tokenomics/mint" | "/api/auth/logout") => ApiKeys::Refused,
+            (_, path) if path.starts_with("/api/keys") => ApiKeys::Refused,
+            _ => ApiKeys::Ignored,
+        };
+        for Endpoint { route, .. } in ENDPOINTS {
+            assert_eq!(route.api_keys, expected(route), "{route:?}");
+        }
+        // Every scope opens at least one route, and every route that reads credentials for a
+        // user (`user`, or logout) says what a key may do there.
+        for scope in Scope::ALL {
+            assert!(
+                ENDPOINTS
+                    .iter()
+                    .any(|endpoint| endpoint.route.api_keys == ApiKeys::Scope(scope)),
+                "{scope} opens nothing"
+            );
+        }
+        let public = ["root", "health", "register", "login", "openapi"];
+        for Endpoint { route, .. } in ENDPOINTS {
+            assert_eq!(
+                route.api_keys == ApiKeys::Ignored,
+                public.contains(&route.function),
+                "{route:?}"
+            );
+        }
+    }
+
+    /// The OpenAPI document says the same as the table: an operation lists the `ApiKey` scheme
+    /// with the route's scope (none for any key) exactly when the route takes keys.
+    #[test]
+    fn the_openapi_document_states_each_routes_keys() {
+        let document: serde_json::Value = serde_json::from_str(meta::OPENAPI_JSON).unwrap();
+        for Endpoint { route, .. } in ENDPOINTS {
+            let operation = &document["paths"][route.path][route.method.to_lowercase()];
+            assert!(operation.is_object(), "{route:?} is not documented");
+            let key_scopes: Vec<&serde_json::Value> = operation["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|requirement| requirement.get("ApiKey"))
+                .collect();
+            let documented = match key_scopes.as_slice() {
+                [] => None,
+                [scopes] => Some(scopes.as_array().unwrap().clone()),
+                _ => panic!("{route:?}: ApiKey listed twice"),
+            };
+            let expected = match route.api_keys {
+                ApiKeys::Ignored | ApiKeys::Refused => None,
+                ApiKeys::AnyScope => Some(vec![]),
+                ApiKeys::Scope(scope) => Some(vec![serde_json::json!(scope.as_str())]),
+            };
+            assert_eq!(documented, expected, "{route:?}");
+            let security = operation["security"].as_array();
+            assert_eq!(
+                security.is_some(),
+                route.api_keys != ApiKeys::Ignored,
+                "{route:?}: documented credentials"
+            );
         }
     }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::body_string;
 use crate::AppState;
-use crate::auth::{Claims, IssuedToken, JwtKeys, Principal, hash_password, verify_password};
+use crate::auth::{IssuedToken, JwtKeys, Principal, hash_password, verify_password};
 use crate::domain::{
     EscapedText, Fields, Password, RefreshToken, User, Username, normalized_password,
 };
@@ -101,7 +101,7 @@ fn presented_refresh_token(req: &Request) -> Result<Option<RefreshToken>, ApiErr
 }
 
 /// What refresh and revoke read first: the token's item, session and user, which the token names.
-pub fn refresh_first_read(req: &Request, _: Option<&Claims>) -> Option<RefreshRead> {
+pub fn refresh_first_read(req: &Request, _: Option<Uuid>) -> Option<RefreshRead> {
     body_string(req, "refresh_token")
         .and_then(|raw| RefreshToken::parse(&raw))
         .map(RefreshRead)

@@ -2,9 +2,11 @@ use std::pin::Pin;
 
 use lambda_http::{Body, Request, Response};
 
+use uuid::Uuid;
+
 use crate::AppState;
-use crate::auth::{Claims, Credentials, Principal};
-use crate::routes::Route;
+use crate::auth::{Credentials, Principal};
+use crate::routes::{ApiKeys, Route};
 use crate::store::{Key, Prefetched};
 
 use super::ApiError;
@@ -14,9 +16,10 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, ApiE
 /// A route's handler, as `http::dispatch` runs it.
 pub type Handler = fn(Request, &'static AppState) -> HandlerFuture;
 
-/// The keys a route's handler reads first, given its request and its verified token's claims:
-/// the rate limiter reads them in its own round trip (`store::FirstRead`).
-pub type FirstReadKeys = fn(&Request, Option<&Claims>) -> Vec<Key>;
+/// The keys a route's handler reads first, given its request and the user its credentials name
+/// (a verified token's, or the owner a well-formed API key claims; the handler runs only if
+/// they turn out valid): the rate limiter reads them in its own round trip (`store::FirstRead`).
+pub type FirstReadKeys = fn(&Request, Option<Uuid>) -> Vec<Key>;
 
 /// Everything a function binary serves: its route, what its handler reads first, the handler.
 pub struct Endpoint {
@@ -26,15 +29,17 @@ pub struct Endpoint {
 }
 
 /// For a route whose handler reads nothing first.
-pub fn no_first_read(_: &Request, _: Option<&Claims>) -> Vec<Key> {
+pub fn no_first_read(_: &Request, _: Option<Uuid>) -> Vec<Key> {
     Vec::new()
 }
 
-/// Runs an authenticated route's handler with the request's principal: 401 without one, before
-/// the handler sees the request.
+/// Runs an authenticated route's handler with the request's principal: 401 without one, and 403
+/// for an API key the route does not take (`api_keys`, from its line in the route table) or
+/// without the route's scope, before the handler sees the request.
 pub async fn authenticated<H, F>(
     mut req: Request,
     state: &'static AppState,
+    api_keys: ApiKeys,
     handler: H,
 ) -> Result<Response<Body>, ApiError>
 where
@@ -42,6 +47,7 @@ where
     F: Future<Output = Result<Response<Body>, ApiError>>,
 {
     let principal = credentials(&mut req).principal()?;
+    principal.authorize(api_keys)?;
     handler(req, principal, state).await
 }
 

@@ -14,6 +14,10 @@ pub enum ApiError {
     /// Answered with `WWW-Authenticate: Bearer`.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// An API key that is malformed, unknown, revoked or expired, or whose owner is inactive:
+    /// answered 401 with `WWW-Authenticate: ApiKey`.
+    #[error("Invalid API key")]
+    InvalidApiKey,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -79,9 +83,50 @@ impl From<PasswordError> for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
-        Self::Unauthorized(match error {
-            AuthError::Missing => "Not authenticated",
-            AuthError::Refused => "Could not validate credentials",
-        })
+        match error {
+            AuthError::Missing => Self::Unauthorized("Not authenticated"),
+            AuthError::Refused => Self::Unauthorized("Could not validate credentials"),
+            AuthError::InvalidKey => Self::InvalidApiKey,
+            AuthError::MissingScope(_) | AuthError::KeysRefused => {
+                Self::Forbidden(error.to_string())
+            }
+            AuthError::BothCredentials => Self::BadRequest(error.to_string()),
+            AuthError::Unavailable => Self::Unavailable,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::Scope;
+
+    #[test]
+    fn auth_errors_become_401_403_and_400() {
+        assert!(matches!(
+            ApiError::from(AuthError::Missing),
+            ApiError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            ApiError::from(AuthError::InvalidKey),
+            ApiError::InvalidApiKey
+        ));
+        let ApiError::Forbidden(detail) = ApiError::from(AuthError::MissingScope(Scope::JobsWrite))
+        else {
+            panic!("a missing scope is 403")
+        };
+        assert!(detail.contains("jobs:write"), "{detail}");
+        assert!(matches!(
+            ApiError::from(AuthError::KeysRefused),
+            ApiError::Forbidden(_)
+        ));
+        assert!(matches!(
+            ApiError::from(AuthError::BothCredentials),
+            ApiError::BadRequest(_)
+        ));
+        assert!(matches!(
+            ApiError::from(AuthError::Unavailable),
+            ApiError::Unavailable
+        ));
     }
 }

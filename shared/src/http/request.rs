@@ -144,6 +144,19 @@ pub fn bearer_token(req: &Request) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// The header an API key comes in.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The `X-API-Key` header, if the request has one (its value unchecked: it may not even be text).
+pub fn api_key_header(req: &Request) -> Option<&lambda_http::http::HeaderValue> {
+    req.headers().get(API_KEY_HEADER)
+}
+
+/// Whether the request has an `Authorization` header, whatever its scheme or value.
+pub fn has_authorization(req: &Request) -> bool {
+    req.headers().contains_key(AUTHORIZATION)
+}
+
 /// The client address API Gateway saw. Never taken from a client-sent header.
 pub fn source_ip(req: &Request) -> Option<&str> {
     match req.request_context_ref()? {

@@ -24,7 +24,7 @@ pub fn problem(error: &ApiError) -> Response<Body> {
     let status = match error {
         ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
         ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        ApiError::Unauthorized(_) | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
         ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -56,6 +56,9 @@ pub fn problem(error: &ApiError) -> Response<Body> {
     match error {
         ApiError::Unauthorized(_) => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        ApiError::InvalidApiKey => {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
         }
         ApiError::Unavailable => {
             headers.insert(RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECONDS.into());
@@ -112,6 +115,10 @@ mod tests {
         let response = problem(&ApiError::Unauthorized("Not authenticated"));
         assert_eq!(response.status(), 401);
         assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer");
+        let response = problem(&ApiError::InvalidApiKey);
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers()[WWW_AUTHENTICATE], "ApiKey");
+        assert_eq!(body(&response)["detail"], "Invalid API key");
         let response = problem(&ApiError::Unavailable);
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[RETRY_AFTER], "1");

@@ -1,5 +1,5 @@
 use std::convert::Infallible;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use lambda_http::http::HeaderValue;
 use lambda_http::http::header::{
@@ -8,13 +8,18 @@ use lambda_http::http::header::{
     X_CONTENT_TYPE_OPTIONS,
 };
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
-use tracing::Instrument;
 
-use crate::auth::{Credentials, Principal};
-use crate::ratelimit::{self, Caller, Decision, Verdict};
+use time::OffsetDateTime;
+
+use crate::auth::{AuthError, Credentials, PresentedKey};
+use crate::ratelimit::{self, Caller, Decision, Shown, Verdict};
+use crate::routes::Route;
+use crate::store::LAST_USED_INTERVAL;
 use crate::{AppState, telemetry};
 
-use super::{ApiError, Endpoint, bearer_token, problem, source_ip};
+use super::{
+    ApiError, Endpoint, api_key_header, bearer_token, has_authorization, problem, source_ip,
+};
 
 /// The whole of a function binary's `main`: logging, state built once, then the Lambda loop
 /// serving `endpoint`.
@@ -31,28 +36,23 @@ pub async fn run(endpoint: &'static Endpoint) -> Result<(), lambda_http::Error> 
     .await
 }
 
-/// Runs one request through `endpoint` inside the request's span, so that every line it logs
-/// carries its request id and route.
+/// Runs one request through `endpoint`: its credentials checked once (a bearer token verified, or
+/// an API key's form and checksum); the rate limiter's verdict, whose read also fetches the
+/// token's session or the key and its owner, and the handler's first read; then the handler,
+/// with what the limiter read in the request's extensions (and, once a minute per key, the key's
+/// `last_used` written beside it). Errors become problem responses, every response gets the
+/// security headers, and one log line records the outcome.
 pub async fn dispatch(
     endpoint: &Endpoint,
     req: Request,
     state: &'static AppState,
 ) -> Response<Body> {
-    let span = telemetry::request_span(
-        req.lambda_context_ref()
-            .map(|context| context.request_id.as_str()),
-        &endpoint.route,
-    );
-    respond(endpoint, req, state).instrument(span).await
-}
-
-/// The bearer token verified, once; the rate limiter's verdict, whose read also fetches the
-/// token's session and the handler's first read; then the handler, with what the limiter read in
-/// the request's extensions. Errors become problem responses, every response gets the security
-/// headers, and one log line records the outcome.
-async fn respond(endpoint: &Endpoint, req: Request, state: &'static AppState) -> Response<Body> {
     let started = Instant::now();
+    let route = &endpoint.route;
     let mut req = req;
+    let request_id = req
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone());
     let client_ip = source_ip(&req).map(str::to_owned);
     let allowed_origin = req
         .headers()
@@ -65,10 +65,17 @@ async fn respond(endpoint: &Endpoint, req: Request, state: &'static AppState) ->
                 .any(|allowed| allowed.as_bytes() == origin.as_bytes())
         })
         .cloned();
+    let now = state.clock.now();
     let mut user_id = None;
-    let verdict = admit(endpoint, &req, state).await.map(|admission| {
-        if let Credentials::Valid(Principal::User { user, .. }) = &admission.credentials {
-            user_id = Some(user.id.to_string());
+    let mut api_key_id = None;
+    let mut last_used_due = None;
+    let verdict = admit(endpoint, &req, state, now).await.map(|admission| {
+        if let Credentials::Valid(principal) = &admission.credentials {
+            user_id = Some(principal.user().id.to_string());
+            if let Some(key) = principal.api_key() {
+                api_key_id = Some(key.id.to_string());
+                last_used_due = key.last_used_due(now, LAST_USED_INTERVAL).then_some(key.id);
+            }
         }
         req.extensions_mut().insert(admission.credentials);
         if let Some(prefetched) = admission.prefetched {
@@ -77,8 +84,11 @@ async fn respond(endpoint: &Endpoint, req: Request, state: &'static AppState) ->
         admission.verdict
     });
     let (outcome, rate_limit) = match verdict {
-        Ok(Verdict::Unlimited) => ((endpoint.handler)(req, state).await, None),
-        Ok(Verdict::Admitted(decision)) => ((endpoint.handler)(req, state).await, Some(decision)),
+        Ok(Verdict::Unlimited) => (handle(endpoint, req, state, last_used_due).await, None),
+        Ok(Verdict::Admitted(decision)) => (
+            handle(endpoint, req, state, last_used_due).await,
+            Some(decision),
+        ),
         Ok(Verdict::Refused(decision)) => {
             let retry_after_seconds = decision.reset_seconds.max(1);
             let detail = format!("Too many requests; retry in {retry_after_seconds} seconds");
@@ -106,9 +116,12 @@ async fn respond(endpoint: &Endpoint, req: Request, state: &'static AppState) ->
         add_cors_headers(&mut response, origin);
     }
     tracing::info!(
+        request_id,
+        route = format!("{} {}", route.method, route.path),
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         user_id,
+        api_key_id,
         source_ip = client_ip,
         rate_limit = match rate_limit {
             None => "unlimited",
@@ -120,37 +133,89 @@ async fn respond(endpoint: &Endpoint, req: Request, state: &'static AppState) ->
     response
 }
 
-/// The rate limiter's admission of a request, its bearer token verified here, once.
+/// The handler, and beside it (concurrently: no round trip more for the caller to wait for when
+/// the handler makes a DynamoDB call of its own) the write of an API key's `last_used` when it is
+/// due. Not after the response: a Lambda instance is frozen once it has answered.
+async fn handle(
+    endpoint: &Endpoint,
+    req: Request,
+    state: &'static AppState,
+    last_used_due: Option<uuid::Uuid>,
+) -> Result<Response<Body>, ApiError> {
+    let handler = (endpoint.handler)(req, state);
+    let Some(key_id) = last_used_due else {
+        return handler.await;
+    };
+    let touch = async {
+        if let Err(error) = state.store.touch_api_key(key_id, state.clock.now()).await {
+            tracing::warn!(%error, "an API key's last_used was not written");
+        }
+    };
+    tokio::join!(handler, touch).0
+}
+
+/// The rate limiter's admission of a request, its credentials checked here, once.
 async fn admit(
     endpoint: &Endpoint,
     req: &Request,
     state: &AppState,
+    now: OffsetDateTime,
 ) -> Result<ratelimit::Admission, ApiError> {
-    let claims = bearer_token(req)
-        .zip(state.jwt_keys())
-        .and_then(|(token, tokens)| tokens.verify(token).ok());
-    let first_read = (endpoint.first_read)(req, claims.as_ref());
+    let shown = shown(&endpoint.route, req, state)?;
+    let claimed_user = match &shown {
+        Shown::Nothing => None,
+        Shown::Token(claims) => Some(claims.sub),
+        Shown::Key(key) => Some(key.owner),
+    };
+    let first_read = (endpoint.first_read)(req, claimed_user);
     let caller = Caller {
-        claims,
+        shown,
         ip: source_ip(req).unwrap_or("unknown"),
     };
     let limits = &state.config.rate_limits;
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
     let admission = ratelimit::admit(
         &state.store,
         limits,
         &endpoint.route,
         caller,
         first_read,
-        now_ms(),
+        now_ms,
     )
     .await?;
     Ok(admission)
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+/// The credentials a request shows, checked as far as the request alone allows (no DynamoDB
+/// call): a bearer token's signature and claims; an API key's form and checksum, only on a route
+/// that reads keys. A key on a route that refuses keys is 403, a key beside a bearer token 400,
+/// and a key that cannot be one this API issued 401: none of them is counted or read.
+fn shown(route: &Route, req: &Request, state: &AppState) -> Result<Shown, ApiError> {
+    let key = match route.api_keys {
+        crate::routes::ApiKeys::Ignored => None,
+        _ => api_key_header(req),
+    };
+    if let Some(raw) = key {
+        if !route.api_keys.accepted() {
+            return Err(AuthError::KeysRefused.into());
+        }
+        if has_authorization(req) {
+            return Err(AuthError::BothCredentials.into());
+        }
+        return raw
+            .to_str()
+            .ok()
+            .and_then(|raw| PresentedKey::parse(raw).ok())
+            .map(Shown::Key)
+            .ok_or_else(|| {
+                tracing::info!("API key refused: not one this API issued (form or checksum)");
+                AuthError::InvalidKey.into()
+            });
+    }
+    let claims = bearer_token(req)
+        .zip(state.jwt_keys())
+        .and_then(|(token, tokens)| tokens.verify(token).ok());
+    Ok(claims.map_or(Shown::Nothing, Shown::Token))
 }
 
 fn add_rate_limit_headers(response: &mut Response<Body>, decision: &Decision) {

@@ -4,20 +4,20 @@
 mod lockout;
 mod window;
 
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use lockout::{
     LOCKOUT_SECONDS, MAX_FAILED_LOGINS, Reservation, lockout_seconds, reserve_login_attempt,
 };
-pub use window::{Decision, WINDOW_MS, WindowPosition, decide};
+pub use window::{Decision, Window, WindowPosition, decide};
 
-use crate::auth::{Claims, Credentials};
+use crate::auth::{Claims, Credentials, PresentedKey};
 use crate::config::RateLimits;
 use crate::routes::{RateLimit, Route};
-use crate::store::{Item, Key, Prefetched, Session, Store, StoreError, counter_hits, keys};
-
-/// Counters outlive their window by one more, during which they weigh in as the previous one.
-const COUNTER_TTL_SECONDS: i64 = 2 * (WINDOW_MS / 1000) as i64;
+use crate::store::{
+    Item, Key, KeySession, Prefetched, Session, Store, StoreError, counter_hits, keys,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Category {
@@ -59,11 +59,14 @@ impl Category {
     }
 }
 
-/// Whom a request counts against: never anything the client can choose freely.
+/// Whom a request counts against: never anything the client can choose freely (an API key's
+/// counter is named by the hash of the secret shown: a client can only choose to show its own).
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Identity {
     User(Uuid),
     Ip(String),
+    /// The SHA-256 of an API key's secret.
+    Key(String),
 }
 
 impl Identity {
@@ -71,6 +74,7 @@ impl Identity {
         match self {
             Self::User(id) => format!("user:{id}"),
             Self::Ip(ip) => format!("ip:{ip}"),
+            Self::Key(hash) => format!("key:{hash}"),
         }
     }
 }
@@ -82,33 +86,104 @@ pub enum Verdict {
     Refused(Decision),
 }
 
-/// What the rate limiter made of a request: its verdict, what its token's session came to, and
-/// the items of the route's first read.
+/// What the rate limiter made of a request: its verdict, what its token's session or API key
+/// came to, and the items of the route's first read.
 pub struct Admission {
     pub verdict: Verdict,
     pub credentials: Credentials,
     pub prefetched: Option<Prefetched>,
 }
 
-/// Who is asking, as far as the request alone tells: its verified token's claims, and the source
-/// IP API Gateway saw.
+/// The credentials a request shows, as far as the request alone tells.
+#[derive(Debug)]
+pub enum Shown {
+    /// None, or a bearer string that does not verify.
+    Nothing,
+    /// A bearer token that verified: its claims.
+    Token(Claims),
+    /// A well-formed API key, on a route that accepts keys.
+    Key(PresentedKey),
+}
+
+impl Shown {
+    /// What must be read to know whether the credentials are valid.
+    fn keys(&self) -> Vec<Key> {
+        match self {
+            Self::Nothing => Vec::new(),
+            Self::Token(claims) => Session::keys(claims.sub, claims.jti, claims.sid).into(),
+            Self::Key(key) => KeySession::keys(key.key_id, key.owner).into(),
+        }
+    }
+
+    /// What the credentials come to, given the items read (`keys`) at `now`.
+    fn resolve(&self, items: &[Item], now: OffsetDateTime) -> Result<Credentials, StoreError> {
+        Ok(match self {
+            Self::Nothing => Credentials::Missing,
+            Self::Token(claims) => {
+                let session = Session::from_items(items, claims.sub, claims.jti, claims.sid)?;
+                Credentials::of_session(claims.clone(), session)
+            }
+            Self::Key(key) => {
+                let session = KeySession::from_items(items, key.key_id, key.owner)?;
+                Credentials::of_key(key, session, now)
+            }
+        })
+    }
+}
+
+/// Who is asking, as far as the request alone tells: the credentials it shows, and the source IP
+/// API Gateway saw.
 pub struct Caller<'a> {
-    pub claims: Option<Claims>,
+    pub shown: Shown,
     pub ip: &'a str,
 }
 
-/// One route's counter for one category, per identity (the README's per-route buckets).
+/// A counter per identity: one route's in one category, per minute (the README's per-route
+/// buckets); or an API key's own budget over every route, per hour, with the limit its secret
+/// carries.
 #[derive(Clone, Copy)]
-struct Bucket<'a> {
-    category: Category,
-    route: &'a Route,
+enum Bucket<'a> {
+    Route {
+        category: Category,
+        route: &'a Route,
+    },
+    /// The hash of the secret shown names the counter.
+    Key { limit: u64, hash: &'a str },
+}
+
+impl Bucket<'_> {
+    fn limit(self, limits: &RateLimits) -> u64 {
+        match self {
+            Self::Route { category, .. } => category.limit(limits),
+            Self::Key { limit, .. } => limit,
+        }
+    }
+
+    fn window(self) -> Window {
+        match self {
+            Self::Route { .. } => Window::MINUTE,
+            Self::Key { .. } => Window::HOUR,
+        }
+    }
+
+    fn counter_key(self, identity: &Identity, window_start_seconds: u64) -> keys::Key {
+        match self {
+            Self::Route { category, route } => keys::rate_counter(
+                category.name(),
+                route.function,
+                &identity.key_part(),
+                window_start_seconds,
+            ),
+            Self::Key { hash, .. } => keys::api_key_rate_counter(hash, window_start_seconds),
+        }
+    }
 }
 
 /// Counts a request to `route` and decides on it: one counter write, concurrent with one read
-/// (the previous window's counter, batched with the caller's session when a token verified and
-/// with `first_read`, the keys the route's handler reads first). An exempt route, or a failed
-/// count on a category that fails open, still resolves the session (a read of its own). A
-/// refused request makes no further call.
+/// (the previous window's counter, batched with the caller's session or API key and owner when
+/// it shows them, and with `first_read`, the keys the route's handler reads first). An exempt
+/// route, or a failed count on a category that fails open, still resolves the credentials (a
+/// read of its own). A refused request makes no further call.
 pub async fn admit(
     store: &Store,
     limits: &RateLimits,
@@ -117,42 +192,32 @@ pub async fn admit(
     first_read: Vec<Key>,
     now_ms: u64,
 ) -> Result<Admission, StoreError> {
-    let Caller { claims, ip } = caller;
-    let admin = claims.as_ref().is_some_and(|claims| claims.adm);
+    let Caller { shown, ip } = caller;
+    let admin = matches!(&shown, Shown::Token(claims) if claims.adm);
     let Some(category) = Category::of(route, admin) else {
-        return unlimited(store, route, claims).await;
+        return unlimited(store, shown, now_ms).await;
     };
     let ip = Identity::Ip(ip.to_owned());
-    let counted = identify(category, claims.as_ref(), &ip);
-    let bucket = Bucket { category, route };
-    let position = WindowPosition::at(now_ms);
+    let (bucket, counted) = identify(category, route, &shown, &ip);
     let mut reads = first_read.clone();
-    if let Some(claims) = &claims {
-        reads.extend(Session::keys(claims.sub, claims.jti, claims.sid));
-    }
-    match count(store, limits, bucket, &counted, position, reads).await {
+    reads.extend(shown.keys());
+    match count(store, limits, bucket, &counted, now_ms, reads).await {
         Ok(counted_request) => {
-            let credentials = match claims {
-                Some(claims) => resolve(claims, &counted_request.items)?,
-                None => Credentials::Missing,
-            };
+            let credentials = shown.resolve(&counted_request.items, at(now_ms))?;
             let prefetched = (!first_read.is_empty())
                 .then(|| Prefetched::new(first_read, &counted_request.items));
             let decision = match &credentials {
-                Credentials::Refused(Some(_)) if counted != ip => {
-                    let ip_bucket = Bucket {
+                Credentials::Refused(Some(_)) | Credentials::RefusedKey if counted != ip => {
+                    let ip_bucket = Bucket::Route {
                         category: Category::of(route, false).unwrap_or(category),
                         route,
                     };
                     recount_against_the_ip(
                         store,
                         limits,
-                        bucket,
-                        &counted,
-                        counted_request.hit,
-                        ip_bucket,
-                        &ip,
-                        position,
+                        (bucket, &counted, counted_request.hit),
+                        (ip_bucket, &ip),
+                        now_ms,
                     )
                     .await?
                 }
@@ -170,25 +235,33 @@ pub async fn admit(
         }
         Err(StoreError::Unavailable(reason)) if category != Category::Auth => {
             tracing::warn!(%reason, category = category.name(), "rate limiter unavailable; failing open");
-            unlimited(store, route, claims).await
+            unlimited(store, shown, now_ms).await
         }
         Err(error) => Err(error),
     }
 }
 
-/// Admits without counting; a route that acts for the caller reads the session by itself.
-async fn unlimited(
-    store: &Store,
-    route: &Route,
-    claims: Option<Claims>,
-) -> Result<Admission, StoreError> {
-    let credentials = match claims {
-        Some(claims) if !route.needs_principal => Credentials::Unresolved(claims),
-        Some(claims) => {
-            let session = store.session(claims.sub, claims.jti, claims.sid).await?;
-            Credentials::of_session(claims, session)
-        }
-        None => Credentials::Missing,
+/// `now_ms` as a time.
+fn at(now_ms: u64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(now_ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Admits without counting, resolving the credentials by themselves. When the table does not
+/// answer that read either, the credentials are `Unavailable`: a public route (the index, the
+/// OpenAPI document) still answers, an authenticated one is 503.
+async fn unlimited(store: &Store, shown: Shown, now_ms: u64) -> Result<Admission, StoreError> {
+    let keys = shown.keys();
+    let credentials = match keys.is_empty() {
+        true => shown.resolve(&[], at(now_ms))?,
+        false => match store.get_items(keys).await {
+            Ok(items) => shown.resolve(&items, at(now_ms))?,
+            Err(StoreError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "credentials unchecked: DynamoDB unavailable");
+                Credentials::Unavailable
+            }
+            Err(error) => return Err(error),
+        },
     };
     Ok(Admission {
         verdict: Verdict::Unlimited,
@@ -197,56 +270,54 @@ async fn unlimited(
     })
 }
 
-/// Whom a request counts against: a verified token's user, except on auth routes, which always
-/// count against the source IP (tokens of many accounts must not open many login buckets). A
-/// token found revoked later is recounted against the IP (`recount_against_the_ip`).
-fn identify(category: Category, claims: Option<&Claims>, ip: &Identity) -> Identity {
-    match claims {
-        Some(claims) if category != Category::Auth => Identity::User(claims.sub),
-        _ => ip.clone(),
+/// Which counter a request counts on, and whom against: an API key's own budget; a verified
+/// token's user, except on auth routes, which always count against the source IP (tokens of many
+/// accounts must not open many login buckets); otherwise the IP. A token or key found invalid
+/// later is recounted against the IP (`recount_against_the_ip`).
+fn identify<'a>(
+    category: Category,
+    route: &'a Route,
+    shown: &'a Shown,
+    ip: &Identity,
+) -> (Bucket<'a>, Identity) {
+    let route_bucket = Bucket::Route { category, route };
+    match shown {
+        Shown::Key(key) => (
+            Bucket::Key {
+                limit: key.rate_limit.into(),
+                hash: key.hash(),
+            },
+            Identity::Key(key.hash().to_owned()),
+        ),
+        Shown::Token(claims) if category != Category::Auth => {
+            (route_bucket, Identity::User(claims.sub))
+        }
+        _ => (route_bucket, ip.clone()),
     }
 }
 
-/// What a verified token's session, read among `items`, comes to.
-fn resolve(claims: Claims, items: &[Item]) -> Result<Credentials, StoreError> {
-    let session = Session::from_items(items, claims.sub, claims.jti, claims.sid)?;
-    Ok(Credentials::of_session(claims, session))
-}
-
-/// Not the user's request after all: gives the user's count back and charges the IP.
-#[allow(clippy::too_many_arguments)]
+/// Not the user's (or the key's) request after all: gives its count back and charges the IP.
 async fn recount_against_the_ip(
     store: &Store,
     limits: &RateLimits,
-    user_bucket: Bucket<'_>,
-    user: &Identity,
-    user_was_hit: bool,
-    ip_bucket: Bucket<'_>,
-    ip: &Identity,
-    position: WindowPosition,
+    (counted_bucket, counted, was_hit): (Bucket<'_>, &Identity, bool),
+    (ip_bucket, ip): (Bucket<'_>, &Identity),
+    now_ms: u64,
 ) -> Result<Decision, StoreError> {
-    let user_key = counter_key(user_bucket, user, position.start_seconds());
+    let position = counted_bucket.window().at(now_ms);
+    let counted_key = counted_bucket.counter_key(counted, position.start_seconds());
     let refund = async {
-        match user_was_hit {
-            true => store.refund_counter(&user_key).await,
+        match was_hit {
+            true => store.refund_counter(&counted_key).await,
             false => Ok(()),
         }
     };
     let (refund, ip_count) = tokio::join!(
         refund,
-        count(store, limits, ip_bucket, ip, position, Vec::new())
+        count(store, limits, ip_bucket, ip, now_ms, Vec::new())
     );
     refund?;
     ip_count.map(|counted| counted.decision)
-}
-
-fn counter_key(bucket: Bucket, identity: &Identity, window_start_seconds: u64) -> keys::Key {
-    keys::rate_counter(
-        bucket.category.name(),
-        bucket.route.function,
-        &identity.key_part(),
-        window_start_seconds,
-    )
 }
 
 struct Counted {
@@ -263,14 +334,16 @@ async fn count(
     limits: &RateLimits,
     bucket: Bucket<'_>,
     identity: &Identity,
-    position: WindowPosition,
+    now_ms: u64,
     mut reads: Vec<keys::Key>,
 ) -> Result<Counted, StoreError> {
-    let limit = bucket.category.limit(limits);
-    let now = (position.start_ms + position.elapsed_ms) as i64 / 1000;
-    let current_key = counter_key(bucket, identity, position.start_seconds());
-    let previous_key = counter_key(bucket, identity, position.previous_start_seconds());
-    let expires_at = position.start_seconds() as i64 + COUNTER_TTL_SECONDS;
+    let limit = bucket.limit(limits);
+    let window = bucket.window();
+    let position = window.at(now_ms);
+    let now = position.now_seconds();
+    let current_key = bucket.counter_key(identity, position.start_seconds());
+    let previous_key = bucket.counter_key(identity, position.previous_start_seconds());
+    let expires_at = position.start_seconds() as i64 + window.counter_ttl_seconds();
     reads.push(previous_key.clone());
     let (hits, items) = tokio::join!(
         store.hit_counter(&current_key, limit, expires_at, now),
@@ -296,7 +369,7 @@ mod tests {
             method,
             path,
             rate_limit,
-            needs_principal: true,
+            api_keys: crate::routes::ApiKeys::Ignored,
         };
         let (health, login, me) = (
             route("GET", "/health", RateLimit::Exempt),
@@ -331,12 +404,66 @@ mod tests {
             adm: false,
         };
         let ip = Identity::Ip("203.0.113.1".into());
-        assert_eq!(identify(Category::Auth, Some(&claims), &ip), ip);
+        let route = Route {
+            function: "f",
+            method: "GET",
+            path: "/f",
+            rate_limit: RateLimit::Read,
+            api_keys: crate::routes::ApiKeys::AnyScope,
+        };
+        let shown = Shown::Token(claims.clone());
+        assert_eq!(identify(Category::Auth, &route, &shown, &ip).1, ip);
         assert_eq!(
-            identify(Category::Read, Some(&claims), &ip),
+            identify(Category::Read, &route, &shown, &ip).1,
             Identity::User(claims.sub)
         );
-        assert_eq!(identify(Category::Write, None, &ip), ip);
+        assert_eq!(
+            identify(Category::Write, &route, &Shown::Nothing, &ip).1,
+            ip
+        );
+    }
+
+    #[test]
+    fn a_key_counts_against_its_own_hourly_budget_whatever_the_route() {
+        let issued = crate::auth::issue_key(Uuid::new_v4(), Uuid::now_v7(), 42);
+        let key = PresentedKey::parse(issued.secret.expose()).unwrap();
+        let ip = Identity::Ip("203.0.113.1".into());
+        let (login, list_jobs) = (
+            Route {
+                function: "me",
+                method: "GET",
+                path: "/api/auth/me",
+                rate_limit: RateLimit::Auth,
+                api_keys: crate::routes::ApiKeys::AnyScope,
+            },
+            Route {
+                function: "list-jobs",
+                method: "GET",
+                path: "/api/scheduler/jobs",
+                rate_limit: RateLimit::Read,
+                api_keys: crate::routes::ApiKeys::AnyScope,
+            },
+        );
+        let limits = RateLimits {
+            auth: 1,
+            write: 1,
+            read: 1,
+            admin: 1,
+        };
+        let mut counters = Vec::new();
+        let shown = Shown::Key(key);
+        for (category, route) in [(Category::Auth, &login), (Category::Read, &list_jobs)] {
+            let (bucket, identity) = identify(category, route, &shown, &ip);
+            assert_eq!(identity, Identity::Key(issued.hash.clone()));
+            assert_eq!(bucket.limit(&limits), 42);
+            assert_eq!(bucket.window(), Window::HOUR);
+            counters.push(bucket.counter_key(&identity, 1_800_000_000));
+        }
+        assert_eq!(counters[0], counters[1], "one budget over every route");
+        assert_eq!(
+            counters[0].partition(),
+            format!("RATE#apikey#{}", issued.hash)
+        );
     }
 
     #[test]
@@ -344,6 +471,10 @@ mod tests {
         let id = Uuid::new_v4();
         assert_ne!(
             Identity::User(id).key_part(),
+            Identity::Ip(id.to_string()).key_part()
+        );
+        assert_ne!(
+            Identity::Key(id.to_string()).key_part(),
             Identity::Ip(id.to_string()).key_part()
         );
     }

@@ -1,33 +1,60 @@
 //! The sliding-window counter, as pure arithmetic over an injected clock.
 //!
-//! Each identity has one counter per fixed 60-second window. A request is admitted when
-//! `previous * (1 - elapsed / 60 s) + current <= limit`, `current` counting this request: the
+//! Each identity has one counter per fixed window (60 s for the route buckets, 3600 s for an
+//! API key's own budget). A request is admitted when
+//! `previous * (1 - elapsed / length) + current <= limit`, `current` counting this request: the
 //! previous window's count is assumed to have been spread evenly over it (Cloudflare's
 //! approximation of a sliding log).
 
-pub const WINDOW_MS: u64 = 60_000;
+/// The length of a bucket's fixed windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub length_ms: u64,
+}
 
-/// Where `now` falls: the start of its window and how far into it.
+impl Window {
+    /// The route buckets' window.
+    pub const MINUTE: Self = Self { length_ms: 60_000 };
+    /// An API key's budget: `rate_limit` requests per hour.
+    pub const HOUR: Self = Self {
+        length_ms: 3_600_000,
+    };
+
+    /// Where `now_ms` falls in this window length.
+    pub fn at(self, now_ms: u64) -> WindowPosition {
+        WindowPosition {
+            start_ms: now_ms - now_ms % self.length_ms,
+            elapsed_ms: now_ms % self.length_ms,
+            length_ms: self.length_ms,
+        }
+    }
+
+    /// How long a counter is kept: its own window, then one more, during which it weighs in as
+    /// the previous one.
+    pub fn counter_ttl_seconds(self) -> i64 {
+        (2 * self.length_ms / 1000) as i64
+    }
+}
+
+/// Where `now` falls: the start of its window, how far into it, and the window's length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WindowPosition {
     pub start_ms: u64,
     pub elapsed_ms: u64,
+    pub length_ms: u64,
 }
 
 impl WindowPosition {
-    pub fn at(now_ms: u64) -> Self {
-        Self {
-            start_ms: now_ms - now_ms % WINDOW_MS,
-            elapsed_ms: now_ms % WINDOW_MS,
-        }
-    }
-
     pub fn start_seconds(self) -> u64 {
         self.start_ms / 1000
     }
 
     pub fn previous_start_seconds(self) -> u64 {
-        (self.start_ms - WINDOW_MS) / 1000
+        (self.start_ms - self.length_ms) / 1000
+    }
+
+    pub fn now_seconds(self) -> i64 {
+        ((self.start_ms + self.elapsed_ms) / 1000) as i64
     }
 }
 
@@ -41,9 +68,10 @@ pub struct Decision {
     pub reset_seconds: u64,
 }
 
-/// Scaled by WINDOW_MS so that the weighting stays in integers.
-fn weighted_count(previous: u64, current: u64, elapsed_ms: u64) -> u128 {
-    previous as u128 * (WINDOW_MS - elapsed_ms) as u128 + current as u128 * WINDOW_MS as u128
+/// Scaled by the window's length in ms so that the weighting stays in integers.
+fn weighted_count(previous: u64, current: u64, position: WindowPosition) -> u128 {
+    let length = position.length_ms as u128;
+    previous as u128 * (length - position.elapsed_ms as u128) + current as u128 * length
 }
 
 /// The decision for a request that made the current window's count `current` (including
@@ -54,11 +82,11 @@ pub fn decide(
     current: Option<u64>,
     position: WindowPosition,
 ) -> Decision {
-    let scaled_limit = limit as u128 * WINDOW_MS as u128;
+    let length = position.length_ms as u128;
+    let scaled_limit = limit as u128 * length;
     let counted = current.unwrap_or(limit.max(1));
-    let admitted =
-        current.is_some() && weighted_count(previous, counted, position.elapsed_ms) <= scaled_limit;
-    let in_use = weighted_count(previous, counted, position.elapsed_ms).div_ceil(WINDOW_MS as u128);
+    let admitted = current.is_some() && weighted_count(previous, counted, position) <= scaled_limit;
+    let in_use = weighted_count(previous, counted, position).div_ceil(length);
     let remaining = (limit as u128).saturating_sub(in_use) as u64;
     let reset_seconds = if remaining > 0 {
         0
@@ -75,18 +103,19 @@ pub fn decide(
 
 /// Milliseconds until the weighted count drops to `limit - 1`, if no request arrives meanwhile.
 fn wait_ms(limit: u64, previous: u64, current: u64, position: WindowPosition) -> u64 {
-    let target = (limit.saturating_sub(1)) as u128 * WINDOW_MS as u128;
+    let length = position.length_ms as u128;
+    let target = (limit.saturating_sub(1)) as u128 * length;
     // Within this window only the previous window's share decays.
-    if current as u128 * WINDOW_MS as u128 <= target && previous > 0 {
-        let needed_decay = weighted_count(previous, current, position.elapsed_ms) - target;
+    if current as u128 * length <= target && previous > 0 {
+        let needed_decay = weighted_count(previous, current, position) - target;
         return needed_decay.div_ceil(previous as u128) as u64;
     }
     // Otherwise wait into the next window, where this window's count decays.
-    let until_next = WINDOW_MS - position.elapsed_ms;
+    let until_next = position.length_ms - position.elapsed_ms;
     if current == 0 {
         return until_next;
     }
-    let needed_decay = (current as u128 * WINDOW_MS as u128).saturating_sub(target);
+    let needed_decay = (current as u128 * length).saturating_sub(target);
     until_next + needed_decay.div_ceil(current as u128) as u64
 }
 
@@ -95,18 +124,64 @@ mod tests {
     use super::*;
 
     fn at(elapsed_ms: u64) -> WindowPosition {
-        WindowPosition::at(1_800_000_000_000 + elapsed_ms)
+        Window::MINUTE.at(1_800_000_000_000 + elapsed_ms)
+    }
+
+    /// 1_800_000_000_000 ms is a whole number of hours too.
+    fn hour_at(elapsed_ms: u64) -> WindowPosition {
+        Window::HOUR.at(1_800_000_000_000 + elapsed_ms)
     }
 
     #[test]
     fn windows_are_aligned_minutes() {
-        let position = WindowPosition::at(1_800_000_012_345);
-        assert_eq!(position.start_ms % WINDOW_MS, 0);
-        assert_eq!(position.elapsed_ms, 1_800_000_012_345 % WINDOW_MS);
+        let position = Window::MINUTE.at(1_800_000_012_345);
+        assert_eq!(position.start_ms % 60_000, 0);
+        assert_eq!(position.elapsed_ms, 1_800_000_012_345 % 60_000);
         assert_eq!(
             position.start_seconds() - position.previous_start_seconds(),
             60
         );
+        assert_eq!(position.now_seconds(), 1_800_000_012);
+        assert_eq!(Window::MINUTE.counter_ttl_seconds(), 120);
+    }
+
+    #[test]
+    fn hour_windows_are_aligned_hours() {
+        let position = Window::HOUR.at(1_800_000_000_000 + 59 * 60_000 + 1);
+        assert_eq!(position.start_ms, 1_800_000_000_000);
+        assert_eq!(position.elapsed_ms, 59 * 60_000 + 1);
+        assert_eq!(
+            position.start_seconds() - position.previous_start_seconds(),
+            3600
+        );
+        assert_eq!(
+            Window::HOUR.at(1_800_003_600_000).start_ms,
+            1_800_003_600_000
+        );
+        assert_eq!(Window::HOUR.counter_ttl_seconds(), 7200);
+    }
+
+    #[test]
+    fn an_hour_window_weighs_the_previous_hour_by_its_remaining_share() {
+        // 10 in the previous hour, a quarter into this one: 7.5 still count.
+        let quarter = hour_at(15 * 60_000);
+        assert!(decide(10, 10, Some(2), quarter).admitted);
+        assert!(!decide(10, 10, Some(3), quarter).admitted);
+        // A fresh hour admits exactly the limit.
+        for n in 1..=10 {
+            assert!(decide(10, 0, Some(n), hour_at(0)).admitted, "request {n}");
+        }
+        assert!(!decide(10, 0, None, hour_at(0)).admitted);
+    }
+
+    #[test]
+    fn an_hour_window_resets_in_hours_not_minutes() {
+        // Full at the half hour: 30 min to the next window, then 10 * (1 - t/60 min) <= 9 needs
+        // t >= 6 min.
+        let full = decide(10, 0, None, hour_at(30 * 60_000));
+        assert_eq!(full.reset_seconds, 36 * 60);
+        // A full previous hour at the start: 12 min until one of its 10 has decayed enough.
+        assert_eq!(decide(10, 10, Some(1), hour_at(0)).reset_seconds, 12 * 60);
     }
 
     #[test]

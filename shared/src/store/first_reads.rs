@@ -7,9 +7,10 @@ use uuid::Uuid;
 
 use super::keys::{self, Key};
 use super::{
-    Item, LoginState, RefreshLookup, Store, StoreError, Wallet, job_in, proposal_in, wallet_in,
+    Item, LoginState, RefreshLookup, Store, StoreError, Wallet, api_key_in, job_in, proposal_in,
+    wallet_in,
 };
-use crate::domain::{Job, Proposal, RefreshToken, Username, WalletAddress};
+use crate::domain::{ApiKey, Job, Proposal, RefreshToken, Username, WalletAddress};
 
 /// Items read together, and what a handler makes of them.
 pub trait FirstRead {
@@ -138,5 +139,23 @@ impl FirstRead for RefreshRead {
 
     fn value(&self, items: &[Item]) -> Result<RefreshLookup, StoreError> {
         RefreshLookup::from_items(items, &self.0)
+    }
+}
+
+/// One of a user's API keys (another user's reads as absent).
+pub struct ApiKeyRead {
+    pub owner: Uuid,
+    pub key: Uuid,
+}
+
+impl FirstRead for ApiKeyRead {
+    type Value = Option<ApiKey>;
+
+    fn keys(&self) -> Vec<Key> {
+        vec![keys::api_key(self.key)]
+    }
+
+    fn value(&self, items: &[Item]) -> Result<Option<ApiKey>, StoreError> {
+        Ok(api_key_in(items, self.key)?.filter(|key| key.user_id == self.owner))
     }
 }

@@ -140,6 +140,29 @@ pub fn health() -> Key {
     key("HEALTH".to_owned(), "HEALTH")
 }
 
+pub const API_KEY_PREFIX: &str = "APIKEY#";
+
+/// An API key, by its id (which its secret carries, so that the rate limiter reads it in its one
+/// round trip); GSI1 lists a user's keys.
+pub fn api_key(id: Uuid) -> Key {
+    key(format!("{API_KEY_PREFIX}{id}"), "APIKEY")
+}
+
+/// How many of a user's API keys are active: the 25-key cap is a condition on it.
+pub fn active_api_keys(user_id: Uuid) -> Key {
+    key(format!("APIKEYS#{user_id}"), "ACTIVE")
+}
+
+/// One API key's own budget, over every route, in one hour-long window: keyed by the hash of
+/// the secret presented, so that a forged secret naming a real key id counts on a counter of its
+/// own and never on the real key's.
+pub fn api_key_rate_counter(secret_hash: &str, window_start_seconds: u64) -> Key {
+    key(
+        format!("RATE#apikey#{secret_hash}"),
+        format!("WINDOW#{window_start_seconds}"),
+    )
+}
+
 /// One identity's counter for one route, in one rate-limit category and 60-second window.
 pub fn rate_counter(
     category: &str,

@@ -1,6 +1,7 @@
 //! DynamoDB access. One table holds every item type; `keys` names them and the README documents
 //! the design.
 
+mod api_keys;
 mod devices;
 mod error;
 mod first_reads;
@@ -27,10 +28,11 @@ use uuid::Uuid;
 
 use crate::telemetry;
 
+pub use api_keys::{CreateApiKeyError, KeySession, LAST_USED_INTERVAL, RevokeApiKey, api_key_in};
 pub use devices::RegisterDevice;
 pub use error::StoreError;
 pub use first_reads::{
-    FirstRead, JobRead, LoginRead, Prefetched, RefreshRead, VoteRead, WalletRead,
+    ApiKeyRead, FirstRead, JobRead, LoginRead, Prefetched, RefreshRead, VoteRead, WalletRead,
 };
 pub use governance::{VoteError, proposal_in};
 pub use jobs::{CancelJob, job_in};

@@ -117,6 +117,26 @@ impl TestApp {
         (username, token)
     }
 
+    /// `POST /api/keys` with `body`, as the token's user.
+    pub async fn create_key(&self, token: &str, body: &Value) -> TestResponse {
+        self.call(
+            &shared::handlers::CREATE_API_KEY,
+            event("POST", "/api/keys").bearer(token).json(body).build(),
+        )
+        .await
+    }
+
+    /// A new key of the token's user with `body`: its id and secret.
+    pub async fn key(&self, token: &str, body: &Value) -> (String, String) {
+        let created = self.create_key(token, body).await;
+        assert_eq!(created.status(), 201, "{}", created.text());
+        let created = created.json();
+        (
+            created["id"].as_str().unwrap().to_owned(),
+            created["secret_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// The wallet address of the token's user.
     pub async fn wallet(&self, token: &str) -> String {
         let me = self
@@ -212,6 +232,10 @@ impl EventBuilder {
 
     pub fn bearer(self, token: &str) -> Self {
         self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn api_key(self, secret: &str) -> Self {
+        self.header("x-api-key", secret)
     }
 
     pub fn source_ip(mut self, ip: &str) -> Self {

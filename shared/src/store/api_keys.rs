@@ -1,0 +1,321 @@
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, from_items, to_item};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::error::{condition_failed, failed_conditions, is_condition_failure};
+use super::keys::{self, API_KEY_PREFIX, GSI1, GSI1PK, GSI1SK, Key};
+use super::{Item, Store, StoreError, find, number, string};
+use crate::domain::{ApiKey, MAX_ACTIVE_KEYS, User, rfc3339};
+
+/// A presented API key's item and its owner's user item, read together.
+pub struct KeySession {
+    pub key: Option<ApiKey>,
+    pub owner: Option<User>,
+}
+
+impl KeySession {
+    /// The items to read (the key by the id its secret carries, the owner by the user id it
+    /// carries), so that callers can batch them with others.
+    pub fn keys(key_id: Uuid, owner: Uuid) -> [Key; 2] {
+        [keys::api_key(key_id), keys::user(owner)]
+    }
+
+    pub fn from_items(items: &[Item], key_id: Uuid, owner: Uuid) -> Result<Self, StoreError> {
+        Ok(Self {
+            key: api_key_in(items, key_id)?,
+            owner: find(items, &keys::user(owner))
+                .map(|item| from_item(item.clone()))
+                .transpose()?,
+        })
+    }
+}
+
+/// An API key among read items.
+pub fn api_key_in(items: &[Item], key_id: Uuid) -> Result<Option<ApiKey>, StoreError> {
+    Ok(find(items, &keys::api_key(key_id))
+        .map(|item| from_item(item.clone()))
+        .transpose()?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateApiKeyError {
+    #[error("the user has the most active API keys allowed")]
+    TooMany,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What revoking a key did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RevokeApiKey {
+    Revoked,
+    /// Revoked before (or retired when expired): nothing changed.
+    AlreadyInactive,
+    /// No such key, or another user's.
+    NotFound,
+}
+
+/// Why a key is deactivated: revoked by its owner (or an operator), or retired because it had
+/// expired and its place among the active keys was needed.
+#[derive(Clone, Copy)]
+enum Deactivation {
+    Revoked,
+    Expired,
+}
+
+/// Whether a new key found its place among the user's active keys.
+enum Placement {
+    Placed,
+    AtTheCap,
+}
+
+/// `last_used` is written at most this often per key.
+pub const LAST_USED_INTERVAL: Duration = Duration::minutes(1);
+
+impl Store {
+    /// Stores a new key, counted among its owner's active keys in the same transaction, whose
+    /// condition keeps them at most `MAX_ACTIVE_KEYS`. At the cap, keys that have expired since
+    /// are retired (each in a transaction of its own with the count) and the key is tried once
+    /// more.
+    pub async fn create_api_key(
+        &self,
+        key: &ApiKey,
+        now: OffsetDateTime,
+    ) -> Result<(), CreateApiKeyError> {
+        if let Placement::Placed = self.place_api_key(key).await? {
+            return Ok(());
+        }
+        if self.retire_expired_api_keys(key.user_id, now).await? == 0 {
+            return Err(CreateApiKeyError::TooMany);
+        }
+        match self.place_api_key(key).await? {
+            Placement::Placed => Ok(()),
+            Placement::AtTheCap => Err(CreateApiKeyError::TooMany),
+        }
+    }
+
+    async fn place_api_key(&self, key: &ApiKey) -> Result<Placement, StoreError> {
+        let mut item = to_item(key)?;
+        item.extend(keys::api_key(key.id).attributes());
+        item.insert(GSI1PK.to_owned(), string(keys::user_partition(key.user_id)));
+        item.insert(
+            GSI1SK.to_owned(),
+            string(format!("{API_KEY_PREFIX}{}", key.id)),
+        );
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::active_api_keys(key.user_id).attributes()))
+            .update_expression("ADD #active :one")
+            .condition_expression("attribute_not_exists(#active) OR #active < :max")
+            .expression_attribute_names("#active", "active")
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":max", number(MAX_ACTIVE_KEYS.into()))
+            .build()
+            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await;
+        let Err(error) = result else {
+            return Ok(Placement::Placed);
+        };
+        let reasons = failed_conditions(error)?;
+        if reasons.get(1).is_some_and(condition_failed) {
+            Ok(Placement::AtTheCap)
+        } else {
+            Err(StoreError::Unexpected(format!(
+                "API key creation cancelled: {reasons:?}"
+            )))
+        }
+    }
+
+    /// Retires the user's keys that are still counted active but have expired; how many.
+    async fn retire_expired_api_keys(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let mut retired = 0;
+        for key in self.api_keys(user_id).await? {
+            if key.is_active
+                && key.expired(now)
+                && self
+                    .deactivate_api_key(user_id, key.id, Deactivation::Expired, now)
+                    .await?
+                    == RevokeApiKey::Revoked
+            {
+                retired += 1;
+            }
+        }
+        Ok(retired)
+    }
+
+    /// Revokes one of `owner`'s keys: it stops working at once (every request reads the key
+    /// item), and leaves its place among the active keys.
+    pub async fn revoke_api_key(
+        &self,
+        owner: Uuid,
+        key_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<RevokeApiKey, StoreError> {
+        self.deactivate_api_key(owner, key_id, Deactivation::Revoked, now)
+            .await
+    }
+
+    /// Sets the key inactive, on condition that it is `owner`'s and active (and, to retire it,
+    /// expired), and takes it off the active count in the same transaction.
+    async fn deactivate_api_key(
+        &self,
+        owner: Uuid,
+        key_id: Uuid,
+        why: Deactivation,
+        now: OffsetDateTime,
+    ) -> Result<RevokeApiKey, StoreError> {
+        let condition = match why {
+            Deactivation::Revoked => "user_id = :owner AND is_active = :true",
+            Deactivation::Expired => {
+                "user_id = :owner AND is_active = :true AND valid_until <= :now"
+            }
+        };
+        let mut key = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::api_key(key_id).attributes()))
+            .update_expression("SET is_active = :false, revoked_at = :at")
+            .condition_expression(condition)
+            .expression_attribute_values(":owner", string(owner.to_string()))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":at", string(rfc3339(now)?))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Deactivation::Expired = why {
+            key = key.expression_attribute_values(":now", number(now.unix_timestamp()));
+        }
+        let key = key
+            .build()
+            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::active_api_keys(owner).attributes()))
+            .update_expression("ADD #active :minus_one")
+            .expression_attribute_names("#active", "active")
+            .expression_attribute_values(":minus_one", number(-1))
+            .build()
+            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(key).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(RevokeApiKey::Revoked),
+            Err(error) => refused_deactivation(error, owner),
+        }
+    }
+
+    /// A key by id, whoever's (consistent read).
+    pub async fn api_key(&self, key_id: Uuid) -> Result<Option<ApiKey>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::api_key(key_id).attributes()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(output.item.map(from_item).transpose()?)
+    }
+
+    /// Every key of a user, newest first, revoked ones included (GSI1; eventually consistent in
+    /// AWS, so a key may take a moment to appear).
+    pub async fn api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
+                .expression_attribute_values(":owner", string(keys::user_partition(user_id)))
+                .expression_attribute_values(":prefix", string(API_KEY_PREFIX))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            found.extend(from_items::<ApiKey>(output.items.unwrap_or_default())?);
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// Records that a key was used at `now`, unless another request did within the last
+    /// `LAST_USED_INTERVAL` (the condition), so that however many instances serve the key, it is
+    /// written at most once a minute.
+    pub async fn touch_api_key(&self, key_id: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::api_key(key_id).attributes()))
+            .update_expression("SET last_used = :now")
+            .condition_expression(
+                "attribute_exists(PK) AND (attribute_not_exists(last_used) OR last_used <= :due)",
+            )
+            .expression_attribute_values(":now", number(now.unix_timestamp()))
+            .expression_attribute_values(
+                ":due",
+                number((now - LAST_USED_INTERVAL).unix_timestamp()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_condition_failure(&error) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// What a refused deactivation's reasons say: the key item as it was tells an unknown or
+/// another user's key from one already inactive.
+fn refused_deactivation<R: std::fmt::Debug>(
+    error: aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
+    owner: Uuid,
+) -> Result<RevokeApiKey, StoreError> {
+    let reasons: Vec<CancellationReason> = failed_conditions(error)?;
+    let Some(reason) = reasons.first().filter(|reason| condition_failed(reason)) else {
+        return Err(StoreError::Unexpected(format!(
+            "API key deactivation cancelled: {reasons:?}"
+        )));
+    };
+    match reason.item() {
+        None => Ok(RevokeApiKey::NotFound),
+        Some(item) => {
+            let key: ApiKey = from_item(item.clone())?;
+            if key.user_id != owner {
+                Ok(RevokeApiKey::NotFound)
+            } else {
+                Ok(RevokeApiKey::AlreadyInactive)
+            }
+        }
+    }
+}
