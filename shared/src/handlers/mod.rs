@@ -170,8 +170,11 @@ mod tests {
                 ApiKeys::Scope(GovernanceWrite)
             }
             ("GET", "/api/tokenomics/proposals") | ("GET", "/api/auth/me") => ApiKeys::AnyScope,
-            // Admin (mint) and account routes (logout, the keys themselves).
-            ("POST", "/api/tokenomics/mint" | "/api/auth/logout") => ApiKeys::Refused,
+            // Admin (mint) and account routes (logout, sessions, the password, the keys themselves).
+            ("POST", "/api/tokenomics/mint" | "/api/auth/logout" | "/api/auth/change-password") => {
+                ApiKeys::Refused
+            }
+            (_, path) if path.starts_with("/api/auth/sessions") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/keys") => ApiKeys::Refused,
             _ => ApiKeys::Ignored,
         };
@@ -188,7 +191,9 @@ mod tests {
                 "{scope} opens nothing"
             );
         }
-        let public = ["root", "health", "register", "login", "openapi"];
+        let public = [
+            "root", "health", "register", "login", "refresh", "revoke", "openapi",
+        ];
         for Endpoint { route, .. } in ENDPOINTS {
             assert_eq!(
                 route.api_keys == ApiKeys::Ignored,

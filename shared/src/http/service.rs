@@ -10,6 +10,7 @@ use lambda_http::http::header::{
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use crate::auth::{AuthError, Credentials, PresentedKey};
 use crate::ratelimit::{self, Caller, Decision, Shown, Verdict};
@@ -36,23 +37,30 @@ pub async fn run(endpoint: &'static Endpoint) -> Result<(), lambda_http::Error> 
     .await
 }
 
-/// Runs one request through `endpoint`: its credentials checked once (a bearer token verified, or
-/// an API key's form and checksum); the rate limiter's verdict, whose read also fetches the
-/// token's session or the key and its owner, and the handler's first read; then the handler,
-/// with what the limiter read in the request's extensions (and, once a minute per key, the key's
-/// `last_used` written beside it). Errors become problem responses, every response gets the
-/// security headers, and one log line records the outcome.
+/// Runs one request through `endpoint` inside the request's span, so that every line it logs
+/// carries its request id and route.
 pub async fn dispatch(
     endpoint: &Endpoint,
     req: Request,
     state: &'static AppState,
 ) -> Response<Body> {
+    let span = telemetry::request_span(
+        req.lambda_context_ref()
+            .map(|context| context.request_id.as_str()),
+        &endpoint.route,
+    );
+    respond(endpoint, req, state).instrument(span).await
+}
+
+/// The credentials checked once (a bearer token verified, or an API key's form and checksum);
+/// the rate limiter's verdict, whose read also fetches the token's session or the key and its
+/// owner, and the handler's first read; then the handler, with what the limiter read in the
+/// request's extensions (and, once a minute per key, the key's `last_used` written beside it).
+/// Errors become problem responses, every response gets the security headers, and one log line
+/// records the outcome.
+async fn respond(endpoint: &Endpoint, req: Request, state: &'static AppState) -> Response<Body> {
     let started = Instant::now();
-    let route = &endpoint.route;
     let mut req = req;
-    let request_id = req
-        .lambda_context_ref()
-        .map(|context| context.request_id.clone());
     let client_ip = source_ip(&req).map(str::to_owned);
     let allowed_origin = req
         .headers()
@@ -116,8 +124,6 @@ pub async fn dispatch(
         add_cors_headers(&mut response, origin);
     }
     tracing::info!(
-        request_id,
-        route = format!("{} {}", route.method, route.path),
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         user_id,
