@@ -49,7 +49,11 @@ pub async fn dispatch(
             .map(|context| context.request_id.as_str()),
         &endpoint.route,
     );
-    respond(endpoint, req, state).instrument(span).await
+    // On the heap: the whole request's state, limiter and handler included, is too large a
+    // future for a small thread's stack in a debug build.
+    Box::pin(respond(endpoint, req, state))
+        .instrument(span)
+        .await
 }
 
 /// The credentials checked once (a bearer token verified, or an API key's form and checksum);
