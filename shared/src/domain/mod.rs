@@ -2,6 +2,7 @@
 
 mod amount;
 mod api_key;
+mod audit;
 mod credentials;
 mod device;
 mod fields;
@@ -19,6 +20,7 @@ pub use api_key::{
     ApiKey, DEFAULT_KEY_RATE_LIMIT, KEY_EXPIRES_IN_DAYS, KEY_NAME_CHARS, KEY_RATE_LIMIT,
     MAX_ACTIVE_KEYS, NewApiKey, key_name, key_scopes, whole_seconds,
 };
+pub use audit::{Actor, AuditContext, AuditEvent, AuditEventType, LoginFailure};
 pub use credentials::{Email, Password, Username, normalized_password};
 pub use device::{
     BATTERY_PERCENT, CPU_CORES, DEFAULT_BATTERY_PERCENT, Device, DeviceId, DeviceType, MEMORY_MB,

@@ -2,6 +2,7 @@
 //! the design.
 
 mod api_keys;
+mod audit;
 mod devices;
 mod error;
 mod first_reads;
@@ -29,6 +30,7 @@ use uuid::Uuid;
 use crate::telemetry;
 
 pub use api_keys::{CreateApiKeyError, KeySession, LAST_USED_INTERVAL, RevokeApiKey, api_key_in};
+pub use audit::{AuditPage, AuditQuery};
 pub use devices::RegisterDevice;
 pub use error::StoreError;
 pub use first_reads::{
