@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde_json::json;
-use shared::domain::{ApiKey, Job, JobStatus, NewApiKey, Proposal, SlaTier, User};
+use shared::domain::{
+    Actor, ApiKey, AuditEventType, Job, JobStatus, NewApiKey, Proposal, SlaTier, User,
+};
 use shared::handlers;
 use shared::routes::Scope;
 use shared::store::keys::{self, Key};
@@ -405,10 +407,12 @@ impl Fixture {
                     scopes: vec![Scope::JobsRead],
                 };
                 let key = ApiKey::new(id, self.user.id, new, issued.hash, issued.prefix, now);
+                let created = support::audit_context(Actor::User(self.user.id), now)
+                    .event(AuditEventType::ApiKeyCreated, self.user.id.to_string());
                 self.app
                     .state
                     .store
-                    .create_api_key(&key, now)
+                    .create_api_key(&key, now, &created)
                     .await
                     .unwrap();
                 (

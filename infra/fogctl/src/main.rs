@@ -8,7 +8,8 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shared::domain::{ApiKey, rfc3339};
+use shared::config::{AUDIT_RETENTION_DAYS, DEFAULT_AUDIT_RETENTION_DAYS};
+use shared::domain::{Actor, ApiKey, AuditContext, AuditEventType, rfc3339};
 use shared::store::{RevokeApiKey, Store, StoreError, UserFlag, client, sdk_config};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -135,8 +136,11 @@ async fn keys(store: &Store, command: &KeysCommand) -> Result<String, Failure> {
             Ok(lines.join("\n"))
         }
         KeysCommand::Revoke { key_id, .. } => {
+            let revoked = operator(now)
+                .event(AuditEventType::ApiKeyRevoked, credential.user_id.to_string())
+                .with_api_key(*key_id);
             match store
-                .revoke_api_key(credential.user_id, *key_id, now)
+                .revoke_api_key(credential.user_id, *key_id, now, &revoked)
                 .await?
             {
                 RevokeApiKey::Revoked => Ok(format!("API key {key_id} of {username} is revoked")),
@@ -148,6 +152,23 @@ async fn keys(store: &Store, command: &KeysCommand) -> Result<String, Failure> {
                 ))),
             }
         }
+    }
+}
+
+/// Where fogctl's actions come from, for their audit events: the operator, from no address, kept
+/// as long as `AUDIT_RETENTION_DAYS` says.
+fn operator(now: OffsetDateTime) -> AuditContext {
+    let retention_days = std::env::var("AUDIT_RETENTION_DAYS")
+        .ok()
+        .and_then(|days| days.parse().ok())
+        .filter(|days| AUDIT_RETENTION_DAYS.contains(days))
+        .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS);
+    AuditContext {
+        actor: Actor::Fogctl,
+        source_ip: None,
+        request_id: None,
+        at: now,
+        retention_days,
     }
 }
 

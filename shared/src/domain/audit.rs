@@ -203,6 +203,10 @@ impl AuditEvent {
         self.with("amount", amount)
     }
 
+    pub fn with_transaction(self, transaction_id: Uuid) -> Self {
+        self.with("transaction_id", transaction_id.to_string())
+    }
+
     pub fn with_flag(self, name: &str, value: bool) -> Self {
         self.with(name, value)
     }

@@ -1,10 +1,10 @@
 //! The audit log's items. An event lives in the partition of its UTC day (`AUDIT#<date>`) under
-//! its time-ordered id, and in GSI1 under its subject (`AUDITSUBJECT#<subject>`): a query by
+//! its time-ordered id (`EVENT#<id>`), and in GSI1 under its subject (`AUDITSUBJECT#<subject>`): a query by
 //! time walks day partitions newest first, a query by subject reads one index partition, and
 //! neither scans the table. Every event is written inside its action's transaction
-//! (`audit_put`), or alone where the action writes nothing else (`append_audit`: a refused login).
+//! (`audit_put`), or alone where the action writes nothing else (`record_audit`: a refused login).
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use time::format_description::well_known::Iso8601;
 use time::{Date, OffsetDateTime};
@@ -26,8 +26,15 @@ fn subject_partition(subject: &str) -> String {
     format!("AUDITSUBJECT#{subject}")
 }
 
+/// An event's sort key, in its day's partition and in its subject's.
+fn event_sort_key(id: Uuid) -> String {
+    format!("{EVENT_PREFIX}{id}")
+}
+
+const EVENT_PREFIX: &str = "EVENT#";
+
 fn event_item(event: &AuditEvent) -> Result<Item, StoreError> {
-    let id = event.id.to_string();
+    let id = event_sort_key(event.id);
     let mut item: Item = to_item(event)?;
     item.extend([
         (PK.to_owned(), string(day_partition(event.time.date()))),
@@ -102,16 +109,40 @@ impl Store {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Writes an event that no other write carries, then logs it.
-    pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.client
-            .put_item()
+    /// The withdrawal of an event written before its action's outcome was known (a login's
+    /// provisional failure), for the transaction that records the outcome.
+    pub fn audit_delete(&self, event: &AuditEvent) -> Result<TransactWriteItem, StoreError> {
+        let mut key = Item::new();
+        key.insert(PK.to_owned(), string(day_partition(event.time.date())));
+        key.insert(SK.to_owned(), string(event_sort_key(event.id)));
+        let delete = Delete::builder()
             .table_name(&self.table)
-            .set_item(Some(event_item(event)?))
-            .condition_expression("attribute_not_exists(PK)")
+            .set_key(Some(key))
+            .build()
+            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Writes events that no other write carries (a refused login's), withdrawing `withdrawn`
+    /// in the same transaction; then logs them.
+    pub async fn record_audit(
+        &self,
+        recorded: &[AuditEvent],
+        withdrawn: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        let mut items = recorded
+            .iter()
+            .map(|event| self.audit_put(event))
+            .collect::<Result<Vec<_>, _>>()?;
+        for event in withdrawn {
+            items.push(self.audit_delete(event)?);
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await?;
-        event.log();
+        recorded.iter().for_each(AuditEvent::log);
         Ok(())
     }
 
@@ -165,6 +196,7 @@ impl Store {
                         .as_ref()
                         .and_then(|key: &Item| key.get(sort_key))
                         .and_then(|id| id.as_s().ok())
+                        .and_then(|id| id.strip_prefix(EVENT_PREFIX))
                         .and_then(|id| id.parse().ok())
                         .or_else(|| events.last().map(|event| event.id))
                         .or(Some(partition_end(&partition, highest)));
@@ -214,8 +246,8 @@ impl Store {
             .expression_attribute_names("#pk", partition_key)
             .expression_attribute_names("#sk", sort_key)
             .expression_attribute_values(":partition", string(partition))
-            .expression_attribute_values(":lowest", string(lowest.to_string()))
-            .expression_attribute_values(":highest", string(highest.to_string()))
+            .expression_attribute_values(":lowest", string(event_sort_key(lowest)))
+            .expression_attribute_values(":highest", string(event_sort_key(highest)))
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start);

@@ -8,8 +8,8 @@ use super::error::{condition_failed, failed_conditions, is_condition_failure};
 use super::keys::{self, Key};
 use super::login_attempts::{LoginAttempts, login_attempts_in};
 use super::sessions::{SessionRecord, session_in};
-use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
-use crate::domain::{User, rfc3339};
+use super::{Item, Store, StoreError, find, number, string};
+use crate::domain::{AuditEvent, User, rfc3339};
 
 const NOT_EXISTS: &str = "attribute_not_exists(PK)";
 
@@ -77,7 +77,7 @@ impl Session {
     }
 
     /// A revocation counts while it is there, whatever its TTL: it is kept at least as long as
-    /// its token verifies (`revoke_token`), and a jti names one token only.
+    /// its token verifies (`log_out`), and a jti names one token only.
     pub fn from_items(
         items: &[Item],
         user_id: Uuid,
@@ -118,12 +118,13 @@ fn with_key(mut item: Item, key: Key) -> Item {
 }
 
 impl Store {
-    /// Writes the user, its username credential, its email reservation and its empty wallet in
-    /// one transaction: either all exist afterwards or none does.
+    /// Writes the user, its username credential, its email reservation, its empty wallet and
+    /// its `registered` event in one transaction: either all exist afterwards or none does.
     pub async fn create_user(
         &self,
         user: &User,
         password_hash: &str,
+        registered: &AuditEvent,
     ) -> Result<(), CreateUserError> {
         let profile = with_key(
             to_item(user).map_err(StoreError::from)?,
@@ -150,22 +151,26 @@ impl Store {
             .into(),
             keys::wallet(user.wallet_address.as_str()),
         );
-        let items = [profile, credential, email, wallet].map(|item| {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(NOT_EXISTS)
-                .build()
-                .expect("table and item are set");
-            TransactWriteItem::builder().put(put).build()
-        });
+        let mut items: Vec<TransactWriteItem> = [profile, credential, email, wallet]
+            .map(|item| {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(NOT_EXISTS)
+                    .build()
+                    .expect("table and item are set");
+                TransactWriteItem::builder().put(put).build()
+            })
+            .into();
+        items.push(self.audit_put(registered)?);
         let result = self
             .client
             .transact_write_items()
-            .set_transact_items(Some(items.into()))
+            .set_transact_items(Some(items))
             .send()
             .await;
         let Err(error) = result else {
+            registered.log();
             return Ok(());
         };
         let reasons = failed_conditions(error)?;
@@ -234,14 +239,6 @@ impl Store {
             .get_items(Session::keys(user_id, jti, sid).into())
             .await?;
         Session::from_items(&items, user_id, jti, sid)
-    }
-
-    /// Records a token as revoked until it stops verifying: `verifies_until` is its `exp` plus
-    /// the verification's clock leeway.
-    pub async fn revoke_token(&self, jti: Uuid, verifies_until: i64) -> Result<(), StoreError> {
-        let mut item = keys::revoked_token(jti).attributes();
-        item.insert(TTL_ATTRIBUTE.to_owned(), number(verifies_until));
-        self.put(item).await
     }
 
     /// Sets a user's flag by username. `Ok(false)` when there is no such user.

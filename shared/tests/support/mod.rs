@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use shared::AppState;
 use shared::clock::Clock;
 use shared::config::Config;
+use shared::domain::{Actor, AuditContext};
 use shared::http::Endpoint;
 use shared::store::Store;
 
@@ -181,6 +182,17 @@ async fn app_state(settings: &[(&str, &str)]) -> AppState {
     AppState::new(config, &shared::handlers::ROOT.route)
         .await
         .expect("the app starts")
+}
+
+/// Where a test's own writes come from, for the events they carry.
+pub fn audit_context(actor: Actor, at: time::OffsetDateTime) -> AuditContext {
+    AuditContext {
+        actor,
+        source_ip: None,
+        request_id: None,
+        at,
+        retention_days: shared::config::DEFAULT_AUDIT_RETENTION_DAYS,
+    }
 }
 
 pub fn unique_username() -> String {
