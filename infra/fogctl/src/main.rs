@@ -137,7 +137,10 @@ async fn keys(store: &Store, command: &KeysCommand) -> Result<String, Failure> {
         }
         KeysCommand::Revoke { key_id, .. } => {
             let revoked = operator(now)
-                .event(AuditEventType::ApiKeyRevoked, credential.user_id.to_string())
+                .event(
+                    AuditEventType::ApiKeyRevoked,
+                    credential.user_id.to_string(),
+                )
                 .with_api_key(*key_id);
             match store
                 .revoke_api_key(credential.user_id, *key_id, now, &revoked)

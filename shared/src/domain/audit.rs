@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -212,10 +213,28 @@ impl AuditEvent {
     }
 
     /// The event on the function's log, once written: one line with the `audit` marker and the
-    /// event as JSON, for CloudWatch Logs Insights (`filter audit = 1`).
+    /// event as JSON, for CloudWatch Logs Insights (`filter audit = 1`). Logs name no username
+    /// (a name typed at login may be a password typed in the wrong field): the line leaves the
+    /// `username` detail out, and a subject that is that name becomes a digest of it, so lines
+    /// about one name still group together.
     pub fn log(&self) {
-        let event = serde_json::to_string(self).unwrap_or_default();
+        let event = serde_json::to_string(&self.without_usernames()).unwrap_or_default();
         tracing::info!(audit = 1, event_type = %self.kind, event = %event, "audit event");
+    }
+
+    fn without_usernames(&self) -> Self {
+        let mut event = self.clone();
+        if let Some(Value::String(username)) = event.detail.remove("username")
+            && event.subject == username
+        {
+            let digest = Sha256::digest(username.as_bytes());
+            let hex: String = digest[..8]
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            event.subject = format!("username-sha256:{hex}");
+        }
+        event
     }
 }
 
@@ -242,6 +261,29 @@ mod tests {
         assert!(first.id.to_string() < second.id.to_string());
         assert_eq!(first.expires_at, at.unix_timestamp() + 90 * 86_400);
         assert_eq!(first.actor.as_deref(), Some("fogctl"));
+    }
+
+    #[test]
+    fn logged_events_name_no_username() {
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let unknown = context(at)
+            .event(AuditEventType::LoginFailed, "alice")
+            .with_username("alice")
+            .with_reason(LoginFailure::UnknownUser);
+        let logged = unknown.without_usernames();
+        assert!(!serde_json::to_string(&logged).unwrap().contains("alice"));
+        // sha256("alice") begins 2bd806c97f0e00af.
+        assert_eq!(logged.subject, "username-sha256:2bd806c97f0e00af");
+        assert_eq!(logged.detail["reason"], "unknown_user");
+        let known = context(at)
+            .event(
+                AuditEventType::LoginSucceeded,
+                "3f0f6a58-8f8e-4d3c-9a53-2b1f5f3b8c11",
+            )
+            .with_username("alice");
+        let logged = known.without_usernames();
+        assert_eq!(logged.subject, known.subject);
+        assert!(!logged.detail.contains_key("username"));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use super::sessions::start_session;
 use crate::AppState;
 use crate::auth::{Credentials, LEEWAY_SECONDS, Principal, hash_password, verify_password};
 use crate::domain::{
-    Actor, AuditEventType, Email, EscapedText, Fields, LoginFailure, Password, USERNAME_CHARS, User,
-    Username, normalized_password,
+    Actor, AuditEventType, Email, EscapedText, Fields, LoginFailure, Password, USERNAME_CHARS,
+    User, Username, normalized_password,
 };
 use crate::http::{
     ApiError, audit_context, credentials, json_body, json_response, prefetched, query_fields,

@@ -3,7 +3,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::body_string;
+use super::{body_string, require_admin};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::domain::{
@@ -196,7 +196,15 @@ pub async fn transfer(
         "to_address": to,
         "amount": amount,
     });
-    move_tokens(state, key, movement, body, ("balance", Holding::Balance), None).await
+    move_tokens(
+        state,
+        key,
+        movement,
+        body,
+        ("balance", Holding::Balance),
+        None,
+    )
+    .await
 }
 
 /// The `{address, amount}` body of stake, unstake and mint, with the `Idempotency-Key`.
@@ -230,7 +238,15 @@ pub async fn stake(
         amount,
         state.clock.now(),
     );
-    move_tokens(state, key, movement, body, ("totalStaked", Holding::Staked), None).await
+    move_tokens(
+        state,
+        key,
+        movement,
+        body,
+        ("totalStaked", Holding::Staked),
+        None,
+    )
+    .await
 }
 
 /// `POST /api/tokenomics/unstake` `{address, amount}`: stake back to balance, leaving staked
@@ -255,7 +271,15 @@ pub async fn unstake(
     let body = json!({"success": true, "address": address, "unstakedAmount": amount});
     let kind = MovementKind::Unstake { locks };
     let movement = Movement::new(user.id, address, kind, amount, state.clock.now());
-    move_tokens(state, key, movement, body, ("totalStaked", Holding::Staked), None).await
+    move_tokens(
+        state,
+        key,
+        movement,
+        body,
+        ("totalStaked", Holding::Staked),
+        None,
+    )
+    .await
 }
 
 /// What `unstake` reads first: the wallet, for its stake locks.
@@ -272,11 +296,7 @@ pub async fn mint(
     state: &AppState,
 ) -> Result<Response<Body>, ApiError> {
     let user = principal.user();
-    if !user.is_admin {
-        return Err(ApiError::Forbidden(
-            "Administrator privileges required".into(),
-        ));
-    }
+    require_admin(user)?;
     let (key, address, amount) = wallet_amount(&req)?;
     let movement = Movement::new(
         user.id,

@@ -10,6 +10,7 @@
 //! needs (`jobs:read`, ...).
 
 mod api_keys;
+mod audit;
 mod auth;
 mod devices;
 mod governance;
@@ -20,7 +21,8 @@ mod sessions;
 
 use lambda_http::Request;
 
-use crate::http::{Endpoint, authenticated, no_first_read};
+use crate::domain::User;
+use crate::http::{ApiError, Endpoint, authenticated, no_first_read};
 use crate::routes::{ApiKeys, RateLimit, Route, Scope};
 use crate::store::FirstRead;
 
@@ -117,6 +119,20 @@ endpoints! {
     REVOKE_API_KEY: "revoke-api-key", "DELETE" "/api/keys/{id}", Write, keys(refused),
         user api_keys::revoke_api_key;
     OPENAPI: "openapi", "GET" "/openapi.json", Read, keys(ignored), public meta::openapi;
+    ADMIN_AUDIT: "admin-audit", "GET" "/api/admin/audit", Read, keys(refused),
+        user audit::audit;
+}
+
+/// Administrator routes answer 403 to anyone else: whether the caller is one was read with
+/// their session, in this request's first round trip.
+fn require_admin(user: &User) -> Result<(), ApiError> {
+    if user.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "Administrator privileges required".into(),
+        ))
+    }
 }
 
 /// The string `field` of a JSON request body, if the body has one; for first reads, which look
@@ -174,6 +190,7 @@ mod tests {
             ("POST", "/api/tokenomics/mint" | "/api/auth/logout" | "/api/auth/change-password") => {
                 ApiKeys::Refused
             }
+            (_, path) if path.starts_with("/api/admin/") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/auth/sessions") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/keys") => ApiKeys::Refused,
             _ => ApiKeys::Ignored,

@@ -12,8 +12,8 @@ use super::body_string;
 use crate::AppState;
 use crate::auth::{IssuedToken, JwtKeys, Principal, hash_password, verify_password};
 use crate::domain::{
-    Actor, AuditEvent, AuditEventType, EscapedText, Fields, Password, RefreshToken, User,
-    Username, normalized_password,
+    Actor, AuditEvent, AuditEventType, EscapedText, Fields, Password, RefreshToken, User, Username,
+    normalized_password,
 };
 use crate::http::{
     ApiError, audit_context, json_body, json_response, path_parameter, prefetched, source_ip,

@@ -13,8 +13,8 @@ use super::error::{condition_failed, failed_conditions};
 use super::keys;
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{
-    Amount, AuditEvent, IdempotencyKey, MAX_TOKENS, StakeLock, StakeLocks, TokenAmount, WalletAddress,
-    rfc3339,
+    Amount, AuditEvent, IdempotencyKey, MAX_TOKENS, StakeLock, StakeLocks, TokenAmount,
+    WalletAddress, rfc3339,
 };
 
 /// How long an `Idempotency-Key` is remembered.
