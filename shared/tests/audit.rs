@@ -219,15 +219,7 @@ async fn logouts_revocations_reuse_and_password_changes_record_their_events() {
         200
     );
 
-    let session = |app: &TestApp| {
-        let username = username.clone();
-        async move {
-            let login = app.login(&username, PASSWORD).await;
-            assert_eq!(login.status(), 200);
-            login.json()
-        }
-    };
-    let everywhere = session(&app).await;
+    let everywhere = session(&app, &username).await;
     let access = everywhere["access_token"].as_str().unwrap();
     assert_eq!(
         app.call(&handlers::LOGOUT, logout(access, "all=true"))
@@ -236,13 +228,13 @@ async fn logouts_revocations_reuse_and_password_changes_record_their_events() {
         200
     );
 
-    let revoked = session(&app).await;
+    let revoked = session(&app, &username).await;
     let revoke = event("POST", "/api/auth/revoke")
         .json(&json!({"refresh_token": revoked["refresh_token"]}))
         .build();
     assert_eq!(app.call(&handlers::REVOKE, revoke).await.status(), 200);
 
-    let reused = session(&app).await;
+    let reused = session(&app, &username).await;
     let refresh = |token: &Value| {
         event("POST", "/api/auth/refresh")
             .json(&json!({"refresh_token": token}))
@@ -263,7 +255,7 @@ async fn logouts_revocations_reuse_and_password_changes_record_their_events() {
         401
     );
 
-    let current = session(&app).await;
+    let current = session(&app, &username).await;
     let change = event("POST", "/api/auth/change-password")
         .bearer(current["access_token"].as_str().unwrap())
         .json(&json!({"old_password": PASSWORD, "new_password": "Fog-Compute-2025"}))
@@ -285,9 +277,10 @@ async fn logouts_revocations_reuse_and_password_changes_record_their_events() {
             "login.succeeded",
             "token.revoked",
             "login.succeeded",
-            "session.refresh_reused",
             "login.succeeded",
             "password.changed",
+            // Five minutes later, by the clock of the app that presented the token again.
+            "session.refresh_reused",
         ]
     );
     let events = events_of(&app, &user_id).await;
@@ -389,6 +382,20 @@ async fn api_keys_and_mints_record_their_events_without_the_secret() {
     );
 }
 
+/// A new session of `username`: the login's answer.
+async fn session(app: &TestApp, username: &str) -> Value {
+    let login = app.login(username, PASSWORD).await;
+    assert_eq!(login.status(), 200);
+    login.json()
+}
+
+/// `GET /api/admin/audit` as an administrator with `query`: 200, and its body.
+async fn page(app: &TestApp, admin: &str, query: String) -> Value {
+    let response = audit(app, Some(admin), &query).await;
+    assert_eq!(response.status(), 200, "{query}: {}", response.text());
+    response.json()
+}
+
 /// `GET /api/admin/audit` as `token`'s user with `query`.
 async fn audit(app: &TestApp, token: Option<&str>, query: &str) -> support::TestResponse {
     let mut request = event("GET", "/api/admin/audit").query(query);
@@ -421,16 +428,7 @@ async fn the_log_filters_by_type_subject_and_time_and_pages_newest_first() {
     for _ in 0..3 {
         assert_eq!(login_from(&app, &username, "Wrong-Password-1").await, 401);
     }
-    let page = |query: String| {
-        let app = &app;
-        let admin = admin.clone();
-        async move {
-            let response = audit(app, Some(&admin), &query).await;
-            assert_eq!(response.status(), 200, "{query}: {}", response.text());
-            response.json()
-        }
-    };
-    let all = page(format!("subject={user_id}")).await;
+    let all = page(&app, &admin, format!("subject={user_id}")).await;
     let types: Vec<&str> = all["events"]
         .as_array()
         .unwrap()
@@ -450,12 +448,19 @@ async fn the_log_filters_by_type_subject_and_time_and_pages_newest_first() {
     assert_eq!(all["next_cursor"], Value::Null);
 
     // Two pages of the failures, by type and subject.
-    let first = page(format!("subject={user_id}&type=login.failed&limit=2")).await;
+    let first = page(
+        &app,
+        &admin,
+        format!("subject={user_id}&type=login.failed&limit=2"),
+    )
+    .await;
     assert_eq!(first["events"].as_array().unwrap().len(), 2);
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
-    let second = page(format!(
-        "subject={user_id}&type=login.failed&limit=2&cursor={cursor}"
-    ))
+    let second = page(
+        &app,
+        &admin,
+        format!("subject={user_id}&type=login.failed&limit=2&cursor={cursor}"),
+    )
     .await;
     assert_eq!(second["events"].as_array().unwrap().len(), 1);
     let ids: Vec<&Value> = first["events"]
@@ -474,11 +479,15 @@ async fn the_log_filters_by_type_subject_and_time_and_pages_newest_first() {
     // By time, without a subject: the day's partition, newest first, bounded by since/until.
     let registered_at = all["events"][4]["time"].as_str().unwrap().to_owned();
     let last_failure_at = all["events"][0]["time"].as_str().unwrap().to_owned();
-    let window = page(format!(
-        "type=user.registered&since={}&until={}",
-        urlencoded(&registered_at),
-        urlencoded(&last_failure_at)
-    ))
+    let window = page(
+        &app,
+        &admin,
+        format!(
+            "type=user.registered&since={}&until={}",
+            urlencoded(&registered_at),
+            urlencoded(&last_failure_at)
+        ),
+    )
     .await;
     assert!(
         window["events"]
@@ -488,16 +497,18 @@ async fn the_log_filters_by_type_subject_and_time_and_pages_newest_first() {
             .any(|event| event["subject"] == user_id.as_str()),
         "{window}"
     );
-    let after = page(format!(
-        "subject={user_id}&since={}",
-        urlencoded(&last_failure_at)
-    ))
+    let after = page(
+        &app,
+        &admin,
+        format!("subject={user_id}&since={}", urlencoded(&last_failure_at)),
+    )
     .await;
     assert_eq!(after["events"].as_array().unwrap().len(), 1);
-    let before = page(format!(
-        "subject={user_id}&until={}",
-        urlencoded(&registered_at)
-    ))
+    let before = page(
+        &app,
+        &admin,
+        format!("subject={user_id}&until={}", urlencoded(&registered_at)),
+    )
     .await;
     assert_eq!(before["events"].as_array().unwrap().len(), 1);
     assert_eq!(before["events"][0]["type"], "user.registered");
@@ -572,4 +583,54 @@ async fn a_day_walk_stops_at_its_bound_with_a_cursor_that_goes_on() {
         .unwrap();
     assert!(second.events.is_empty());
     assert_eq!(second.next, None, "the rest fits in one page");
+}
+
+/// A login that fails at a DynamoDB call records no success and starts no session; once its
+/// reservation is written, the reservation's provisional failure stands (the attempt counts as
+/// failed in the lockout too). Sent again, it succeeds with exactly one `login.succeeded`.
+#[tokio::test]
+async fn a_login_failing_at_a_dynamodb_call_records_no_success() {
+    use support::faults::{Fault, FaultInjector};
+    let injector = FaultInjector::start().await;
+    let faulty = TestApp::with_fault_injector(&injector).await;
+    let app = TestApp::new().await;
+    // The limiter's two calls, the reservation, last_login beside the release, the session.
+    for (call, standing_failures) in [(1, 0), (2, 0), (3, 0), (6, 1)] {
+        let (username, user_id, _) = user(&app).await;
+        injector.arm(call, Fault::Unreachable);
+        assert_eq!(
+            login_from(&faulty, &username, PASSWORD).await,
+            503,
+            "call {call}"
+        );
+        let types = types_of(&app, &user_id).await;
+        assert_eq!(
+            types
+                .iter()
+                .filter(|kind| *kind == "login.succeeded")
+                .count(),
+            1,
+            "call {call}: only the first login's success, {types:?}"
+        );
+        assert_eq!(
+            types.iter().filter(|kind| *kind == "login.failed").count(),
+            standing_failures,
+            "call {call}: {types:?}"
+        );
+        injector.observe();
+        assert_eq!(
+            login_from(&faulty, &username, PASSWORD).await,
+            200,
+            "call {call}"
+        );
+        let types = types_of(&app, &user_id).await;
+        assert_eq!(
+            types
+                .iter()
+                .filter(|kind| *kind == "login.succeeded")
+                .count(),
+            2,
+            "call {call}: {types:?}"
+        );
+    }
 }
