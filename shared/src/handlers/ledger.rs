@@ -3,6 +3,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::admin::require_admin;
 use super::body_string;
 use crate::AppState;
 use crate::auth::Principal;
@@ -265,11 +266,7 @@ pub async fn mint(
     state: &AppState,
 ) -> Result<Response<Body>, ApiError> {
     let user = principal.user();
-    if !user.is_admin {
-        return Err(ApiError::Forbidden(
-            "Administrator privileges required".into(),
-        ));
-    }
+    require_admin(user)?;
     let (key, address, amount) = wallet_amount(&req)?;
     let movement = Movement::new(
         user.id,

@@ -97,21 +97,6 @@ impl Session {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-pub enum UserFlag {
-    Active,
-    Admin,
-}
-
-impl UserFlag {
-    fn attribute(self) -> &'static str {
-        match self {
-            Self::Active => "is_active",
-            Self::Admin => "is_admin",
-        }
-    }
-}
-
 fn with_key(mut item: Item, key: Key) -> Item {
     item.extend(key.attributes());
     item
@@ -125,10 +110,11 @@ impl Store {
         user: &User,
         password_hash: &str,
     ) -> Result<(), CreateUserError> {
-        let profile = with_key(
+        let mut profile = with_key(
             to_item(user).map_err(StoreError::from)?,
             keys::user(user.id),
         );
+        profile.extend(keys::user_index(&user.username));
         let credential = Credential {
             user_id: user.id,
             password_hash: password_hash.to_owned(),
@@ -242,33 +228,5 @@ impl Store {
         let mut item = keys::revoked_token(jti).attributes();
         item.insert(TTL_ATTRIBUTE.to_owned(), number(verifies_until));
         self.put(item).await
-    }
-
-    /// Sets a user's flag by username. `Ok(false)` when there is no such user.
-    pub async fn set_user_flag(
-        &self,
-        username: &str,
-        flag: UserFlag,
-        value: bool,
-    ) -> Result<bool, StoreError> {
-        let Some(credential) = self.credential(username).await? else {
-            return Ok(false);
-        };
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::user(credential.user_id).attributes()))
-            .update_expression("SET #flag = :value")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_names("#flag", flag.attribute())
-            .expression_attribute_values(":value", AttributeValue::Bool(value))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if is_condition_failure(&error) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
     }
 }
