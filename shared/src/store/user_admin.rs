@@ -174,8 +174,9 @@ impl Store {
             return Ok(UserActionOutcome::Unchanged(target.clone()));
         }
         let mut items = vec![self.action_write(target, action, context.at.unix_timestamp())?];
-        // The actor's own profile, unless the action writes it (then its admin is the target,
-        // which `allowed_on_oneself` keeps an administrator).
+        // The acting administrator still one when this commits: a check of their profile,
+        // unless the action writes that very item (a transaction names an item once), which
+        // only activating or promoting oneself could, and those change nothing.
         let actor_checked = match acting_admin {
             Some(actor) if !(on_oneself && action.flag().is_some()) => {
                 items.push(self.active_admin_check(actor)?);
