@@ -93,6 +93,12 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     # One TransactWriteItems: the key set inactive, its owner's active-key count lowered.
     "RevokeApiKeyFunction": COUNTERS | AUDIT | {(UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#")},
     "AdminAuditFunction": COUNTERS,
+    "AdminListUsersFunction": COUNTERS,
+    # One TransactWriteItems: the target's flag (or, for unlock, its username's failed logins),
+    # the acting administrator checked still one, the audit event.
+    "AdminUserActionFunction": COUNTERS | AUDIT | {
+        (UPDATE, "USER#"), (CHECK, "USER#"), (UPDATE, "LOGINFAIL#"),
+    },
 }
 for _function in KEY_ROUTES:
     EXPECTED_WRITES[_function] = EXPECTED_WRITES[_function] | KEY_LAST_USED
@@ -112,6 +118,7 @@ EXPECTED_READS: dict[str, set[tuple[str, str]]] = {
     "ListProposalsFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "CreateApiKeyFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "ListApiKeysFunction": LIMITER | {("dynamodb:Query", INDEX)},
+    "AdminListUsersFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "BalanceFunction": WALLET_READ,
     "TransferFunction": WALLET_READ,
     "StakeFunction": WALLET_READ,

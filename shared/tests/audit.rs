@@ -7,7 +7,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use shared::domain::AuditEvent;
+use shared::domain::{AuditEvent, UserAction};
 use shared::handlers;
 use shared::ratelimit::MAX_FAILED_LOGINS;
 use shared::store::AuditQuery;
@@ -181,16 +181,17 @@ async fn the_failure_that_locks_records_the_lock_and_a_locked_attempt_records_it
 async fn a_disabled_account_records_disabled_not_a_wrong_password() {
     let app = TestApp::new().await;
     let (username, user_id, _) = user(&app).await;
-    app.state
-        .store
-        .set_user_flag(&username, shared::store::UserFlag::Active, false)
-        .await
-        .unwrap();
+    app.act_on(&username, UserAction::Deactivate).await;
     assert_eq!(login_from(&app, &username, PASSWORD).await, 403);
     let events = events_of(&app, &user_id).await;
     assert_eq!(
         types_of(&app, &user_id).await,
-        ["user.registered", "login.succeeded", "login.failed"]
+        [
+            "user.registered",
+            "login.succeeded",
+            "user.deactivated",
+            "login.failed"
+        ]
     );
     assert_eq!(json_of(&events[0])["detail"]["reason"], "disabled");
 }

@@ -1,5 +1,6 @@
 //! Domain types. Each validates on construction, so a value of the type is always valid.
 
+mod admin;
 mod amount;
 mod api_key;
 mod audit;
@@ -15,6 +16,7 @@ mod text;
 mod timestamp;
 mod user;
 
+pub use admin::{UserAction, UserFlag, username_prefix};
 pub use amount::{Amount, MAX_TOKENS, TokenAmount};
 pub use api_key::{
     ApiKey, DEFAULT_KEY_RATE_LIMIT, KEY_EXPIRES_IN_DAYS, KEY_NAME_CHARS, KEY_RATE_LIMIT,

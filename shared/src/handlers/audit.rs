@@ -6,7 +6,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::require_admin;
+use super::admin::require_admin;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::domain::{AuditEventType, Fields};

@@ -3,7 +3,8 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{body_string, require_admin};
+use super::admin::require_admin;
+use super::body_string;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::domain::{

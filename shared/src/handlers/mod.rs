@@ -9,6 +9,7 @@
 //! read it), `refused` (admin and account routes: 403), `any` (any valid key), or the scope a key
 //! needs (`jobs:read`, ...).
 
+mod admin;
 mod api_keys;
 mod audit;
 mod auth;
@@ -21,8 +22,7 @@ mod sessions;
 
 use lambda_http::Request;
 
-use crate::domain::User;
-use crate::http::{ApiError, Endpoint, authenticated, no_first_read};
+use crate::http::{Endpoint, authenticated, no_first_read};
 use crate::routes::{ApiKeys, RateLimit, Route, Scope};
 use crate::store::FirstRead;
 
@@ -119,20 +119,12 @@ endpoints! {
     REVOKE_API_KEY: "revoke-api-key", "DELETE" "/api/keys/{id}", Write, keys(refused),
         user api_keys::revoke_api_key;
     OPENAPI: "openapi", "GET" "/openapi.json", Read, keys(ignored), public meta::openapi;
+    ADMIN_LIST_USERS: "admin-list-users", "GET" "/api/admin/users", Read, keys(refused),
+        user admin::list_users;
+    ADMIN_USER_ACTION: "admin-user-action", "POST" "/api/admin/users/{id}/{action}", Write,
+        keys(refused), user admin::user_action, first read admin::user_action_first_read;
     ADMIN_AUDIT: "admin-audit", "GET" "/api/admin/audit", Read, keys(refused),
         user audit::audit;
-}
-
-/// Administrator routes answer 403 to anyone else: whether the caller is one was read with
-/// their session, in this request's first round trip.
-fn require_admin(user: &User) -> Result<(), ApiError> {
-    if user.is_admin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "Administrator privileges required".into(),
-        ))
-    }
 }
 
 /// The string `field` of a JSON request body, if the body has one; for first reads, which look
@@ -186,7 +178,8 @@ mod tests {
                 ApiKeys::Scope(GovernanceWrite)
             }
             ("GET", "/api/tokenomics/proposals") | ("GET", "/api/auth/me") => ApiKeys::AnyScope,
-            // Admin (mint) and account routes (logout, sessions, the password, the keys themselves).
+            // Admin routes (mint, the admin API) and account routes (logout, sessions, the
+            // password, the keys themselves).
             ("POST", "/api/tokenomics/mint" | "/api/auth/logout" | "/api/auth/change-password") => {
                 ApiKeys::Refused
             }

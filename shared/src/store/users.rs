@@ -97,21 +97,6 @@ impl Session {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-pub enum UserFlag {
-    Active,
-    Admin,
-}
-
-impl UserFlag {
-    fn attribute(self) -> &'static str {
-        match self {
-            Self::Active => "is_active",
-            Self::Admin => "is_admin",
-        }
-    }
-}
-
 fn with_key(mut item: Item, key: Key) -> Item {
     item.extend(key.attributes());
     item
@@ -126,10 +111,11 @@ impl Store {
         password_hash: &str,
         registered: &AuditEvent,
     ) -> Result<(), CreateUserError> {
-        let profile = with_key(
+        let mut profile = with_key(
             to_item(user).map_err(StoreError::from)?,
             keys::user(user.id),
         );
+        profile.extend(keys::user_index(&user.username));
         let credential = Credential {
             user_id: user.id,
             password_hash: password_hash.to_owned(),
@@ -239,33 +225,5 @@ impl Store {
             .get_items(Session::keys(user_id, jti, sid).into())
             .await?;
         Session::from_items(&items, user_id, jti, sid)
-    }
-
-    /// Sets a user's flag by username. `Ok(false)` when there is no such user.
-    pub async fn set_user_flag(
-        &self,
-        username: &str,
-        flag: UserFlag,
-        value: bool,
-    ) -> Result<bool, StoreError> {
-        let Some(credential) = self.credential(username).await? else {
-            return Ok(false);
-        };
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::user(credential.user_id).attributes()))
-            .update_expression("SET #flag = :value")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_names("#flag", flag.attribute())
-            .expression_attribute_values(":value", AttributeValue::Bool(value))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if is_condition_failure(&error) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
     }
 }
