@@ -161,8 +161,9 @@ def test_problem_examples_are_answers_of_their_status(status, problem):
         assert problem["error"] == "Rate limit exceeded"
 
 
-def test_request_amounts_are_decimal_strings():
-    """The API takes a JSON number too, but money is shown as it is answered: exact decimals."""
+def test_example_amounts_are_decimal_strings():
+    """Requests may give an amount as a JSON number too, but the examples show money as the API
+    answers it: exact decimal strings."""
     for name, holder, _ in everything_with_examples():
         for example in holder.get("examples", {}).values():
             value = resolve(example)[0]["value"]
@@ -348,7 +349,7 @@ def test_every_request_example_passes_the_apis_validation(api, method, path):
     for request in example_requests(path, method.lower(), operation):
         token = substitute(api, method, path, request)
         answer = api.request(method, request["path"], token=token, params=request["params"] or None,
-                             headers=request["headers"], **({"json": request["json"]} if "json" in request else {}))
+                             headers=dict(request["headers"]), **({"json": request["json"]} if "json" in request else {}))
         sent = f"{method} {request['path']} {request['params']} {request['headers']} {request.get('json')}"
         assert answer.status_code not in (400, 413, 415, 422) and answer.status_code < 500, (sent, answer.text)
         if answer.status_code not in successes:
