@@ -69,6 +69,6 @@ def test_the_admin_operations_conform_as_an_administrator(dynamodb):
         token = api.new_admin()
         result = run_schemathesis(api, token, "--include-path-regex", "^/api/admin/")
         assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-2000:]
-        assert re.search(r"Operations:\s+2 selected", result.stdout), result.stdout[:3000]
+        assert re.search(r"Operations:\s+3 selected", result.stdout), result.stdout[:3000]
         listed = api.get("/api/admin/users", token=token).json()["users"]
         assert [(user["is_active"], user["is_admin"]) for user in listed] == [(True, True)]
