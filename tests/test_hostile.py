@@ -142,11 +142,18 @@ def test_bad_authorization_headers_get_401_everywhere_it_is_required(api):
             assert_security_headers(response)
 
 
+# The client removes dot segments before sending (RFC 3986, urllib3): an id of `..` requests the
+# parent path, which is a route of its own only above the docs assets (`/docs/..` is `GET /`).
+PARENT_IS_A_ROUTE = {"/docs/{file}"}
+
+
 def test_hostile_path_ids_get_4xx(api, token):
     for method, template_path, _ in routes():
         if "{" not in template_path:
             continue
         for hostile_id in ["x" * 10_240, "..%2F..%2Fetc%2Fpasswd", "%00", "a%00b", "..", "%2e%2e"]:
+            if hostile_id == ".." and template_path in PARENT_IS_A_ROUTE:
+                continue
             path = re.sub(r"\{[^}]+\}", hostile_id, template_path)
             response = api.request(method, path, token=token)
             assert 400 <= response.status_code < 500, (method, path[:80], response.text[:200])
