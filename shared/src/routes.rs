@@ -1,7 +1,8 @@
-//! What a route is: the function that serves it, how it is rate limited, and which API keys it
-//! accepts. The route table itself is `handlers::ROUTES`; each function binary runs one of
-//! them, so a request's category and bucket follow the function it reached, never the path it
-//! came by (a custom domain's base path, say).
+//! What a route is: the function that serves it, how it is rate limited, which API keys it
+//! accepts, and what it serves. The route table itself is in `handlers` (an `Endpoint` per
+//! function, and `handlers::ROUTES`, their routes); each function binary runs one endpoint, so a
+//! request's category and bucket follow the function it reached, never the path it came by (a
+//! custom domain's base path, say).
 
 use std::fmt;
 
