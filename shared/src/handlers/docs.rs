@@ -105,13 +105,15 @@ mod tests {
             serde_json::from_str(super::super::meta::OPENAPI_JSON).unwrap();
         let served: BTreeSet<&str> = ASSETS.iter().map(|asset| asset.name).collect();
         let operation = &document["paths"]["/docs/{file}"]["get"];
-        let example = operation["parameters"][0]["example"].as_str().unwrap();
+        let example = operation["parameters"][0]["examples"]["icon"]["value"]
+            .as_str()
+            .unwrap();
         assert!(
             served.contains(example),
             "{example} is not served: {served:?}"
         );
         let page = document["paths"]["/docs"]["get"]["responses"]["200"]["content"]["text/html"]
-            ["example"]
+            ["examples"]["page"]["value"]
             .as_str()
             .unwrap();
         let named = named_assets(page);
