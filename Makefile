@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < infra/requirements.txt | cut -d' ' -
 CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < infra/requirements-checkov.txt | cut -d' ' -f1)
 
-.PHONY: run sam-local test test-checkov test-unit test-handlers test-e2e test-sam test-deploy lint build sam-image bench
+.PHONY: run sam-local test test-checkov test-unit test-handlers test-e2e test-sam test-deploy lint build sam-image bench browser
 
 # The function binaries, as template.yaml names them (Metadata.BuildProperties.Binary).
 BINARIES := $(shell sed -n 's/^ *Binary: *//p' template.yaml)
@@ -76,8 +76,23 @@ test-unit:
 test-handlers: $(STAMP)
 	$(PYTHON) infra/local_stack.py with-dynamodb -- cargo test --workspace --test '*' --quiet
 
-test-e2e: $(STAMP) build
+test-e2e: $(STAMP) build browser
 	$(PYTHON) -m pytest tests -q --ignore=tests/sam
+
+## The browser tests/test_docs_browser.py drives: Debian's chromium and chromium-driver, installed
+## by package name where either is missing and apt-get can install (as root). Otherwise one line
+## saying so; the test then skips, or fails under CI=true.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "browser: installing chromium and chromium-driver (Debian packages)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	    || echo "browser: apt-get could not install them: tests/test_docs_browser.py will skip (fail under CI=true)"; \
+	else \
+	  echo "browser: $(CHROMIUM) or $(CHROMEDRIVER) is missing, and apt-get cannot install them here (not root): tests/test_docs_browser.py will skip (fail under CI=true)"; \
+	fi
 
 ## sam local invoke (every events/ fixture) and sam local start-api, in Docker. Without a Docker
 ## engine: one line saying so, and a pass; under CI=true: a failure.

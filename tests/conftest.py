@@ -29,6 +29,11 @@ TABLE = "fog-compute-e2e"
 # Every e2e request comes from 127.0.0.1; limits this high leave the limiter to its own tests.
 UNLIMITED = {f"RATE_LIMIT_{category}_PER_MIN": "100000" for category in ("AUTH", "WRITE", "READ", "ADMIN")}
 STRONG_PASSWORD = "Fog-Compute-2024"
+# The docs page's answers' Content-Security-Policy (every other answer's: default-src 'none').
+DOCS_PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 TIMEOUT = 60
 
 

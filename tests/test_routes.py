@@ -25,19 +25,24 @@ def test_every_function_package_is_deployed_and_routed():
 def test_every_function_serves_the_route_it_declares():
     """Each binary's `main` runs its endpoint of the route table (`shared/src/handlers/mod.rs`),
     which decides its rate-limit category and bucket: the endpoint of that function, with the
-    template's method and path."""
+    template's method and paths (one path, or several: `"/docs" | "/docs/{file}"`)."""
     table = (REPO / "shared/src/handlers/mod.rs").read_text()
     declared = {
-        name: (function, method, path)
-        for name, function, method, path in re.findall(r'(\w+): "([\w-]+)", "(\w+)" "([^"]+)",', table)
+        name: (function, method, frozenset(re.findall(r'"([^"]+)"', paths)))
+        for name, function, method, paths in re.findall(
+            r'(\w+): "([\w-]+)", "(\w+)" ("[^"]+"(?:\s*\|\s*"[^"]+")*),', table)
     }
-    template = {binary: (method, path) for method, path, binary in local_stack.template_routes(local_stack.load_template())}
+    template: dict[str, tuple[str, frozenset[str]]] = {}
+    for method, path, binary in local_stack.template_routes(local_stack.load_template()):
+        declared_method, paths = template.get(binary, (method, frozenset()))
+        assert declared_method == method, f"{binary}: one function, one method"
+        template[binary] = (method, paths | {path})
     assert {function for function, _, _ in declared.values()} == set(template)
-    for package, route in template.items():
+    for package, (method, paths) in template.items():
         main = (REPO / "functions" / package / "src" / "main.rs").read_text()
         served = re.search(r"run\(&shared::handlers::(\w+)\)", main)
         assert served, f"{package}: main does not run an endpoint"
-        assert declared[served.group(1)] == (package, *route), f"{package} serves {served.group(1)}"
+        assert declared[served.group(1)] == (package, method, paths), f"{package} serves {served.group(1)}"
 
 
 def test_the_api_lists_exactly_the_template_routes(api):

@@ -26,7 +26,7 @@ WRITE_ACTIONS = {
 READ_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
 
 # The rate limiter's window counters: an UpdateItem counts, a conditional PutItem replaces a
-# counter past its TTL (store/rate_counters.rs). Every function but health is rate limited.
+# counter past its TTL (store/rate_counters.rs). Every function but health and docs is rate limited.
 COUNTERS = {(UPDATE, "RATE#"), (PUT, "RATE#")}
 MOVEMENT = COUNTERS | {(UPDATE, "WALLET#"), (PUT, "WALLET#"), (PUT, "IDEMPOTENCY#")}
 # A route that takes API keys writes a calling key's last_used (at most once a minute).
@@ -66,6 +66,8 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
         (UPDATE, "LOGINFAIL#"), (UPDATE, "USERNAME#"), (UPDATE, "USER#"), (UPDATE, "SESSION#"),
     },
     "OpenApiFunction": COUNTERS,
+    # The docs page and its assets, built into the function: it writes nothing, and reads nothing.
+    "DocsFunction": set(),
     # Jobs live in their user's partition, beside the profile.
     "SubmitJobFunction": COUNTERS | {(PUT, "USER#")},
     "ListJobsFunction": COUNTERS,
@@ -112,6 +114,7 @@ WALLET_READ = LIMITER | {("dynamodb:GetItem", TABLE)}
 EXPECTED_READS: dict[str, set[tuple[str, str]]] = {
     **{function: LIMITER for function in EXPECTED_WRITES},
     "HealthFunction": {("dynamodb:GetItem", TABLE)},
+    "DocsFunction": set(),
     "ListJobsFunction": LIMITER | {("dynamodb:Query", TABLE)},
     "ListSessionsFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "ListDevicesFunction": LIMITER | {("dynamodb:Query", INDEX)},
@@ -269,12 +272,18 @@ def test_every_checkov_skip_gives_its_reason():
 
 
 def test_only_the_functions_that_read_a_token_may_read_the_jwt_secret():
-    """health reads no token (an exempt route): its function starts without the JWT secret, so it
-    gets neither the right to read it nor its ARN."""
+    """health and docs read no token (exempt routes): their functions start without the JWT
+    secret, so they get neither the right to read it nor its ARN."""
     readers = {
         function for function in FUNCTIONS
         if any("secretsmanager:GetSecretValue" in as_list(statement["Action"]) for statement in statements(function))
     }
-    assert readers == set(FUNCTIONS) - {"HealthFunction"}
-    health = RESOURCES["HealthFunction"]["Properties"]["Environment"]["Variables"]
-    assert health["JWT_SECRET_ARN"] == ""
+    exempt = {"HealthFunction", "DocsFunction"}
+    assert readers == set(FUNCTIONS) - exempt
+    for function in exempt:
+        assert RESOURCES[function]["Properties"]["Environment"]["Variables"]["JWT_SECRET_ARN"] == "", function
+
+
+def test_the_docs_function_has_no_permission_at_all():
+    """It answers the page and assets built into it: no policy, so no AWS call could succeed."""
+    assert "Policies" not in RESOURCES["DocsFunction"]["Properties"]

@@ -32,9 +32,9 @@ pub fn functions(template_yaml: &str) -> Result<Vec<Function>, TemplateError> {
     let Some(resources) = template["Resources"].as_mapping() else {
         return Ok(functions);
     };
-    for (logical_id, resource) in resources {
+    for (logical_id, template_resource) in resources {
         let logical_id = logical_id.as_str().unwrap_or_default();
-        let resource = to_json(resource.clone());
+        let resource = to_json(template_resource.clone());
         if resource["Type"] != "AWS::Serverless::Function" {
             continue;
         }
@@ -42,10 +42,13 @@ pub fn functions(template_yaml: &str) -> Result<Vec<Function>, TemplateError> {
             .as_str()
             .ok_or_else(|| TemplateError::NoBinary(logical_id.to_owned()))?;
         let properties = &resource["Properties"];
-        let route = properties["Events"]
-            .as_object()
+        // Its first route in the template's order (the docs page before its assets), from the
+        // YAML: as a JSON object its events would come sorted by name.
+        let route = template_resource["Properties"]["Events"]
+            .as_mapping()
             .into_iter()
             .flat_map(|events| events.values())
+            .map(|event| to_json(event.clone()))
             .find(|event| event["Type"] == "HttpApi");
         let Some(route) = route else { continue };
         functions.push(Function {
@@ -228,6 +231,23 @@ Resources:
           Properties:
             Method: POST
             Path: /api/auth/login
+  DocsFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: docs
+    Properties:
+      Events:
+        Page:
+          Type: HttpApi
+          Properties:
+            Method: GET
+            Path: /docs
+        Asset:
+          Type: HttpApi
+          Properties:
+            Method: GET
+            Path: /docs/{file}
 "#;
 
     const OPENAPI: &str = r##"
@@ -278,6 +298,12 @@ components:
                     method: "POST".into(),
                     path: "/api/auth/login".into(),
                     memory_mb: 1024,
+                },
+                Function {
+                    binary: "docs".into(),
+                    method: "GET".into(),
+                    path: "/docs".into(),
+                    memory_mb: 256,
                 },
             ]
         );

@@ -11,8 +11,8 @@ use crate::store::{self, Store, sdk_config};
 pub struct AppState {
     pub config: Config,
     pub store: Store,
-    /// Absent only in a function whose route reads no token (an exempt one: the health check),
-    /// which therefore starts without a JWT secret.
+    /// Absent only in a function whose route reads no token (an exempt one: the health check,
+    /// the docs page), which therefore starts without a JWT secret.
     jwt_keys: Option<JwtKeys>,
     pub clock: Clock,
 }

@@ -1,7 +1,8 @@
-//! What a route is: the function that serves it, how it is rate limited, and which API keys it
-//! accepts. The route table itself is `handlers::ENDPOINTS`; each function binary runs one of
-//! them, so a request's category and bucket follow the function it reached, never the path it
-//! came by (a custom domain's base path, say).
+//! What a route is: the function that serves it, how it is rate limited, which API keys it
+//! accepts, and what it serves. The route table itself is in `handlers` (an `Endpoint` per
+//! function, and `handlers::ROUTES`, their routes); each function binary runs one endpoint, so a
+//! request's category and bucket follow the function it reached, never the path it came by (a
+//! custom domain's base path, say).
 
 use std::fmt;
 
@@ -97,15 +98,36 @@ impl ApiKeys {
     }
 }
 
+/// What a route answers, which decides the security headers `http::dispatch` gives its answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serves {
+    /// JSON (problem+json for errors): a Content-Security-Policy that loads nothing, and never
+    /// cached, whatever the handler says.
+    Json,
+    /// The interactive docs page and its assets (`/docs`): a policy that lets the page load its
+    /// own scripts, styles and images and call this API, and the caching its handler sets.
+    DocsPage,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct Route {
     /// The function binary (template.yaml's `BuildProperties.Binary`); also names the route's
     /// rate-limit bucket.
     pub function: &'static str,
     pub method: &'static str,
-    pub path: &'static str,
+    /// The paths the function serves (each an `HttpApi` event of the template): one, but for the
+    /// docs page, which also serves its assets.
+    pub paths: &'static [&'static str],
     pub rate_limit: RateLimit,
     pub api_keys: ApiKeys,
+    pub serves: Serves,
+}
+
+impl fmt::Display for Route {
+    /// `GET /api/auth/me`; `GET /docs | /docs/{file}` for a route of two paths.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.paths.join(" | "))
+    }
 }
 
 #[cfg(test)]

@@ -78,13 +78,13 @@ where
 }
 
 /// The span of one request: every line logged while it is entered carries `request_id` and
-/// `route` ("METHOD path"). At ERROR, the least detailed level, so that it is recorded whatever
+/// `route` ("METHOD path", the `Display` of `Route`). At ERROR, the least detailed level, so that it is recorded whatever
 /// the level logged (a span's level only decides whether it is recorded).
 pub fn request_span(request_id: Option<&str>, route: &Route) -> tracing::Span {
     tracing::error_span!(
         "request",
         request_id,
-        route = %format_args!("{} {}", route.method, route.path)
+        route = %route
     )
 }
 
@@ -139,9 +139,10 @@ mod tests {
     const ME: Route = Route {
         function: "me",
         method: "GET",
-        path: "/api/auth/me",
+        paths: &["/api/auth/me"],
         rate_limit: RateLimit::Auth,
         api_keys: crate::routes::ApiKeys::Ignored,
+        serves: crate::routes::Serves::Json,
     };
 
     #[test]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import uuid
@@ -62,11 +63,14 @@ def invocations(sam_stack) -> dict[str, dict | Exception]:
     return results
 
 
-def response_of(invocations, binary: str) -> tuple[int, dict, dict]:
+def response_of(invocations, binary: str) -> tuple[int, dict | str, dict]:
+    """The status, the body (JSON, but the docs page's HTML) and the headers of an invocation."""
     result = invocations[binary]
     if isinstance(result, Exception):
         raise result
     headers = {name.lower(): value for name, value in result.get("headers", {}).items()}
+    if binary == "docs":
+        return result["statusCode"], result["body"], headers
     assert headers.get("content-type") in ("application/json", "application/problem+json"), result
     return result["statusCode"], json.loads(result["body"]), headers
 
@@ -125,6 +129,12 @@ def check_openapi(status, body, _headers):
     assert status == 200 and body["openapi"] == "3.1.0"
 
 
+def check_docs(status, page, headers):
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8", page
+    assert '<div id="swagger-ui">' in page and headers["cache-control"] == "no-cache"
+    assert headers["content-security-policy"].startswith("default-src 'none'; script-src 'self';")
+
+
 def check_submit_job(status, body, _headers):
     assert status == 201, body
     assert body["success"] is True and body["status"] == "pending" and body["jobId"]
@@ -178,6 +188,7 @@ def check_problem(expected):
 
 CHECKS = {
     "openapi": check_openapi,
+    "docs": check_docs,
     "submit-job": check_submit_job,
     "list-jobs": check_list_jobs,
     "get-job": check_problem(404),
@@ -345,11 +356,26 @@ def test_start_api_answers_every_other_route(sam_api, sam_token, method, path, b
         headers["Content-Type"] = "application/json"
     response = requests.request(method, url, headers=headers, data=body, timeout=TIMEOUT)
     assert response.status_code < 500, response.text
+    if path == "/docs":
+        check_docs_assets(sam_api, response)
+        return
     assert response.headers["Content-Type"] in ("application/json", "application/problem+json")
     if path == "/":
         check_root(response.status_code, response.json(), response.headers)
     elif path == "/health":
         check_health(response.status_code, response.json(), response.headers)
+
+
+def check_docs_assets(url: str, page: requests.Response) -> None:
+    """The page, and each asset it names with its type and its bytes intact (the icon's come
+    base64-encoded from the function, as from API Gateway)."""
+    check_docs(page.status_code, page.text, {name.lower(): value for name, value in page.headers.items()})
+    types = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8", "png": "image/png"}
+    for name in re.findall(r'(?:src|href)="docs/([^"]+)"', page.text):
+        asset = requests.get(f"{url}/docs/{name}", timeout=TIMEOUT)
+        _, digest, extension = name.rsplit(".", 2)
+        assert asset.status_code == 200 and asset.headers["Content-Type"] == types[extension], name
+        assert hashlib.sha256(asset.content).hexdigest()[:16] == digest, name
 
 
 def test_start_api_does_not_pass_on_a_body_that_is_not_utf8(sam_api):

@@ -2,7 +2,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
-use super::ENDPOINTS;
+use super::ROUTES;
 use crate::AppState;
 use crate::http::{ApiError, json_response, json_text_response};
 
@@ -22,9 +22,11 @@ pub async fn health(_req: Request, state: &AppState) -> Result<Response<Body>, A
 
 /// `GET /`
 pub async fn root(_req: Request, _state: &AppState) -> Result<Response<Body>, ApiError> {
-    let endpoints: Vec<String> = ENDPOINTS
+    let endpoints: Vec<String> = ROUTES
         .iter()
-        .map(|endpoint| format!("{} {}", endpoint.route.method, endpoint.route.path))
+        .flat_map(|route| {
+            (route.paths.iter()).map(move |path| format!("{} {}", route.method, path))
+        })
         .collect();
     Ok(json_response(
         StatusCode::OK,

@@ -1,6 +1,7 @@
 //! One async function per endpoint, and the route table: each endpoint's route (its function,
-//! method, path, rate-limit category and which API keys it takes), what its handler reads first,
-//! and how the handler is called: `public`, or `user` (with the request's principal; 401 without
+//! method, path (two for the docs page: `"/docs" | "/docs/{file}"`), rate-limit category, which
+//! API keys it takes, and what it serves when not JSON), what its handler reads first, and how
+//! the handler is called: `public`, or `user` (with the request's principal; 401 without
 //! one, 403 for a key the route refuses or without its scope). Each function binary is
 //! `shared::http::run(&shared::handlers::<ENDPOINT>)`; tests run the same endpoints through
 //! `http::dispatch`.
@@ -14,6 +15,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod devices;
+mod docs;
 mod governance;
 mod jobs;
 mod ledger;
@@ -23,28 +25,34 @@ mod sessions;
 use lambda_http::Request;
 
 use crate::http::{Endpoint, authenticated, no_first_read};
-use crate::routes::{ApiKeys, RateLimit, Route, Scope};
+use crate::routes::{ApiKeys, RateLimit, Route, Scope, Serves};
 use crate::store::FirstRead;
 
 macro_rules! endpoints {
-    ($($name:ident: $function:literal, $method:literal $path:literal, $rate_limit:ident,
-        keys($($keys:tt)+), $access:ident $handler:path $(, first read $first_read:path)?;)*) => {
+    ($($name:ident: $function:literal, $method:literal $($path:literal)|+, $rate_limit:ident,
+        keys($($keys:tt)+), $access:ident $handler:path $(, first read $first_read:path)?
+        $(, serves $serves:ident)?;)*) => {
         $(pub const $name: Endpoint = Endpoint {
             route: Route {
                 function: $function,
                 method: $method,
-                path: $path,
+                paths: &[$($path),+],
                 rate_limit: RateLimit::$rate_limit,
                 api_keys: endpoints!(@keys $($keys)+),
+                serves: endpoints!(@serves $($serves)?),
             },
             first_read: endpoints!(@first_read $($first_read)?),
             handler: |req, state| Box::pin(endpoints!(@call $access $handler, req, state,
                 endpoints!(@keys $($keys)+))),
         };)*
 
-        /// Every endpoint, as `template.yaml` declares their routes.
-        pub const ENDPOINTS: &[Endpoint] = &[$($name),*];
+        /// Every endpoint's route, as `template.yaml` declares them. The routes alone, not the
+        /// endpoints: a function that lists them (`GET /`) then links no other handler, nor the
+        /// docs page's assets.
+        pub const ROUTES: &[Route] = &[$($name.route),*];
     };
+    (@serves) => { Serves::Json };
+    (@serves $serves:ident) => { Serves::$serves };
     (@keys ignored) => { ApiKeys::Ignored };
     (@keys refused) => { ApiKeys::Refused };
     (@keys any) => { ApiKeys::AnyScope };
@@ -125,6 +133,8 @@ endpoints! {
         keys(refused), user admin::user_action, first read admin::user_action_first_read;
     ADMIN_AUDIT: "admin-audit", "GET" "/api/admin/audit", Read, keys(refused),
         user audit::audit;
+    DOCS: "docs", "GET" "/docs" | "/docs/{file}", Exempt, keys(ignored), public docs::docs,
+        serves DocsPage;
 }
 
 /// The string `field` of a JSON request body, if the body has one; for first reads, which look
@@ -138,22 +148,45 @@ fn body_string(req: &Request, field: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// The policy the README states: `/health` exempt, every `/api/auth/` route `auth`, other
-    /// reads `read` and other writes `write`.
+    /// The policy the README states: `/health` and the docs page exempt, every `/api/auth/` route
+    /// `auth`, other reads `read` and other writes `write`.
     #[test]
     fn every_route_is_limited_as_the_readme_says() {
-        for Endpoint { route, .. } in ENDPOINTS {
-            let documented = if route.path == "/health" {
-                RateLimit::Exempt
-            } else if route.path.starts_with("/api/auth/") {
-                RateLimit::Auth
-            } else if route.method == "GET" {
-                RateLimit::Read
-            } else {
-                RateLimit::Write
-            };
-            assert_eq!(route.rate_limit, documented, "{route:?}");
+        for route in ROUTES {
+            for path in route.paths {
+                let documented =
+                    if *path == "/health" || *path == "/docs" || path.starts_with("/docs/") {
+                        RateLimit::Exempt
+                    } else if path.starts_with("/api/auth/") {
+                        RateLimit::Auth
+                    } else if route.method == "GET" {
+                        RateLimit::Read
+                    } else {
+                        RateLimit::Write
+                    };
+                assert_eq!(route.rate_limit, documented, "{route:?}");
+            }
         }
+    }
+
+    /// Only the docs function answers anything but JSON, and so gets the docs page's
+    /// Content-Security-Policy and caching; it serves the page and its assets, nothing else.
+    #[test]
+    fn only_the_docs_page_serves_other_than_json() {
+        for route in ROUTES {
+            let expected = if route.function == "docs" {
+                Serves::DocsPage
+            } else {
+                Serves::Json
+            };
+            assert_eq!(route.serves, expected, "{route:?}");
+        }
+        assert_eq!(DOCS.route.paths, ["/docs", "/docs/{file}"]);
+        assert!(
+            ROUTES
+                .iter()
+                .all(|route| route.paths.len() == 1 || route.function == "docs")
+        );
     }
 
     /// The scope families: which key may do what. A route not named here reads no key
@@ -162,7 +195,7 @@ mod tests {
     #[test]
     fn every_route_takes_the_keys_its_family_allows() {
         use Scope::*;
-        let expected = |route: &Route| match (route.method, route.path) {
+        let expected = |route: &Route, path: &str| match (route.method, path) {
             ("GET", "/api/scheduler/jobs" | "/api/scheduler/jobs/{id}") => ApiKeys::Scope(JobsRead),
             ("POST", "/api/scheduler/jobs") | ("DELETE", "/api/scheduler/jobs/{id}") => {
                 ApiKeys::Scope(JobsWrite)
@@ -188,23 +221,25 @@ mod tests {
             (_, path) if path.starts_with("/api/keys") => ApiKeys::Refused,
             _ => ApiKeys::Ignored,
         };
-        for Endpoint { route, .. } in ENDPOINTS {
-            assert_eq!(route.api_keys, expected(route), "{route:?}");
+        for route in ROUTES {
+            for path in route.paths {
+                assert_eq!(route.api_keys, expected(route, path), "{route:?}");
+            }
         }
         // Every scope opens at least one route, and every route that reads credentials for a
         // user (`user`, or logout) says what a key may do there.
         for scope in Scope::ALL {
             assert!(
-                ENDPOINTS
+                ROUTES
                     .iter()
-                    .any(|endpoint| endpoint.route.api_keys == ApiKeys::Scope(scope)),
+                    .any(|route| route.api_keys == ApiKeys::Scope(scope)),
                 "{scope} opens nothing"
             );
         }
         let public = [
-            "root", "health", "register", "login", "refresh", "revoke", "openapi",
+            "root", "health", "register", "login", "refresh", "revoke", "openapi", "docs",
         ];
-        for Endpoint { route, .. } in ENDPOINTS {
+        for route in ROUTES {
             assert_eq!(
                 route.api_keys == ApiKeys::Ignored,
                 public.contains(&route.function),
@@ -218,8 +253,11 @@ mod tests {
     #[test]
     fn the_openapi_document_states_each_routes_keys() {
         let document: serde_json::Value = serde_json::from_str(meta::OPENAPI_JSON).unwrap();
-        for Endpoint { route, .. } in ENDPOINTS {
-            let operation = &document["paths"][route.path][route.method.to_lowercase()];
+        for (route, path) in ROUTES
+            .iter()
+            .flat_map(|route| route.paths.iter().map(move |path| (route, *path)))
+        {
+            let operation = &document["paths"][path][route.method.to_lowercase()];
             assert!(operation.is_object(), "{route:?} is not documented");
             let key_scopes: Vec<&serde_json::Value> = operation["security"]
                 .as_array()
@@ -249,12 +287,9 @@ mod tests {
 
     #[test]
     fn functions_are_unique() {
-        let mut functions: Vec<_> = ENDPOINTS
-            .iter()
-            .map(|endpoint| endpoint.route.function)
-            .collect();
+        let mut functions: Vec<_> = ROUTES.iter().map(|route| route.function).collect();
         functions.sort_unstable();
         functions.dedup();
-        assert_eq!(functions.len(), ENDPOINTS.len());
+        assert_eq!(functions.len(), ROUTES.len());
     }
 }

@@ -21,5 +21,5 @@ pub use request::{
     API_KEY_HEADER, MAX_BODY_BYTES, api_key_header, audit_context, bearer_token, has_authorization,
     json_body, path_parameter, query_fields, query_parameter, source_ip,
 };
-pub use response::{json_response, json_text_response, problem};
+pub use response::{file_response, json_response, json_text_response, problem};
 pub use service::{dispatch, run};

@@ -1,4 +1,4 @@
-use lambda_http::http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
@@ -17,6 +17,20 @@ pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Bod
 /// A body that is JSON text already.
 pub fn json_text_response(status: StatusCode, body: &str) -> Response<Body> {
     with_body(status, "application/json", body.to_owned())
+}
+
+/// A 200 of a file the docs page serves, with how long it may be cached (kept only on the docs
+/// page's route: `routes::Serves`).
+pub fn file_response(
+    content_type: &'static str,
+    cache_control: &'static str,
+    body: Body,
+) -> Response<Body> {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    response
 }
 
 /// The RFC 9457 problem+json answer for an error: the one shape every failure takes.

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::auth::{AuthError, Credentials, PresentedKey};
 use crate::ratelimit::{self, Caller, Decision, Shown, Verdict};
-use crate::routes::Route;
+use crate::routes::{Route, Serves};
 use crate::store::LAST_USED_INTERVAL;
 use crate::{AppState, telemetry};
 
@@ -120,7 +120,7 @@ async fn respond(endpoint: &Endpoint, req: Request, state: &'static AppState) ->
         }
         problem(&error)
     });
-    add_security_headers(&mut response);
+    add_security_headers(&mut response, endpoint.route.serves);
     if let Some(decision) = rate_limit {
         add_rate_limit_headers(&mut response, &decision);
     }
@@ -248,21 +248,47 @@ fn add_cors_headers(response: &mut Response<Body>, origin: HeaderValue) {
     headers.append(VARY, HeaderValue::from_static("Origin"));
 }
 
-fn add_security_headers(response: &mut Response<Body>) {
+/// The Content-Security-Policy of every JSON answer: it loads nothing and may be framed by no page.
+const JSON_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The docs page's (`Serves::DocsPage`): its own scripts, styles and images (Swagger UI's
+/// stylesheet has `data:` images), requests to this API alone (the OpenAPI document, "Try it
+/// out"), and no inline script, framing, `<base>` or form submission. The narrowest with which
+/// Chromium reports no violation (tests/test_docs_browser.py).
+const DOCS_PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'none'";
+
+/// The same on every answer, but the Content-Security-Policy and caching, which follow what the
+/// route serves: a JSON route's answers are never cached, whatever its handler set, while the docs
+/// page's handler says how long each of its answers may be kept (`no-store` unless it says).
+fn add_security_headers(response: &mut Response<Body>, serves: Serves) {
     let headers = response.headers_mut();
     for (name, value) in [
         (X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (CACHE_CONTROL, "no-store"),
         (
             STRICT_TRANSPORT_SECURITY,
             "max-age=63072000; includeSubDomains",
         ),
-        (
-            CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
         (REFERRER_POLICY, "no-referrer"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
+    }
+    let no_store = HeaderValue::from_static("no-store");
+    match serves {
+        Serves::Json => {
+            headers.insert(
+                CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(JSON_POLICY),
+            );
+            headers.insert(CACHE_CONTROL, no_store);
+        }
+        Serves::DocsPage => {
+            headers.insert(
+                CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(DOCS_PAGE_POLICY),
+            );
+            headers.entry(CACHE_CONTROL).or_insert(no_store);
+        }
     }
 }

@@ -364,21 +364,22 @@ mod tests {
 
     #[test]
     fn categories() {
-        let route = |method, path, rate_limit| Route {
+        let route = |method, paths, rate_limit| Route {
             function: "f",
             method,
-            path,
+            paths,
             rate_limit,
             api_keys: crate::routes::ApiKeys::Ignored,
+            serves: crate::routes::Serves::Json,
         };
         let (health, login, me) = (
-            route("GET", "/health", RateLimit::Exempt),
-            route("POST", "/api/auth/login", RateLimit::Auth),
-            route("GET", "/api/auth/me", RateLimit::Auth),
+            route("GET", &["/health"], RateLimit::Exempt),
+            route("POST", &["/api/auth/login"], RateLimit::Auth),
+            route("GET", &["/api/auth/me"], RateLimit::Auth),
         );
         let (list_jobs, transfer) = (
-            route("GET", "/api/scheduler/jobs", RateLimit::Read),
-            route("POST", "/api/tokenomics/transfer", RateLimit::Write),
+            route("GET", &["/api/scheduler/jobs"], RateLimit::Read),
+            route("POST", &["/api/tokenomics/transfer"], RateLimit::Write),
         );
         assert_eq!(Category::of(&health, false), None);
         assert_eq!(Category::of(&health, true), None);
@@ -407,9 +408,10 @@ mod tests {
         let route = Route {
             function: "f",
             method: "GET",
-            path: "/f",
+            paths: &["/f"],
             rate_limit: RateLimit::Read,
             api_keys: crate::routes::ApiKeys::AnyScope,
+            serves: crate::routes::Serves::Json,
         };
         let shown = Shown::Token(claims.clone());
         assert_eq!(identify(Category::Auth, &route, &shown, &ip).1, ip);
@@ -432,16 +434,18 @@ mod tests {
             Route {
                 function: "me",
                 method: "GET",
-                path: "/api/auth/me",
+                paths: &["/api/auth/me"],
                 rate_limit: RateLimit::Auth,
                 api_keys: crate::routes::ApiKeys::AnyScope,
+                serves: crate::routes::Serves::Json,
             },
             Route {
                 function: "list-jobs",
                 method: "GET",
-                path: "/api/scheduler/jobs",
+                paths: &["/api/scheduler/jobs"],
                 rate_limit: RateLimit::Read,
                 api_keys: crate::routes::ApiKeys::AnyScope,
+                serves: crate::routes::Serves::Json,
             },
         );
         let limits = RateLimits {
