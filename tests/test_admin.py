@@ -27,13 +27,15 @@ def act(api, token, user_id, action):
 
 
 def events(api, subject: str) -> list[dict]:
-    """The audit events about `subject`, as stored (GSI1 partition AUDITSUBJECT#<subject>)."""
+    """The admin actions' audit events about `subject`, as stored (GSI1 partition
+    AUDITSUBJECT#<subject>; the user's own registration and logins are events too, not these)."""
     found = api.dynamodb.client().query(
         TableName=api.table, IndexName="GSI1",
         KeyConditionExpression="GSI1PK = :subject",
         ExpressionAttributeValues={":subject": {"S": f"AUDITSUBJECT#{subject}"}},
     )["Items"]
-    return [{name: plain(value) for name, value in item.items()} for item in found]
+    return [{name: plain(value) for name, value in item.items()} for item in found
+            if item["type"]["S"] in EVENT_TYPES.values()]
 
 
 def plain(value: dict):

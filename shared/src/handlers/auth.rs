@@ -8,8 +8,8 @@ use super::sessions::start_session;
 use crate::AppState;
 use crate::auth::{Credentials, LEEWAY_SECONDS, Principal, hash_password, verify_password};
 use crate::domain::{
-    Actor, AuditEventType, Email, EscapedText, Fields, LoginFailure, Password, USERNAME_CHARS,
-    User, Username, normalized_password,
+    Actor, AuditEvent, AuditEventType, Email, Fields, LoginFailure, Password, User, Username,
+    normalized_password,
 };
 use crate::http::{
     ApiError, audit_context, credentials, json_body, json_response, prefetched, query_fields,
@@ -58,13 +58,9 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
     };
     let now = state.clock.now();
     let audit = audit_context(&req, state, Actor::Anonymous, now);
-    // Names that cannot exist are not looked up, nor counted, but cost the same verification.
+    // Names that cannot exist are not looked up, nor counted, nor recorded, but cost the same
+    // verification.
     let valid_username = Username::parse(&username).ok();
-    // As events name it: bounded and escaped when it is no username at all.
-    let shown_username = match &valid_username {
-        Some(valid) => valid.as_str().to_owned(),
-        None => EscapedText::sanitize(&username, *USERNAME_CHARS.end()).into_string(),
-    };
     let (credential, reserved) = match &valid_username {
         Some(username) => {
             let read = LoginRead(username.clone());
@@ -128,30 +124,19 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
     // are the recorded failure.
     let Some(credential) = credential.filter(|_| verified) else {
         tracing::info!("login refused: bad credentials");
-        if reserved.is_none() {
-            let unknown = audit
-                .event(AuditEventType::LoginFailed, &shown_username)
-                .with_username(&shown_username)
-                .with_reason(LoginFailure::UnknownUser);
-            state.store.record_audit(&[unknown], &[]).await?;
+        if let Some((_, _, provisional)) = &reserved {
+            provisional.iter().for_each(AuditEvent::log);
         }
         return Err(REFUSED);
     };
-    let (release, provisional) = match reserved {
-        Some((username, attempt, provisional)) => (Some((username, attempt)), provisional),
-        None => (None, Vec::new()),
+    let Some((username, attempt, provisional)) = reserved else {
+        return Err(ApiError::Internal(
+            "a credential was read without its attempt reserved".into(),
+        ));
     };
-    let release = async {
-        match release {
-            Some((username, attempt)) => {
-                state
-                    .store
-                    .release_login_attempt(username.as_str(), attempt)
-                    .await
-            }
-            None => Ok(()),
-        }
-    };
+    let release = state
+        .store
+        .release_login_attempt(username.as_str(), attempt);
     let (recorded, released) =
         tokio::join!(state.store.record_login(credential.user_id, now), release);
     if let Err(error) = released {
@@ -162,7 +147,7 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
             tracing::info!(user_id = %credential.user_id, "login refused: account disabled");
             let disabled = audit
                 .event(AuditEventType::LoginFailed, credential.user_id.to_string())
-                .with_username(&shown_username)
+                .with_username(username.as_str())
                 .with_reason(LoginFailure::Disabled);
             state.store.record_audit(&[disabled], &provisional).await?;
             Err(ApiError::Forbidden("Account is disabled".into()))
