@@ -121,6 +121,37 @@ def test_a_full_scenario_logs_no_secret(logged):
     assert key_lines and all(line["api_key_id"] == key.json()["id"] for line in key_lines)
 
 
+def test_audit_events_are_answered_and_logged_as_written(logged):
+    """The events an administrator reads are the ones the functions logged with the `audit`
+    marker, each on a line of the request that wrote it, and no line names the username."""
+    api, _, log = logged
+    admin, _ = api.new_user()
+    assert api.fogctl("promote", admin).returncode == 0
+    admin_token = api.login(admin).json()["access_token"]
+    username, token = api.new_user()
+    assert api.login(username, "Wrong-Password-1").status_code == 401
+    user_id = api.get("/api/auth/me", token=token).json()["id"]
+    listed = api.get("/api/admin/audit", token=admin_token, params={"subject": user_id})
+    assert listed.status_code == 200, listed.text
+    events = listed.json()["events"]
+    assert [event["type"] for event in events] == ["login.failed", "login.succeeded", "user.registered"]
+    assert events[0]["detail"] == {"username": username, "reason": "bad_password"}
+    assert all(event["source_ip"] and event["request_id"] for event in events)
+
+    text = log.read_text(errors="replace")
+    logged_events = {}
+    for record in records(text):
+        if record["fields"].get("audit") == 1:
+            event = json.loads(record["fields"]["event"])
+            logged_events[event["id"]] = (record["span"]["request_id"], event)
+    for event in events:
+        request_id, logged_event = logged_events[event["id"]]
+        assert request_id == event["request_id"]
+        assert logged_event["type"] == event["type"] and logged_event["subject"] == user_id
+        assert "username" not in logged_event["detail"]
+    assert username not in text
+
+
 def test_every_request_logs_one_structured_line(logged):
     api, _, log = logged
     before = len(request_lines(log.read_text(errors="replace")))

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, UNLIMITED, running_stack
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
@@ -56,3 +56,19 @@ def test_every_operation_that_takes_a_key_conforms_with_one(api):
     assert re.search(r"Operations:\s+14 selected", result.stdout), result.stdout[:3000]
     used = api.get(f"/api/keys/{key.json()['id']}", token=token).json()
     assert used["last_used"] is not None, "the run was authenticated by the key"
+
+
+
+def test_the_admin_operations_conform_as_an_administrator(dynamodb):
+    """The run above meets the admin operations as a non-administrator (403); here they answer
+    an administrator: pages of users, unknown users (404), bad ids and queries (422), and the
+    stateful phase acting on the users the list answers. On a table of its own, whose only user
+    is the run's administrator (whom it cannot deactivate or demote: 409), so that it acts on
+    no other test's users."""
+    with running_stack(dynamodb, "fog-compute-e2e-admin-conformance", **UNLIMITED) as api:
+        token = api.new_admin()
+        result = run_schemathesis(api, token, "--include-path-regex", "^/api/admin/")
+        assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-2000:]
+        assert re.search(r"Operations:\s+3 selected", result.stdout), result.stdout[:3000]
+        listed = api.get("/api/admin/users", token=token).json()["users"]
+        assert [(user["is_active"], user["is_admin"]) for user in listed] == [(True, True)]

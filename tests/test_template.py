@@ -17,6 +17,7 @@ RESOURCES = TEMPLATE["Resources"]
 FUNCTIONS = local_stack.template_functions(TEMPLATE)
 
 PUT, UPDATE, CHECK = "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"
+DELETE = "dynamodb:DeleteItem"
 # Every action that writes, or that is authorised item by item inside TransactWriteItems.
 WRITE_ACTIONS = {
     PUT, UPDATE, CHECK, "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
@@ -30,6 +31,8 @@ COUNTERS = {(UPDATE, "RATE#"), (PUT, "RATE#")}
 MOVEMENT = COUNTERS | {(UPDATE, "WALLET#"), (PUT, "WALLET#"), (PUT, "IDEMPOTENCY#")}
 # A route that takes API keys writes a calling key's last_used (at most once a minute).
 KEY_LAST_USED = {(UPDATE, "APIKEY#")}
+# An audit event, written in its action's transaction (store/audit.rs).
+AUDIT = {(PUT, "AUDIT#")}
 KEY_ROUTES = {"BalanceFunction", "CancelJobFunction", "CreateProposalFunction", "GetJobFunction", "ListDevicesFunction", "ListJobsFunction", "ListProposalsFunction", "MeFunction", "RegisterDeviceFunction", "StakeFunction", "SubmitJobFunction", "TransferFunction", "UnstakeFunction", "VoteFunction"}
 
 # Function -> (action, partition key prefix) pairs it may write. TransactWriteItems is authorised
@@ -37,25 +40,29 @@ KEY_ROUTES = {"BalanceFunction", "CancelJobFunction", "CreateProposalFunction", 
 EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     "RootFunction": COUNTERS,
     "HealthFunction": set(),
-    # One TransactWriteItems: the profile, the credential, the email reservation, the wallet.
-    "RegisterFunction": COUNTERS | {(PUT, "USER#"), (PUT, "USERNAME#"), (PUT, "EMAIL#"), (PUT, "WALLET#")},
-    # The failed-login record, and last_login on the profile; then one TransactWriteItems: the
-    # session and its first refresh token.
-    "LoginFunction": COUNTERS | {(UPDATE, "LOGINFAIL#"), (UPDATE, "USER#"), (PUT, "SESSION#"), (PUT, "REFRESH#")},
+    # One TransactWriteItems: the profile, the credential, the email reservation, the wallet, the
+    # event.
+    "RegisterFunction": COUNTERS | AUDIT | {(PUT, "USER#"), (PUT, "USERNAME#"), (PUT, "EMAIL#"), (PUT, "WALLET#")},
+    # The failed-login record with the attempt's provisional failure events, and last_login on
+    # the profile; then one TransactWriteItems: the session, its first refresh token, the
+    # success event, the provisional events deleted.
+    "LoginFunction": COUNTERS | AUDIT | {
+        (UPDATE, "LOGINFAIL#"), (UPDATE, "USER#"), (PUT, "SESSION#"), (PUT, "REFRESH#"), (DELETE, "AUDIT#"),
+    },
     "MeFunction": COUNTERS,
     # One TransactWriteItems: the revocation item and the session's end; with all=true, the
     # user's session epoch instead.
-    "LogoutFunction": COUNTERS | {(PUT, "TOKEN#"), (UPDATE, "SESSION#"), (UPDATE, "USER#")},
+    "LogoutFunction": COUNTERS | AUDIT | {(PUT, "TOKEN#"), (UPDATE, "SESSION#"), (UPDATE, "USER#")},
     # One TransactWriteItems: the presented token spent, its successor, the session's last use;
     # a reused token's session revoked.
-    "RefreshFunction": COUNTERS | {(UPDATE, "REFRESH#"), (PUT, "REFRESH#"), (UPDATE, "SESSION#")},
+    "RefreshFunction": COUNTERS | AUDIT | {(UPDATE, "REFRESH#"), (PUT, "REFRESH#"), (UPDATE, "SESSION#")},
     # The token's session ended.
-    "RevokeFunction": COUNTERS | {(UPDATE, "SESSION#")},
+    "RevokeFunction": COUNTERS | AUDIT | {(UPDATE, "SESSION#")},
     "ListSessionsFunction": COUNTERS,
     "DeleteSessionFunction": COUNTERS | {(UPDATE, "SESSION#")},
     # The attempt's reservation and release; one TransactWriteItems: the credential's hash, the
     # user's session epoch, the current session's epoch.
-    "ChangePasswordFunction": COUNTERS | {
+    "ChangePasswordFunction": COUNTERS | AUDIT | {
         (UPDATE, "LOGINFAIL#"), (UPDATE, "USERNAME#"), (UPDATE, "USER#"), (UPDATE, "SESSION#"),
     },
     "OpenApiFunction": COUNTERS,
@@ -74,7 +81,7 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     "TransferFunction": MOVEMENT,
     "StakeFunction": MOVEMENT,
     "UnstakeFunction": MOVEMENT,
-    "MintFunction": MOVEMENT,
+    "MintFunction": MOVEMENT | AUDIT,
     "CreateProposalFunction": COUNTERS | {(PUT, "PROPOSAL#")},
     "ListProposalsFunction": COUNTERS,
     # One TransactWriteItems: the vote record (put) and the tally (update) in the proposal's
@@ -82,11 +89,18 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     "VoteFunction": COUNTERS | {(PUT, "PROPOSAL#"), (UPDATE, "PROPOSAL#"), (UPDATE, "WALLET#")},
     # One TransactWriteItems: the key and its owner's active-key count; at the cap, expired keys
     # retired.
-    "CreateApiKeyFunction": COUNTERS | {(PUT, "APIKEY#"), (UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#")},
+    "CreateApiKeyFunction": COUNTERS | AUDIT | {(PUT, "APIKEY#"), (UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#")},
     "ListApiKeysFunction": COUNTERS,
     "GetApiKeyFunction": COUNTERS,
     # One TransactWriteItems: the key set inactive, its owner's active-key count lowered.
-    "RevokeApiKeyFunction": COUNTERS | {(UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#")},
+    "RevokeApiKeyFunction": COUNTERS | AUDIT | {(UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#")},
+    "AdminAuditFunction": COUNTERS,
+    "AdminListUsersFunction": COUNTERS,
+    # One TransactWriteItems: the target's flag (or, for unlock, its username's failed logins),
+    # the acting administrator checked still one, the audit event.
+    "AdminUserActionFunction": COUNTERS | AUDIT | {
+        (UPDATE, "USER#"), (CHECK, "USER#"), (UPDATE, "LOGINFAIL#"),
+    },
 }
 for _function in KEY_ROUTES:
     EXPECTED_WRITES[_function] = EXPECTED_WRITES[_function] | KEY_LAST_USED
@@ -107,11 +121,13 @@ EXPECTED_READS: dict[str, set[tuple[str, str]]] = {
     "ListProposalsFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "CreateApiKeyFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "ListApiKeysFunction": LIMITER | {("dynamodb:Query", INDEX)},
+    "AdminListUsersFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "BalanceFunction": WALLET_READ,
     "TransferFunction": WALLET_READ,
     "StakeFunction": WALLET_READ,
     "UnstakeFunction": WALLET_READ,
     "MintFunction": WALLET_READ,
+    "AdminAuditFunction": LIMITER | {("dynamodb:Query", TABLE), ("dynamodb:Query", INDEX)},
 }
 
 

@@ -453,8 +453,9 @@ struct Seeds<'a, S> {
 
 impl<S: Fn(&Function, &Value, Option<Arc<TokenMint>>) -> Subject> Seeds<'_, S> {
     /// Makes the fixtures' placeholders real, through the functions themselves: a second user
-    /// whose wallet receives the transfers; the bench user an administrator (`fogctl promote`,
-    /// as an operator would) with minted funds and a stake; a job; a proposal.
+    /// whose wallet receives the transfers (and whom the bench user, as an administrator,
+    /// unlocks); the bench user an administrator (`fogctl promote`, as an operator would) with
+    /// minted funds and a stake; a job; a proposal.
     async fn world(&self, fogctl: &Path, wallet: String) -> Result<World, Failure> {
         progress("seeding the bench user's wallets, job and proposal");
         let (register, register_event) = find_route(self.prepared, REGISTER_ROUTE)?;
@@ -472,10 +473,14 @@ impl<S: Fn(&Function, &Value, Option<Arc<TokenMint>>) -> Subject> Seeds<'_, S> {
             (self.subject)(register, &recipient_event, None)
                 .invoke_once()
                 .await?,
-        )?["wallet_address"]
-            .as_str()
-            .ok_or("register answered no wallet_address")?
-            .to_owned();
+        )?;
+        let field = |name: &str| {
+            recipient[name]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or(format!("register answered no {name}"))
+        };
+        let (user, recipient) = (field("id")?, field("wallet_address")?);
         let promoted = tokio::process::Command::new(fogctl)
             .args(["promote", &username])
             .status()
@@ -487,6 +492,7 @@ impl<S: Fn(&Function, &Value, Option<Arc<TokenMint>>) -> Subject> Seeds<'_, S> {
         let mut world = World {
             wallet,
             recipient,
+            user,
             ..World::fixtures()
         };
         self.move_amount(&world, MINT_ROUTE, SEED_FUNDS).await?;

@@ -19,6 +19,8 @@ pub const FIXTURE_REFRESH_TOKEN: &str =
     "fog_rt_UkVQTEFDRS1XSVRILUEtUkVGUkVTSC1UT0tFTi1PRi1BLUZPRy1DT01QVVRFLVNFU1NJT04tMDEyMzQ1Njc4OQ";
 /// The session `delete-session` ends in the fixtures.
 pub const FIXTURE_SESSION: &str = "0190b1c5-9e2f-7c3a-8b4d-5e6f7a8b9c0d";
+/// The user `admin-user-action` acts on (unlocks) in the fixtures.
+pub const FIXTURE_USER: &str = "0190b1c5-3c4d-7e5f-8a6b-7c8d9e0f1a2b";
 
 /// The real ids that stand for the fixtures' placeholders.
 #[derive(Clone, Debug)]
@@ -31,6 +33,8 @@ pub struct World {
     pub refresh_token: String,
     /// That session's id (delete-session's).
     pub session: String,
+    /// The user an administrator acts on (admin-user-action's): the recipient's id.
+    pub user: String,
 }
 
 impl World {
@@ -43,6 +47,7 @@ impl World {
             proposal: FIXTURE_PROPOSAL.into(),
             refresh_token: FIXTURE_REFRESH_TOKEN.into(),
             session: FIXTURE_SESSION.into(),
+            user: FIXTURE_USER.into(),
         }
     }
 
@@ -55,7 +60,8 @@ impl World {
             .replace(FIXTURE_JOB, &self.job)
             .replace(FIXTURE_PROPOSAL, &self.proposal)
             .replace(FIXTURE_REFRESH_TOKEN, &self.refresh_token)
-            .replace(FIXTURE_SESSION, &self.session);
+            .replace(FIXTURE_SESSION, &self.session)
+            .replace(FIXTURE_USER, &self.user);
         serde_json::from_str(&text).expect("ids are plain text inside JSON strings")
     }
 }
@@ -120,6 +126,7 @@ mod tests {
             proposal: "proposal-1".into(),
             refresh_token: "fog_rt_real".into(),
             session: "session-1".into(),
+            user: "user-1".into(),
         };
         let event = json!({
             "rawPath": format!("/api/scheduler/jobs/{FIXTURE_JOB}"),
@@ -141,6 +148,8 @@ mod tests {
         );
         let session = json!({"pathParameters": {"id": FIXTURE_SESSION}});
         assert_eq!(world.apply(&session)["pathParameters"]["id"], "session-1");
+        let user = json!({"pathParameters": {"id": FIXTURE_USER, "action": "unlock"}});
+        assert_eq!(world.apply(&user)["pathParameters"]["id"], "user-1");
         assert_eq!(World::fixtures().apply(&event), event);
     }
 
@@ -204,6 +213,7 @@ mod tests {
             ("refresh", &[FIXTURE_REFRESH_TOKEN]),
             ("revoke", &[FIXTURE_REFRESH_TOKEN]),
             ("delete-session", &[FIXTURE_SESSION]),
+            ("admin-user-action", &[FIXTURE_USER]),
         ] {
             for placeholder in placeholders {
                 assert!(fixture(name).contains(placeholder), "{name}: {placeholder}");

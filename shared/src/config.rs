@@ -13,6 +13,9 @@ const DEFAULT_REFRESH_TOKEN_DAYS: i64 = 7;
 /// new pair (two tabs refreshing at once), rather than taken for a stolen copy.
 pub const REFRESH_REUSE_GRACE_SECONDS: std::ops::RangeInclusive<i64> = 0..=60;
 const DEFAULT_REFRESH_REUSE_GRACE_SECONDS: i64 = 10;
+/// How long audit events are kept before the table's TTL expires them, in days.
+pub const AUDIT_RETENTION_DAYS: std::ops::RangeInclusive<i64> = 1..=3650;
+pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 90;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -55,6 +58,8 @@ pub struct Config {
     /// `REFRESH_REUSE_GRACE_SECONDS`: see `REFRESH_REUSE_GRACE_SECONDS`.
     pub refresh_reuse_grace_seconds: i64,
     pub rate_limits: RateLimits,
+    /// `AUDIT_RETENTION_DAYS`: how long audit events are kept.
+    pub audit_retention_days: i64,
     /// Browser origins whose requests get CORS headers; empty allows none.
     pub cors_allowed_origins: Vec<String>,
 }
@@ -128,6 +133,12 @@ impl Config {
             DEFAULT_REFRESH_REUSE_GRACE_SECONDS,
             "seconds",
         )?;
+        let audit_retention_days = whole_number(
+            "AUDIT_RETENTION_DAYS",
+            AUDIT_RETENTION_DAYS,
+            DEFAULT_AUDIT_RETENTION_DAYS,
+            "days",
+        )?;
         let limit = |name: &'static str, default: u64| match non_empty(name) {
             None => Ok(default),
             Some(raw) => raw
@@ -175,6 +186,7 @@ impl Config {
             access_token_minutes,
             refresh_token_days,
             refresh_reuse_grace_seconds,
+            audit_retention_days,
         })
     }
 }
@@ -310,7 +322,17 @@ mod tests {
             (set.refresh_token_days, set.refresh_reuse_grace_seconds),
             (90, 0)
         );
+        assert_eq!(defaults.audit_retention_days, 90);
+        let kept = config(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SECRET", SECRET),
+            ("AUDIT_RETENTION_DAYS", "365"),
+        ])
+        .unwrap();
+        assert_eq!(kept.audit_retention_days, 365);
         for (name, bad) in [
+            ("AUDIT_RETENTION_DAYS", "0"),
+            ("AUDIT_RETENTION_DAYS", "3651"),
             ("REFRESH_TOKEN_EXPIRE_DAYS", "0"),
             ("REFRESH_TOKEN_EXPIRE_DAYS", "91"),
             ("REFRESH_TOKEN_EXPIRE_DAYS", "7.5"),

@@ -11,13 +11,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use shared::domain::UserAction;
 use shared::handlers::{
     BALANCE, CANCEL_JOB, CREATE_API_KEY, CREATE_PROPOSAL, GET_API_KEY, GET_JOB, LIST_API_KEYS,
     LIST_DEVICES, LIST_JOBS, LIST_PROPOSALS, LOGOUT, ME, MINT, REGISTER_DEVICE, REVOKE_API_KEY,
     ROOT, STAKE, SUBMIT_JOB, TRANSFER, UNSTAKE, VOTE,
 };
 use shared::http::Endpoint;
-use shared::store::UserFlag;
 use support::faults::FaultInjector;
 use support::{EventBuilder, TestApp, TestResponse, event};
 use uuid::Uuid;
@@ -685,18 +685,13 @@ async fn a_deactivated_owners_keys_stop_working_until_reactivated() {
     let (username, token) = app.user_with_token().await;
     let (_, secret) = app.key(&token, &key_body(&["jobs:read"])).await;
     assert_eq!(list_jobs(&app, &secret).await.status(), 200);
-    let flag = |active: bool| {
-        app.state
-            .store
-            .set_user_flag(&username, UserFlag::Active, active)
-    };
-    assert!(flag(false).await.unwrap());
+    app.act_on(&username, UserAction::Deactivate).await;
     assert_invalid_key(&list_jobs(&app, &secret).await);
     let me = app
         .call(&ME, event("GET", "/api/auth/me").api_key(&secret).build())
         .await;
     assert_invalid_key(&me);
-    assert!(flag(true).await.unwrap());
+    app.act_on(&username, UserAction::Activate).await;
     assert_eq!(list_jobs(&app, &secret).await.status(), 200);
 }
 

@@ -207,8 +207,8 @@ async fn login_reads_its_credential_in_the_rate_limiters_round_trip() {
     let app = TestApp::with_fault_injector(&injector).await;
     let username = unique_username();
     app.register(&username).await;
-    // The limiter's two calls, then the attempt's reservation.
-    let reserved = ["UpdateItem", "BatchGetItem", "UpdateItem"];
+    // The limiter's two calls, then the attempt's reservation (with its provisional failure).
+    let reserved = ["UpdateItem", "BatchGetItem", "TransactWriteItems"];
 
     injector.observe();
     assert_eq!(app.login(&username, PASSWORD).await.status(), 200);
@@ -219,7 +219,7 @@ async fn login_reads_its_credential_in_the_rate_limiters_round_trip() {
             &["UpdateItem", "UpdateItem", "TransactWriteItems"]
         ]
         .concat(),
-        "then last_login and the reservation's release, then the session and its refresh token"
+        "then last_login and the reservation's release, then the session, its refresh token and its event"
     );
 
     injector.observe();
@@ -236,7 +236,7 @@ async fn login_reads_its_credential_in_the_rate_limiters_round_trip() {
         injector.calls(),
         [
             "BatchGetItem",
-            "UpdateItem",
+            "TransactWriteItems",
             "UpdateItem",
             "UpdateItem",
             "TransactWriteItems"

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde_json::json;
-use shared::domain::{ApiKey, Job, JobStatus, NewApiKey, Proposal, SlaTier, User};
+use shared::domain::{
+    Actor, ApiKey, AuditEventType, Job, JobStatus, NewApiKey, Proposal, SlaTier, User,
+};
 use shared::handlers;
 use shared::routes::Scope;
 use shared::store::keys::{self, Key};
@@ -73,6 +75,8 @@ enum Operation {
     LogoutAll,
     /// A refresh token's rotation.
     Refresh,
+    /// A refresh token revoked: its session ended, with its `token.revoked` event.
+    Revoke,
     ChangePassword,
     Transfer,
     /// A transfer sent again with the Idempotency-Key of one that succeeded.
@@ -98,6 +102,7 @@ impl Operation {
             Self::Register => app.call(&handlers::REGISTER, request).await,
             Self::Logout | Self::LogoutAll => app.call(&handlers::LOGOUT, request).await,
             Self::Refresh => app.call(&handlers::REFRESH, request).await,
+            Self::Revoke => app.call(&handlers::REVOKE, request).await,
             Self::ChangePassword => app.call(&handlers::CHANGE_PASSWORD, request).await,
             Self::Transfer | Self::TransferReplay => app.call(&handlers::TRANSFER, request).await,
             Self::Stake => app.call(&handlers::STAKE, request).await,
@@ -142,7 +147,12 @@ impl Operation {
     fn is_auth_route(self) -> bool {
         matches!(
             self,
-            Self::Register | Self::Logout | Self::LogoutAll | Self::Refresh | Self::ChangePassword
+            Self::Register
+                | Self::Logout
+                | Self::LogoutAll
+                | Self::Refresh
+                | Self::Revoke
+                | Self::ChangePassword
         )
     }
 
@@ -275,6 +285,16 @@ impl Fixture {
                     ],
                 )
             }
+            Operation::Revoke => {
+                let (username, _) = self.app.user_with_token().await;
+                let login = self.app.login(&username, PASSWORD).await;
+                let refresh = login.json()["refresh_token"].as_str().unwrap().to_owned();
+                let token = shared::domain::RefreshToken::parse(&refresh).unwrap();
+                (
+                    event("POST", "/api/auth/revoke").json(&json!({"refresh_token": refresh})),
+                    vec![keys::session(token.session_id())],
+                )
+            }
             Operation::ChangePassword => {
                 let (username, token) = self.app.user_with_token().await;
                 let claims = self.app.state.jwt_keys().unwrap().verify(&token).unwrap();
@@ -405,10 +425,12 @@ impl Fixture {
                     scopes: vec![Scope::JobsRead],
                 };
                 let key = ApiKey::new(id, self.user.id, new, issued.hash, issued.prefix, now);
+                let created = support::audit_context(Actor::User(self.user.id), now)
+                    .event(AuditEventType::ApiKeyCreated, self.user.id.to_string());
                 self.app
                     .state
                     .store
-                    .create_api_key(&key, now)
+                    .create_api_key(&key, now, &created)
                     .await
                     .unwrap();
                 (
@@ -676,7 +698,7 @@ async fn logout() {
 async fn logout_of_every_session() {
     all_or_nothing_at_every_call(
         Operation::LogoutAll,
-        &["UpdateItem", "BatchGetItem", "UpdateItem"],
+        &["UpdateItem", "BatchGetItem", "TransactWriteItems"],
     )
     .await;
 }
@@ -691,6 +713,15 @@ async fn refresh() {
 }
 
 #[tokio::test]
+async fn refresh_token_revocation() {
+    all_or_nothing_at_every_call(
+        Operation::Revoke,
+        &["UpdateItem", "BatchGetItem", "TransactWriteItems"],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn password_change() {
     all_or_nothing_at_every_call(
         Operation::ChangePassword,
@@ -698,7 +729,7 @@ async fn password_change() {
             "UpdateItem",
             "BatchGetItem",
             "BatchGetItem",
-            "UpdateItem",
+            "TransactWriteItems",
             "UpdateItem",
             "TransactWriteItems",
         ],

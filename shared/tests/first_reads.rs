@@ -70,12 +70,12 @@ async fn first_reads_ride_in_the_rate_limiters_round_trip() {
     assert_eq!(
         injector.calls(),
         after_the_limiter(&[
-            "UpdateItem",
+            "TransactWriteItems",
             "UpdateItem",
             "UpdateItem",
             "TransactWriteItems"
         ]),
-        "login: the attempt's reservation, then last_login and the release, then the session"
+        "login: the attempt's reservation (with its provisional failure events), then last_login and the release, then the session"
     );
     let refresh_token = response.json()["refresh_token"]
         .as_str()
@@ -101,8 +101,8 @@ async fn first_reads_ride_in_the_rate_limiters_round_trip() {
     assert_eq!(app.call(&REVOKE, revoke).await.status(), 200);
     assert_eq!(
         injector.calls(),
-        after_the_limiter(&["UpdateItem"]),
-        "revoke: the same read, then the session's end"
+        after_the_limiter(&["TransactWriteItems"]),
+        "revoke: the same read, then the session's end and its event"
     );
 
     injector.observe();

@@ -6,8 +6,8 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use shared::domain::UserAction;
 use shared::handlers::{HEALTH, LIST_JOBS, LOGIN, ME, ROOT};
-use shared::store::UserFlag;
 use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
 fn now_ms() -> u64 {
@@ -224,13 +224,7 @@ async fn admins_get_the_admin_limit() {
     .await;
     let username = unique_username();
     assert_eq!(app.register(&username).await.status(), 201);
-    assert!(
-        app.state
-            .store
-            .set_user_flag(&username, UserFlag::Admin, true)
-            .await
-            .unwrap()
-    );
+    app.act_on(&username, UserAction::Promote).await;
     let token = app.login(&username, PASSWORD).await.json()["access_token"]
         .as_str()
         .unwrap()

@@ -8,8 +8,8 @@ mod support;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use shared::config::JwtSecretSource;
+use shared::domain::UserAction;
 use shared::handlers::{CHANGE_PASSWORD, DELETE_SESSION, LIST_SESSIONS, LOGOUT, REVOKE};
-use shared::store::UserFlag;
 use support::sessions::{Pair, number, text};
 use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 use time::Duration;
@@ -388,13 +388,7 @@ async fn without_a_grace_concurrent_refreshes_are_reuse() {
 async fn a_deactivated_users_refresh_is_forbidden_and_changes_nothing() {
     let app = TestApp::new().await;
     let (username, pair) = app.user_with_pair().await;
-    assert!(
-        app.state
-            .store
-            .set_user_flag(&username, UserFlag::Active, false)
-            .await
-            .unwrap()
-    );
+    app.act_on(&username, UserAction::Deactivate).await;
     let response = app.refresh(&pair.refresh).await;
     assert_eq!(response.status(), 403, "{}", response.text());
     assert_eq!(response.json()["detail"], "Account is disabled");
@@ -402,13 +396,7 @@ async fn a_deactivated_users_refresh_is_forbidden_and_changes_nothing() {
         text(&app.refresh_item(&pair.refresh).await.unwrap(), "state"),
         "current"
     );
-    assert!(
-        app.state
-            .store
-            .set_user_flag(&username, UserFlag::Active, true)
-            .await
-            .unwrap()
-    );
+    app.act_on(&username, UserAction::Activate).await;
     Pair::of(&app.refresh(&pair.refresh).await);
 }
 

@@ -222,6 +222,9 @@ CHECKS = {
     # The fixture's session id is no session of the fixture user.
     "delete-session": check_problem(404),
     "change-password": check_change_password,
+    # The fixture user is no administrator.
+    "admin-list-users": check_problem(403),
+    "admin-user-action": check_problem(403),
 }
 
 

@@ -1,5 +1,7 @@
-//! Operator CLI: changes a user's flags directly in the table, and lists or revokes a user's API
-//! keys.
+//! Operator CLI: changes a user's flags and clears a username's login lockout directly in the
+//! table, through the same audited store function as the admin API (each writes its audit event
+//! with the actor `fogctl`); lists or revokes a user's API keys; lists in the user index the users
+//! written before it existed.
 //!
 //! `cargo run -q -p fogctl -- [--table NAME] [--endpoint URL | --aws] <command> <username>`
 //! runs against the local stack by default; `--aws` uses the AWS endpoint of the usual
@@ -8,8 +10,11 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shared::domain::{ApiKey, rfc3339};
-use shared::store::{RevokeApiKey, Store, StoreError, UserFlag, client, sdk_config};
+use shared::config::{AUDIT_RETENTION_DAYS, DEFAULT_AUDIT_RETENTION_DAYS};
+use shared::domain::{Actor, ApiKey, AuditContext, AuditEventType, UserAction, rfc3339};
+use shared::store::{
+    RevokeApiKey, Store, StoreError, UserActionError, UserActionOutcome, client, sdk_config,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -44,6 +49,10 @@ enum Command {
     Deactivate { username: String },
     /// Enable a disabled account again.
     Activate { username: String },
+    /// Clear the login lockout of a username (its failed logins are forgotten).
+    Unlock { username: String },
+    /// List in the user index (GET /api/admin/users) the users written before it existed.
+    ReindexUsers,
     /// A user's API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -64,7 +73,8 @@ async fn main() -> ExitCode {
     let store = Store::new(client(&sdk_config(endpoint).await), &cli.table);
     let outcome = match &cli.command {
         Command::Keys(command) => keys(&store, command).await,
-        command => set_flag(&store, command).await,
+        Command::ReindexUsers => reindex_users(&store).await,
+        command => act_on_user(&store, command).await,
     };
     match outcome {
         Ok(message) => {
@@ -98,26 +108,67 @@ impl From<StoreError> for Failure {
     }
 }
 
-async fn set_flag(store: &Store, command: &Command) -> Result<String, Failure> {
-    let (username, flag, value, done) = match command {
-        Command::Promote { username } => {
-            (username, UserFlag::Admin, true, "is now an administrator")
-        }
+/// The action's audit context: fogctl acting now, from no request; kept AUDIT_RETENTION_DAYS as
+/// the functions keep events.
+fn audit_context() -> Result<AuditContext, Failure> {
+    let retention_days = match std::env::var("AUDIT_RETENTION_DAYS") {
+        Ok(raw) if !raw.trim().is_empty() => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|days| AUDIT_RETENTION_DAYS.contains(days))
+            .ok_or_else(|| {
+                Failure::Refused(format!(
+                    "environment variable AUDIT_RETENTION_DAYS is invalid: must be a whole number of days from {} to {}",
+                    AUDIT_RETENTION_DAYS.start(),
+                    AUDIT_RETENTION_DAYS.end()
+                ))
+            })?,
+        _ => DEFAULT_AUDIT_RETENTION_DAYS,
+    };
+    Ok(AuditContext {
+        actor: Actor::Fogctl,
+        source_ip: None,
+        request_id: None,
+        at: OffsetDateTime::now_utc(),
+        retention_days,
+    })
+}
+
+async fn act_on_user(store: &Store, command: &Command) -> Result<String, Failure> {
+    let (username, action, done) = match command {
+        Command::Promote { username } => (username, UserAction::Promote, "is now an administrator"),
         Command::Demote { username } => (
             username,
-            UserFlag::Admin,
-            false,
+            UserAction::Demote,
             "is no longer an administrator",
         ),
-        Command::Deactivate { username } => (username, UserFlag::Active, false, "is deactivated"),
-        Command::Activate { username } => (username, UserFlag::Active, true, "is active"),
-        Command::Keys(_) => unreachable!("handled by keys()"),
+        Command::Deactivate { username } => (username, UserAction::Deactivate, "is deactivated"),
+        Command::Activate { username } => (username, UserAction::Activate, "is active"),
+        Command::Unlock { username } => (username, UserAction::Unlock, "is unlocked"),
+        Command::Keys(_) | Command::ReindexUsers => unreachable!("handled in main"),
     };
     let username = username.to_ascii_lowercase();
-    match store.set_user_flag(&username, flag, value).await? {
-        true => Ok(format!("{username} {done}")),
-        false => Err(Failure::NoSuchUser(username)),
+    let context = audit_context()?;
+    let Some(user) = store.user_by_username(&username).await? else {
+        return Err(Failure::NoSuchUser(username));
+    };
+    match store.act_on_user(&user, action, &context).await {
+        Ok(UserActionOutcome::Done { .. } | UserActionOutcome::Unchanged(_)) => {
+            Ok(format!("{username} {done}"))
+        }
+        Err(UserActionError::NotFound) => Err(Failure::NoSuchUser(username)),
+        Err(UserActionError::Store(error)) => Err(error.into()),
+        // Only an administrator acting through the API meets these.
+        Err(error @ (UserActionError::OwnAccount(_) | UserActionError::ActorNotAdmin)) => {
+            Err(Failure::Refused(error.to_string()))
+        }
     }
+}
+
+async fn reindex_users(store: &Store) -> Result<String, Failure> {
+    let indexed = store.index_unlisted_users().await?;
+    Ok(format!("{indexed} user(s) added to the user index"))
 }
 
 async fn keys(store: &Store, command: &KeysCommand) -> Result<String, Failure> {
@@ -135,8 +186,14 @@ async fn keys(store: &Store, command: &KeysCommand) -> Result<String, Failure> {
             Ok(lines.join("\n"))
         }
         KeysCommand::Revoke { key_id, .. } => {
+            let revoked = audit_context()?
+                .event(
+                    AuditEventType::ApiKeyRevoked,
+                    credential.user_id.to_string(),
+                )
+                .with_api_key(*key_id);
             match store
-                .revoke_api_key(credential.user_id, *key_id, now)
+                .revoke_api_key(credential.user_id, *key_id, now, &revoked)
                 .await?
             {
                 RevokeApiKey::Revoked => Ok(format!("API key {key_id} of {username} is revoked")),

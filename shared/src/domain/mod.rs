@@ -1,7 +1,9 @@
 //! Domain types. Each validates on construction, so a value of the type is always valid.
 
+mod admin;
 mod amount;
 mod api_key;
+mod audit;
 mod credentials;
 mod device;
 mod fields;
@@ -14,12 +16,14 @@ mod text;
 mod timestamp;
 mod user;
 
+pub use admin::{UserAction, UserFlag, username_prefix};
 pub use amount::{Amount, MAX_TOKENS, TokenAmount};
 pub use api_key::{
     ApiKey, DEFAULT_KEY_RATE_LIMIT, KEY_EXPIRES_IN_DAYS, KEY_NAME_CHARS, KEY_RATE_LIMIT,
     MAX_ACTIVE_KEYS, NewApiKey, key_name, key_scopes, whole_seconds,
 };
-pub use credentials::{Email, Password, Username, normalized_password};
+pub use audit::{Actor, AuditContext, AuditEvent, AuditEventType, LoginFailure};
+pub use credentials::{Email, Password, USERNAME_CHARS, Username, normalized_password};
 pub use device::{
     BATTERY_PERCENT, CPU_CORES, DEFAULT_BATTERY_PERCENT, Device, DeviceId, DeviceType, MEMORY_MB,
 };

@@ -11,10 +11,12 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::{Principal, issue_key};
 use crate::domain::{
-    ApiKey, DEFAULT_KEY_RATE_LIMIT, Fields, KEY_EXPIRES_IN_DAYS, KEY_RATE_LIMIT, MAX_ACTIVE_KEYS,
-    NewApiKey, key_name, key_scopes,
+    Actor, ApiKey, AuditEventType, DEFAULT_KEY_RATE_LIMIT, Fields, KEY_EXPIRES_IN_DAYS,
+    KEY_RATE_LIMIT, MAX_ACTIVE_KEYS, NewApiKey, key_name, key_scopes,
 };
-use crate::http::{ApiError, json_body, json_response, path_parameter, prefetched, query_fields};
+use crate::http::{
+    ApiError, audit_context, json_body, json_response, path_parameter, prefetched, query_fields,
+};
 use crate::routes::Scope;
 use crate::store::{ApiKeyRead, CreateApiKeyError, RevokeApiKey};
 
@@ -97,9 +99,12 @@ pub async fn create_api_key(
         scopes,
     };
     let key = ApiKey::new(id, user.id, new, issued.hash, issued.prefix, now);
+    let created = audit_context(&req, state, Actor::User(user.id), now)
+        .event(AuditEventType::ApiKeyCreated, user.id.to_string())
+        .with_api_key(key.id);
     state
         .store
-        .create_api_key(&key, now)
+        .create_api_key(&key, now, &created)
         .await
         .map_err(|error| match error {
             CreateApiKeyError::TooMany => ApiError::Conflict(format!(
@@ -182,9 +187,13 @@ pub async fn revoke_api_key(
 ) -> Result<Response<Body>, ApiError> {
     let user = principal.user();
     let key_id = key_id(&req)?;
+    let now = state.clock.now();
+    let revoked = audit_context(&req, state, Actor::User(user.id), now)
+        .event(AuditEventType::ApiKeyRevoked, user.id.to_string())
+        .with_api_key(key_id);
     let message = match state
         .store
-        .revoke_api_key(user.id, key_id, state.clock.now())
+        .revoke_api_key(user.id, key_id, now, &revoked)
         .await?
     {
         RevokeApiKey::Revoked => {

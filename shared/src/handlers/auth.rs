@@ -1,15 +1,19 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::body_string;
 use super::sessions::start_session;
 use crate::AppState;
 use crate::auth::{Credentials, LEEWAY_SECONDS, Principal, hash_password, verify_password};
-use crate::domain::{Email, Fields, Password, User, Username, normalized_password};
-use crate::http::{ApiError, credentials, json_body, json_response, prefetched, query_fields};
+use crate::domain::{
+    Actor, AuditEvent, AuditEventType, Email, Fields, LoginFailure, Password, User, Username,
+    normalized_password,
+};
+use crate::http::{
+    ApiError, audit_context, credentials, json_body, json_response, prefetched, query_fields,
+};
 use crate::ratelimit::{Reservation, reserve_login_attempt};
 use crate::store::{CreateUserError, LoginRead, LoginRecord, LoginState};
 
@@ -23,10 +27,14 @@ pub async fn register(req: Request, state: &AppState) -> Result<Response<Body>, 
         return Err(fields.into_error().into());
     };
     let password_hash = hash_password(password).await?;
-    let user = User::new(&username, &email, OffsetDateTime::now_utc());
+    let now = state.clock.now();
+    let user = User::new(&username, &email, now);
+    let registered = audit_context(&req, state, Actor::Anonymous, now)
+        .event(AuditEventType::UserRegistered, user.id.to_string())
+        .with_username(&user.username);
     state
         .store
-        .create_user(&user, &password_hash)
+        .create_user(&user, &password_hash, &registered)
         .await
         .map_err(|error| match error {
             CreateUserError::UsernameTaken => {
@@ -49,28 +57,56 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
         return Err(fields.into_error().into());
     };
     let now = state.clock.now();
-    // Names that cannot exist are not looked up, nor counted, but cost the same verification.
-    let username = Username::parse(&username).ok();
-    let (credential, reserved) = match &username {
+    let audit = audit_context(&req, state, Actor::Anonymous, now);
+    // Names that cannot exist are not looked up, nor counted, nor recorded, but cost the same
+    // verification.
+    let valid_username = Username::parse(&username).ok();
+    let (credential, reserved) = match &valid_username {
         Some(username) => {
             let read = LoginRead(username.clone());
             let LoginState {
                 credential,
                 attempts,
             } = state.store.first_read(&read, prefetched(&req)).await?;
+            let (subject, reason) = match &credential {
+                Some(credential) => (credential.user_id.to_string(), LoginFailure::BadPassword),
+                None => (username.as_str().to_owned(), LoginFailure::UnknownUser),
+            };
+            let failed = |reason| {
+                audit
+                    .event(AuditEventType::LoginFailed, &subject)
+                    .with_username(username.as_str())
+                    .with_reason(reason)
+            };
+            let if_failed = |locks: bool| {
+                let locked = audit
+                    .event(AuditEventType::LoginLocked, &subject)
+                    .with_username(username.as_str());
+                let mut events = vec![failed(reason)];
+                events.extend(locks.then_some(locked));
+                events
+            };
             let reservation = reserve_login_attempt(
                 &state.store,
                 username.as_str(),
                 attempts,
                 now.unix_timestamp(),
+                if_failed,
             )
             .await?;
             match reservation {
-                Reservation::Reserved(attempt) => (credential, Some((username, attempt))),
+                Reservation::Reserved {
+                    attempt,
+                    provisional,
+                } => (credential, Some((username, attempt, provisional))),
                 Reservation::Locked {
                     retry_after_seconds,
                 } => {
                     tracing::info!("login refused: too many failed attempts for this username");
+                    state
+                        .store
+                        .record_audit(&[failed(LoginFailure::Locked)], &[])
+                        .await?;
                     return Err(ApiError::RateLimited {
                         retry_after_seconds,
                         detail: "Too many failed login attempts; try again later".into(),
@@ -84,22 +120,23 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
         .as_ref()
         .map(|credential| credential.password_hash.clone());
     let verified = verify_password(password, stored_hash).await;
-    // A wrong password leaves its reserved attempt in place: that is the recorded failure.
+    // A wrong password leaves its reserved attempt and its provisional events in place: they
+    // are the recorded failure.
     let Some(credential) = credential.filter(|_| verified) else {
         tracing::info!("login refused: bad credentials");
+        if let Some((_, _, provisional)) = &reserved {
+            provisional.iter().for_each(AuditEvent::log);
+        }
         return Err(REFUSED);
     };
-    let release = async {
-        match reserved {
-            Some((username, attempt)) => {
-                state
-                    .store
-                    .release_login_attempt(username.as_str(), attempt)
-                    .await
-            }
-            None => Ok(()),
-        }
+    let Some((username, attempt, provisional)) = reserved else {
+        return Err(ApiError::Internal(
+            "a credential was read without its attempt reserved".into(),
+        ));
     };
+    let release = state
+        .store
+        .release_login_attempt(username.as_str(), attempt);
     let (recorded, released) =
         tokio::join!(state.store.record_login(credential.user_id, now), release);
     if let Err(error) = released {
@@ -108,9 +145,14 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
     match recorded? {
         LoginRecord::Disabled => {
             tracing::info!(user_id = %credential.user_id, "login refused: account disabled");
+            let disabled = audit
+                .event(AuditEventType::LoginFailed, credential.user_id.to_string())
+                .with_username(username.as_str())
+                .with_reason(LoginFailure::Disabled);
+            state.store.record_audit(&[disabled], &provisional).await?;
             Err(ApiError::Forbidden("Account is disabled".into()))
         }
-        LoginRecord::Recorded(user) => start_session(&req, state, &user, now).await,
+        LoginRecord::Recorded(user) => start_session(&req, state, &user, now, &provisional).await,
     }
 }
 
@@ -144,10 +186,17 @@ pub async fn logout(mut req: Request, state: &AppState) -> Result<Response<Body>
     let Some(all) = all.map(Option::unwrap_or_default) else {
         return Err(query.into_error().into());
     };
+    let audit = audit_context(&req, state, Actor::Anonymous, state.clock.now());
+    let logout = |user_id: Uuid| {
+        audit
+            .by(Actor::User(user_id))
+            .event(AuditEventType::Logout, user_id.to_string())
+    };
     match credentials(&mut req) {
         Credentials::Valid(principal) if all => {
             let user = principal.user();
-            state.store.end_every_session(user.id).await?;
+            let everywhere = logout(user.id).with_flag("all_sessions", true);
+            state.store.end_every_session(user.id, &everywhere).await?;
             tracing::info!(user_id = %user.id, "logged out everywhere");
         }
         // A token already refused (its session over, its user inactive) ends nothing more for
@@ -162,6 +211,7 @@ pub async fn logout(mut req: Request, state: &AppState) -> Result<Response<Body>
                         claims.exp + LEEWAY_SECONDS,
                         claims.sid,
                         claims.sub,
+                        &logout(claims.sub).with_session(claims.sid),
                     )
                     .await?;
             }

@@ -3,13 +3,15 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::admin::require_admin;
 use super::body_string;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::domain::{
-    Amount, Fields, IdempotencyKey, MAX_TOKENS, TokenAmount, User, WalletAddress, rfc3339,
+    Actor, Amount, AuditEvent, AuditEventType, Fields, IdempotencyKey, MAX_TOKENS, TokenAmount,
+    User, WalletAddress, rfc3339,
 };
-use crate::http::{ApiError, json_body, json_response, prefetched, query_fields};
+use crate::http::{ApiError, audit_context, json_body, json_response, prefetched, query_fields};
 use crate::store::{
     Holding, Movement, MovementError, MovementKind, MovementOutcome, StoredResponse, WalletRead,
 };
@@ -43,14 +45,16 @@ pub(super) fn require_own_wallet(user: &User, address: &WalletAddress) -> Result
     }
 }
 
-/// Applies `movement` (once per `Idempotency-Key`) and answers `body`, or the body first
-/// answered under the key, plus `figure`: the movement's wallet's holding as it is now.
+/// Applies `movement` (once per `Idempotency-Key`, with its audit `event` if it has one) and
+/// answers `body`, or the body first answered under the key, plus `figure`: the movement's
+/// wallet's holding as it is now.
 async fn move_tokens(
     state: &AppState,
     key: Option<IdempotencyKey>,
     movement: Movement,
     body: Value,
     figure: (&str, Holding),
+    event: Option<AuditEvent>,
 ) -> Result<Response<Body>, ApiError> {
     let first = StoredResponse {
         status: StatusCode::OK.as_u16(),
@@ -58,7 +62,11 @@ async fn move_tokens(
     };
     let outcome = state
         .store
-        .apply_movement(&movement, key.as_ref().map(|key| (key, &first)))
+        .apply_movement(
+            &movement,
+            key.as_ref().map(|key| (key, &first)),
+            event.as_ref(),
+        )
         .await
         .map_err(refusal)?;
     let (status, mut body) = match outcome {
@@ -189,7 +197,15 @@ pub async fn transfer(
         "to_address": to,
         "amount": amount,
     });
-    move_tokens(state, key, movement, body, ("balance", Holding::Balance)).await
+    move_tokens(
+        state,
+        key,
+        movement,
+        body,
+        ("balance", Holding::Balance),
+        None,
+    )
+    .await
 }
 
 /// The `{address, amount}` body of stake, unstake and mint, with the `Idempotency-Key`.
@@ -223,7 +239,15 @@ pub async fn stake(
         amount,
         state.clock.now(),
     );
-    move_tokens(state, key, movement, body, ("totalStaked", Holding::Staked)).await
+    move_tokens(
+        state,
+        key,
+        movement,
+        body,
+        ("totalStaked", Holding::Staked),
+        None,
+    )
+    .await
 }
 
 /// `POST /api/tokenomics/unstake` `{address, amount}`: stake back to balance, leaving staked
@@ -248,7 +272,15 @@ pub async fn unstake(
     let body = json!({"success": true, "address": address, "unstakedAmount": amount});
     let kind = MovementKind::Unstake { locks };
     let movement = Movement::new(user.id, address, kind, amount, state.clock.now());
-    move_tokens(state, key, movement, body, ("totalStaked", Holding::Staked)).await
+    move_tokens(
+        state,
+        key,
+        movement,
+        body,
+        ("totalStaked", Holding::Staked),
+        None,
+    )
+    .await
 }
 
 /// What `unstake` reads first: the wallet, for its stake locks.
@@ -265,11 +297,7 @@ pub async fn mint(
     state: &AppState,
 ) -> Result<Response<Body>, ApiError> {
     let user = principal.user();
-    if !user.is_admin {
-        return Err(ApiError::Forbidden(
-            "Administrator privileges required".into(),
-        ));
-    }
+    require_admin(user)?;
     let (key, address, amount) = wallet_amount(&req)?;
     let movement = Movement::new(
         user.id,
@@ -279,5 +307,10 @@ pub async fn mint(
         state.clock.now(),
     );
     let body = json!({"success": true, "transactionId": movement.id, "address": address, "amount": amount});
-    move_tokens(state, key, movement, body, ("balance", Holding::Balance)).await
+    let minted = audit_context(&req, state, Actor::User(user.id), movement.at)
+        .event(AuditEventType::TokensMinted, address.as_str())
+        .with_amount(&amount.to_string())
+        .with_transaction(movement.id);
+    let figure = ("balance", Holding::Balance);
+    move_tokens(state, key, movement, body, figure, Some(minted)).await
 }

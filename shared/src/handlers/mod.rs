@@ -10,7 +10,9 @@
 //! read it), `refused` (admin and account routes: 403), `any` (any valid key), or the scope a key
 //! needs (`jobs:read`, ...).
 
+mod admin;
 mod api_keys;
+mod audit;
 mod auth;
 mod devices;
 mod docs;
@@ -125,6 +127,12 @@ endpoints! {
     REVOKE_API_KEY: "revoke-api-key", "DELETE" "/api/keys/{id}", Write, keys(refused),
         user api_keys::revoke_api_key;
     OPENAPI: "openapi", "GET" "/openapi.json", Read, keys(ignored), public meta::openapi;
+    ADMIN_LIST_USERS: "admin-list-users", "GET" "/api/admin/users", Read, keys(refused),
+        user admin::list_users;
+    ADMIN_USER_ACTION: "admin-user-action", "POST" "/api/admin/users/{id}/{action}", Write,
+        keys(refused), user admin::user_action, first read admin::user_action_first_read;
+    ADMIN_AUDIT: "admin-audit", "GET" "/api/admin/audit", Read, keys(refused),
+        user audit::audit;
     DOCS: "docs", "GET" "/docs" | "/docs/{file}", Exempt, keys(ignored), public docs::docs,
         serves DocsPage;
 }
@@ -203,10 +211,12 @@ mod tests {
                 ApiKeys::Scope(GovernanceWrite)
             }
             ("GET", "/api/tokenomics/proposals") | ("GET", "/api/auth/me") => ApiKeys::AnyScope,
-            // Admin (mint) and account routes (logout, sessions, the password, the keys themselves).
+            // Admin routes (mint, the admin API) and account routes (logout, sessions, the
+            // password, the keys themselves).
             ("POST", "/api/tokenomics/mint" | "/api/auth/logout" | "/api/auth/change-password") => {
                 ApiKeys::Refused
             }
+            (_, path) if path.starts_with("/api/admin/") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/auth/sessions") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/keys") => ApiKeys::Refused,
             _ => ApiKeys::Ignored,

@@ -12,9 +12,12 @@ use super::body_string;
 use crate::AppState;
 use crate::auth::{IssuedToken, JwtKeys, Principal, hash_password, verify_password};
 use crate::domain::{
-    EscapedText, Fields, Password, RefreshToken, User, Username, normalized_password,
+    Actor, AuditEvent, AuditEventType, EscapedText, Fields, Password, RefreshToken, User, Username,
+    normalized_password,
 };
-use crate::http::{ApiError, json_body, json_response, path_parameter, prefetched, source_ip};
+use crate::http::{
+    ApiError, audit_context, json_body, json_response, path_parameter, prefetched, source_ip,
+};
 use crate::ratelimit::{Reservation, reserve_login_attempt};
 use crate::store::{
     LoginRead, LoginState, PasswordChange, RefreshRead, RefreshState, Rotation, SessionRecord,
@@ -51,13 +54,15 @@ fn token_pair(access: IssuedToken, refresh: &RefreshToken, state: &AppState) -> 
     )
 }
 
-/// Starts a session for `user`, who just proved their password: its item and its first refresh
-/// token in one transaction, then the pair login answers.
+/// Starts a session for `user`, who just proved their password: its item, its first refresh
+/// token and the `login.succeeded` event in one transaction, which withdraws the failure events
+/// recorded in case the password was wrong (`provisional`); then the pair login answers.
 pub async fn start_session(
     req: &Request,
     state: &AppState,
     user: &User,
     now: OffsetDateTime,
+    provisional: &[AuditEvent],
 ) -> Result<Response<Body>, ApiError> {
     let tokens = jwt_keys(state)?;
     let session = SessionRecord {
@@ -77,7 +82,14 @@ pub async fn start_session(
         expires_at: now.unix_timestamp() + refresh_seconds(state),
     };
     let refresh = RefreshToken::generate(user.id, session.id);
-    state.store.start_session(&session, &refresh.hash()).await?;
+    let succeeded = audit_context(req, state, Actor::User(user.id), now)
+        .event(AuditEventType::LoginSucceeded, user.id.to_string())
+        .with_username(&user.username)
+        .with_session(session.id);
+    state
+        .store
+        .start_session(&session, &refresh.hash(), &succeeded, provisional)
+        .await?;
     tracing::info!(user_id = %user.id, session_id = %session.id, "session started");
     Ok(token_pair(
         tokens.issue(user, session.id, now),
@@ -172,7 +184,10 @@ pub async fn refresh(req: Request, state: &AppState) -> Result<Response<Body>, A
         }
         _ => {
             tracing::warn!(session_id = %session.id, user_id = %user.id, "refresh token reused after its rotation: the session is revoked");
-            state.store.end_session(session.id).await?;
+            let reused = audit_context(&req, state, Actor::Anonymous, now)
+                .event(AuditEventType::SessionRefreshReused, user.id.to_string())
+                .with_session(session.id);
+            state.store.end_session(session.id, &reused).await?;
             Err(INVALID_REFRESH_TOKEN)
         }
     }
@@ -182,16 +197,19 @@ pub async fn refresh(req: Request, state: &AppState) -> Result<Response<Body>, A
 /// ends its session.
 pub async fn revoke(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
     if let Some(presented) = presented_refresh_token(&req)? {
-        let now = state.clock.now().unix_timestamp();
+        let now = state.clock.now();
         let found = state
             .store
             .first_read(&RefreshRead(presented.clone()), prefetched(&req))
             .await?;
         if let (Some(record), Some(session)) = (found.token, found.session)
-            && record.usable_for(&presented, now)
+            && record.usable_for(&presented, now.unix_timestamp())
             && session.status == SessionStatus::Active
         {
-            state.store.end_session(session.id).await?;
+            let revoked = audit_context(&req, state, Actor::User(session.user_id), now)
+                .event(AuditEventType::TokenRevoked, session.user_id.to_string())
+                .with_session(session.id);
+            state.store.end_session(session.id, &revoked).await?;
             tracing::info!(session_id = %session.id, "session revoked by its refresh token");
         }
     }
@@ -297,10 +315,11 @@ pub async fn change_password(
         username.as_str(),
         attempts,
         now.unix_timestamp(),
+        |_| Vec::new(),
     )
     .await?
     {
-        Reservation::Reserved(attempt) => attempt,
+        Reservation::Reserved { attempt, .. } => attempt,
         Reservation::Locked {
             retry_after_seconds,
         } => {
@@ -325,9 +344,18 @@ pub async fn change_password(
         hash_password(new_password)
     );
     released?;
+    let changed = audit_context(&req, state, Actor::User(user.id), now)
+        .event(AuditEventType::PasswordChanged, user.id.to_string())
+        .with_session(session_id);
     let changed = state
         .store
-        .change_password(user, &credential.password_hash, &new_hash?, session_id)
+        .change_password(
+            user,
+            &credential.password_hash,
+            &new_hash?,
+            session_id,
+            &changed,
+        )
         .await?;
     match changed {
         PasswordChange::Changed => {

@@ -8,8 +8,11 @@ use serde_json::Value;
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 
+use time::OffsetDateTime;
+
 use super::ApiError;
-use crate::domain::JsonObject;
+use crate::AppState;
+use crate::domain::{Actor, AuditContext, JsonObject};
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -162,6 +165,25 @@ pub fn source_ip(req: &Request) -> Option<&str> {
     match req.request_context_ref()? {
         RequestContext::ApiGatewayV2(context) => context.http.source_ip.as_deref(),
         _ => None,
+    }
+}
+
+/// Where the request's audit events come from: its source IP and request id, at `now`, acted on
+/// by `actor`.
+pub fn audit_context(
+    req: &Request,
+    state: &AppState,
+    actor: Actor,
+    now: OffsetDateTime,
+) -> AuditContext {
+    AuditContext {
+        actor,
+        source_ip: source_ip(req).map(str::to_owned),
+        request_id: req
+            .lambda_context_ref()
+            .map(|context| context.request_id.clone()),
+        at: now,
+        retention_days: state.config.audit_retention_days,
     }
 }
 

@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use crate::domain::AuditEvent;
 use crate::store::{AttemptsWrite, LoginAttempts, Store, StoreError};
 
 pub const MAX_FAILED_LOGINS: usize = 5;
@@ -14,7 +15,11 @@ const RESERVATION_TRIES: usize = 3 * MAX_FAILED_LOGINS;
 
 pub enum Reservation {
     /// Verify the password; release the attempt if it was right, keep it as a failure if not.
-    Reserved(Uuid),
+    /// `provisional`: the events written with it, which stand if the password was wrong.
+    Reserved {
+        attempt: Uuid,
+        provisional: Vec<AuditEvent>,
+    },
     Locked {
         retry_after_seconds: u64,
     },
@@ -23,12 +28,14 @@ pub enum Reservation {
 /// Reserves a login attempt for `username`, whose attempts were read as `seen`: one conditional
 /// write that keeps the attempts still inside the window plus this one, refused when the
 /// record changed since it was read (then redone from the record as it is). Locked, nothing is
-/// written.
+/// written. `if_failed(locks)` names the events that record the attempt as failed (`locks`: its
+/// failure locks the username), written with the reservation.
 pub async fn reserve_login_attempt(
     store: &Store,
     username: &str,
     mut seen: LoginAttempts,
     now: i64,
+    if_failed: impl Fn(bool) -> Vec<AuditEvent>,
 ) -> Result<Reservation, StoreError> {
     let attempt = Uuid::new_v4();
     for _ in 0..RESERVATION_TRIES {
@@ -44,11 +51,24 @@ pub async fn reserve_login_attempt(
             .filter(|&(_, at)| at > now - LOCKOUT_SECONDS)
             .collect();
         kept.push((attempt, now));
+        let times: Vec<i64> = kept.iter().map(|&(_, at)| at).collect();
+        let provisional = if_failed(lockout_seconds(&times, now).is_some());
         match store
-            .replace_login_attempts(username, seen.version, &kept, now + LOCKOUT_SECONDS)
+            .replace_login_attempts(
+                username,
+                seen.version,
+                &kept,
+                now + LOCKOUT_SECONDS,
+                &provisional,
+            )
             .await?
         {
-            AttemptsWrite::Written => return Ok(Reservation::Reserved(attempt)),
+            AttemptsWrite::Written => {
+                return Ok(Reservation::Reserved {
+                    attempt,
+                    provisional,
+                });
+            }
             AttemptsWrite::Changed(current) => seen = current,
         }
     }

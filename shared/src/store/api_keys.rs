@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::error::{condition_failed, failed_conditions, is_condition_failure};
 use super::keys::{self, API_KEY_PREFIX, GSI1, GSI1PK, GSI1SK, Key};
 use super::{Item, Store, StoreError, find, number, string};
-use crate::domain::{ApiKey, MAX_ACTIVE_KEYS, User, rfc3339};
+use crate::domain::{ApiKey, AuditEvent, MAX_ACTIVE_KEYS, User, rfc3339};
 
 /// A presented API key's item and its owner's user item, read together.
 pub struct KeySession {
@@ -63,8 +63,9 @@ pub enum RevokeApiKey {
 /// Why a key is deactivated: revoked by its owner (or an operator), or retired because it had
 /// expired and its place among the active keys was needed.
 #[derive(Clone, Copy)]
-enum Deactivation {
-    Revoked,
+enum Deactivation<'a> {
+    /// By its owner or an operator, as the event says.
+    Revoked(&'a AuditEvent),
     Expired,
 }
 
@@ -86,20 +87,27 @@ impl Store {
         &self,
         key: &ApiKey,
         now: OffsetDateTime,
+        created: &AuditEvent,
     ) -> Result<(), CreateApiKeyError> {
-        if let Placement::Placed = self.place_api_key(key).await? {
+        if let Placement::Placed = self.place_api_key(key, created).await? {
             return Ok(());
         }
         if self.retire_expired_api_keys(key.user_id, now).await? == 0 {
             return Err(CreateApiKeyError::TooMany);
         }
-        match self.place_api_key(key).await? {
+        match self.place_api_key(key, created).await? {
             Placement::Placed => Ok(()),
             Placement::AtTheCap => Err(CreateApiKeyError::TooMany),
         }
     }
 
-    async fn place_api_key(&self, key: &ApiKey) -> Result<Placement, StoreError> {
+    /// The key, one more on its owner's active count, and its `created` event, in one
+    /// transaction.
+    async fn place_api_key(
+        &self,
+        key: &ApiKey,
+        created: &AuditEvent,
+    ) -> Result<Placement, StoreError> {
         let mut item = to_item(key)?;
         item.extend(keys::api_key(key.id).attributes());
         item.insert(GSI1PK.to_owned(), string(keys::user_partition(key.user_id)));
@@ -128,9 +136,11 @@ impl Store {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(TransactWriteItem::builder().update(count).build())
+            .transact_items(self.audit_put(created)?)
             .send()
             .await;
         let Err(error) = result else {
+            created.log();
             return Ok(Placement::Placed);
         };
         let reasons = failed_conditions(error)?;
@@ -171,22 +181,24 @@ impl Store {
         owner: Uuid,
         key_id: Uuid,
         now: OffsetDateTime,
+        revoked: &AuditEvent,
     ) -> Result<RevokeApiKey, StoreError> {
-        self.deactivate_api_key(owner, key_id, Deactivation::Revoked, now)
+        self.deactivate_api_key(owner, key_id, Deactivation::Revoked(revoked), now)
             .await
     }
 
     /// Sets the key inactive, on condition that it is `owner`'s and active (and, to retire it,
-    /// expired), and takes it off the active count in the same transaction.
+    /// expired), and takes it off the active count in the same transaction, with the revocation's
+    /// event.
     async fn deactivate_api_key(
         &self,
         owner: Uuid,
         key_id: Uuid,
-        why: Deactivation,
+        why: Deactivation<'_>,
         now: OffsetDateTime,
     ) -> Result<RevokeApiKey, StoreError> {
         let condition = match why {
-            Deactivation::Revoked => "user_id = :owner AND is_active = :true",
+            Deactivation::Revoked(_) => "user_id = :owner AND is_active = :true",
             Deactivation::Expired => {
                 "user_id = :owner AND is_active = :true AND valid_until <= :now"
             }
@@ -215,15 +227,26 @@ impl Store {
             .expression_attribute_values(":minus_one", number(-1))
             .build()
             .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let mut items = vec![
+            TransactWriteItem::builder().update(key).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        if let Deactivation::Revoked(event) = why {
+            items.push(self.audit_put(event)?);
+        }
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(key).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {
-            Ok(_) => Ok(RevokeApiKey::Revoked),
+            Ok(_) => {
+                if let Deactivation::Revoked(event) = why {
+                    event.log();
+                }
+                Ok(RevokeApiKey::Revoked)
+            }
             Err(error) => refused_deactivation(error, owner),
         }
     }

@@ -8,9 +8,9 @@ use uuid::Uuid;
 use super::keys::{self, Key};
 use super::{
     Item, LoginState, RefreshLookup, Store, StoreError, Wallet, api_key_in, job_in, proposal_in,
-    wallet_in,
+    user_in, wallet_in,
 };
-use crate::domain::{ApiKey, Job, Proposal, RefreshToken, Username, WalletAddress};
+use crate::domain::{ApiKey, Job, Proposal, RefreshToken, User, Username, WalletAddress};
 
 /// Items read together, and what a handler makes of them.
 pub trait FirstRead {
@@ -157,5 +157,20 @@ impl FirstRead for ApiKeyRead {
 
     fn value(&self, items: &[Item]) -> Result<Option<ApiKey>, StoreError> {
         Ok(api_key_in(items, self.key)?.filter(|key| key.user_id == self.owner))
+    }
+}
+
+/// A user's profile, by id (the target of an administrator's action).
+pub struct UserRead(pub Uuid);
+
+impl FirstRead for UserRead {
+    type Value = Option<User>;
+
+    fn keys(&self) -> Vec<Key> {
+        vec![keys::user(self.0)]
+    }
+
+    fn value(&self, items: &[Item]) -> Result<Option<User>, StoreError> {
+        user_in(items, self.0)
     }
 }

@@ -55,8 +55,21 @@ pub fn user_partition(id: Uuid) -> String {
     format!("USER#{id}")
 }
 
+pub const PROFILE: &str = "PROFILE";
+
 pub fn user(id: Uuid) -> Key {
-    key(user_partition(id), "PROFILE")
+    key(user_partition(id), PROFILE)
+}
+
+/// The GSI1 partition that lists every user, by username (the user list of the admin API).
+pub const USERS: &str = "USERS";
+
+/// The GSI1 attributes of a user's profile: listed under `USERS` by its username.
+pub fn user_index(username: &str) -> Item {
+    Item::from([
+        (GSI1PK.to_owned(), AttributeValue::S(USERS.to_owned())),
+        (GSI1SK.to_owned(), AttributeValue::S(username.to_owned())),
+    ])
 }
 
 pub const JOB_PREFIX: &str = "JOB#";

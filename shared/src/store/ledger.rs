@@ -13,7 +13,8 @@ use super::error::{condition_failed, failed_conditions};
 use super::keys;
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{
-    Amount, IdempotencyKey, MAX_TOKENS, StakeLock, StakeLocks, TokenAmount, WalletAddress, rfc3339,
+    Amount, AuditEvent, IdempotencyKey, MAX_TOKENS, StakeLock, StakeLocks, TokenAmount,
+    WalletAddress, rfc3339,
 };
 
 /// How long an `Idempotency-Key` is remembered.
@@ -329,12 +330,14 @@ impl Store {
 
     /// Moves tokens in one transaction: every wallet update (each conditioned on ownership,
     /// sufficiency and the holding limit), the ledger entry and, with an `Idempotency-Key`,
-    /// the record of `response` under that key, conditioned on the key being new or expired.
-    /// So either all of it happens once, or nothing does.
+    /// the record of `response` under that key, conditioned on the key being new or expired,
+    /// and the movement's audit `event` if it has one (a mint). So either all of it happens once,
+    /// or nothing does.
     pub async fn apply_movement(
         &self,
         movement: &Movement,
         idempotency: Option<(&IdempotencyKey, &StoredResponse)>,
+        event: Option<&AuditEvent>,
     ) -> Result<MovementOutcome, MovementError> {
         let mut items = Vec::new();
         if let Some((key, response)) = idempotency {
@@ -345,6 +348,9 @@ impl Store {
             items.push(self.wallet_update(change, movement.amount, movement.at)?);
         }
         items.push(self.ledger_entry(movement)?);
+        if let Some(event) = event {
+            items.push(self.audit_put(event)?);
+        }
         let result = self
             .client
             .transact_write_items()
@@ -352,6 +358,9 @@ impl Store {
             .send()
             .await;
         let Err(error) = result else {
+            if let Some(event) = event {
+                event.log();
+            }
             return Ok(MovementOutcome::Applied);
         };
         let reasons = failed_conditions(error)?;

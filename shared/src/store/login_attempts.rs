@@ -1,16 +1,19 @@
 //! The login attempts of a username that did not succeed: failed, or still being verified. One
 //! item per username (`keys::login_failures`), rewritten whole under a version number, so that
-//! an attempt is reserved by one conditional write before its password is verified.
+//! an attempt is reserved by one conditional write (a transaction, with a login's provisional
+//! audit events) before its password is verified.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use uuid::Uuid;
 
-use super::error::is_condition_failure;
+use super::error::{condition_failed, failed_conditions, is_condition_failure};
 use super::keys;
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number};
+use crate::domain::AuditEvent;
 
 const ATTEMPTS: &str = "attempts";
 const VERSION: &str = "version";
@@ -70,21 +73,21 @@ pub enum AttemptsWrite {
 }
 
 impl Store {
-    /// Replaces the username's attempts by `attempts`, if its record is still at version `seen`.
+    /// Replaces the username's attempts by `attempts`, if its record is still at version `seen`,
+    /// writing `events` in the same transaction (a login's provisional failure).
     pub async fn replace_login_attempts(
         &self,
         username: &str,
         seen: u64,
         attempts: &[(Uuid, i64)],
         expires_at: i64,
+        events: &[AuditEvent],
     ) -> Result<AttemptsWrite, StoreError> {
         let attempts: HashMap<String, AttributeValue> = attempts
             .iter()
             .map(|(id, at)| (id.to_string(), number(*at)))
             .collect();
-        let mut update = self
-            .client
-            .update_item()
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::login_failures(username).attributes()))
             .update_expression(
@@ -104,18 +107,30 @@ impl Store {
                 .condition_expression("#version = :seen")
                 .expression_attribute_values(":seen", number(seen as i64))
         };
-        match update.send().await {
-            Ok(_) => Ok(AttemptsWrite::Written),
-            Err(error) if is_condition_failure(&error) => {
-                let current = match error.into_service_error() {
-                    UpdateItemError::ConditionalCheckFailedException(failed) => failed.item,
-                    _ => None,
-                };
-                Ok(AttemptsWrite::Changed(LoginAttempts::from_item(
-                    current.as_ref(),
-                )?))
-            }
-            Err(error) => Err(error.into()),
+        let update = update
+            .build()
+            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        for event in events {
+            items.push(self.audit_put(event)?);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Err(error) = result else {
+            return Ok(AttemptsWrite::Written);
+        };
+        let reasons = failed_conditions(error)?;
+        match reasons.first().filter(|reason| condition_failed(reason)) {
+            Some(reason) => Ok(AttemptsWrite::Changed(LoginAttempts::from_item(
+                reason.item(),
+            )?)),
+            None => Err(StoreError::Unexpected(format!(
+                "login attempt reservation cancelled: {reasons:?}"
+            ))),
         }
     }
 

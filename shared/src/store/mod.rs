@@ -2,6 +2,7 @@
 //! the design.
 
 mod api_keys;
+mod audit;
 mod devices;
 mod error;
 mod first_reads;
@@ -13,6 +14,7 @@ mod login_attempts;
 mod rate_counters;
 mod round_trip_log;
 mod sessions;
+mod user_admin;
 mod users;
 
 use std::time::Duration;
@@ -29,10 +31,12 @@ use uuid::Uuid;
 use crate::telemetry;
 
 pub use api_keys::{CreateApiKeyError, KeySession, LAST_USED_INTERVAL, RevokeApiKey, api_key_in};
+pub use audit::{AuditPage, AuditQuery};
 pub use devices::RegisterDevice;
 pub use error::StoreError;
 pub use first_reads::{
-    ApiKeyRead, FirstRead, JobRead, LoginRead, Prefetched, RefreshRead, VoteRead, WalletRead,
+    ApiKeyRead, FirstRead, JobRead, LoginRead, Prefetched, RefreshRead, UserRead, VoteRead,
+    WalletRead,
 };
 pub use governance::{VoteError, proposal_in};
 pub use jobs::{CancelJob, job_in};
@@ -47,7 +51,8 @@ pub use sessions::{
     PasswordChange, RefreshLookup, RefreshRecord, RefreshState, Rotation, SessionRecord,
     SessionStatus,
 };
-pub use users::{CreateUserError, Credential, LoginRecord, LoginState, Session, UserFlag};
+pub use user_admin::{UserActionError, UserActionOutcome, UserPage, user_in};
+pub use users::{CreateUserError, Credential, LoginRecord, LoginState, Session};
 
 /// BatchGetItem may leave keys unprocessed under load; re-ask this many times before giving up.
 const BATCH_GET_ATTEMPTS: usize = 3;

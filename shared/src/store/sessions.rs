@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::error::{condition_failed, failed_conditions, is_condition_failure};
 use super::keys::{self, GSI1, GSI1PK, GSI1SK, SESSION_PREFIX};
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
-use crate::domain::{RefreshToken, RefreshTokenHash, User, rfc3339};
+use crate::domain::{AuditEvent, RefreshToken, RefreshTokenHash, User, rfc3339};
 
 const STATUS: &str = "status";
 const STATE: &str = "state";
@@ -203,11 +203,15 @@ fn epoch(value: u64) -> AttributeValue {
 }
 
 impl Store {
-    /// Starts a session with its first refresh token, in one transaction: both or neither.
+    /// Starts a session with its first refresh token and records the login (`succeeded`,
+    /// withdrawing the failure `provisional` recorded in case the password was wrong), in one
+    /// transaction: all or nothing.
     pub async fn start_session(
         &self,
         session: &SessionRecord,
         token: &RefreshTokenHash,
+        succeeded: &AuditEvent,
+        provisional: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let mut item = to_item(session)?;
         item.extend(keys::session(session.id).attributes());
@@ -220,12 +224,20 @@ impl Store {
             string(format!("{SESSION_PREFIX}{}", session.id)),
         );
         let token = refresh_item(token, session, session.expires_at)?;
+        let mut items = vec![
+            new_item(&self.table, item),
+            new_item(&self.table, token),
+            self.audit_put(succeeded)?,
+        ];
+        for event in provisional {
+            items.push(self.audit_delete(event)?);
+        }
         self.client
             .transact_write_items()
-            .transact_items(new_item(&self.table, item))
-            .transact_items(new_item(&self.table, token))
+            .set_transact_items(Some(items))
             .send()
             .await?;
+        succeeded.log();
         Ok(())
     }
 
@@ -302,23 +314,41 @@ impl Store {
         }
     }
 
-    /// Ends a session (a reused or revoked refresh token): its refresh tokens and access tokens
-    /// stop working at once. Nothing to do for a session that is not there.
-    pub async fn end_session(&self, id: Uuid) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
+    /// Ends a session (a reused or revoked refresh token) and records why (`event`), in one
+    /// transaction: its refresh tokens and access tokens stop working at once. Nothing to do (and
+    /// nothing recorded) for a session that is not there.
+    pub async fn end_session(&self, id: Uuid, event: &AuditEvent) -> Result<(), StoreError> {
+        let end = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::session(id).attributes()))
             .update_expression("SET #status = :revoked")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_names("#status", STATUS)
             .expression_attribute_values(":revoked", string(REVOKED))
+            .build()
+            .expect("table, key and expressions are set");
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(end).build())
+            .transact_items(self.audit_put(event)?)
             .send()
             .await;
         match result {
-            Err(error) if !is_condition_failure(&error) => Err(error.into()),
-            _ => Ok(()),
+            Ok(_) => {
+                event.log();
+                Ok(())
+            }
+            Err(error) => {
+                let reasons = failed_conditions(error)?;
+                if reasons.first().is_some_and(condition_failed) {
+                    Ok(())
+                } else {
+                    Err(StoreError::Unexpected(format!(
+                        "ending a session cancelled: {reasons:?}"
+                    )))
+                }
+            }
         }
     }
 
@@ -356,23 +386,28 @@ impl Store {
         }
     }
 
-    /// Logs one access token out, in one transaction: its revocation (until `verifies_until`, as
-    /// `revoke_token`) and the end of its session. A session that is not there (past its TTL and
-    /// deleted) leaves the revocation alone to write.
+    /// Logs one access token out, in one transaction: its revocation (kept until
+    /// `verifies_until`: its `exp` plus the verification's clock leeway), the end of its session
+    /// and the `logout` event. A session that is not there (past its TTL and deleted) leaves the
+    /// revocation and the event to write; a token revoked already, nothing (its logout wrote it
+    /// all).
     pub async fn log_out(
         &self,
         jti: Uuid,
         verifies_until: i64,
         session_id: Uuid,
         user_id: Uuid,
+        logout: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut revocation = keys::revoked_token(jti).attributes();
         revocation.insert(TTL_ATTRIBUTE.to_owned(), number(verifies_until));
         let revocation = Put::builder()
             .table_name(&self.table)
             .set_item(Some(revocation))
+            .condition_expression("attribute_not_exists(PK)")
             .build()
-            .expect("table and item are set");
+            .expect("table, item and condition are set");
+        let revocation = TransactWriteItem::builder().put(revocation).build();
         let end = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::session(session_id).attributes()))
@@ -383,56 +418,86 @@ impl Store {
             .expression_attribute_values(":owner", string(user_id.to_string()))
             .build()
             .expect("table, key and expressions are set");
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(revocation).build())
-            .transact_items(TransactWriteItem::builder().update(end).build())
-            .send()
-            .await;
-        let Err(error) = result else {
-            return Ok(());
-        };
-        let reasons = failed_conditions(error)?;
-        if reasons.get(1).is_some_and(condition_failed) {
-            self.revoke_token(jti, verifies_until).await
-        } else {
-            Err(StoreError::Unexpected(format!(
+        let end = TransactWriteItem::builder().update(end).build();
+        let mut items = vec![revocation, end, self.audit_put(logout)?];
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let Err(error) = result else {
+                logout.log();
+                return Ok(());
+            };
+            let reasons = failed_conditions(error)?;
+            // Revoked already: an earlier logout of this token wrote all of it.
+            if reasons.first().is_some_and(condition_failed) {
+                return Ok(());
+            }
+            if items.len() == 3 && reasons.get(1).is_some_and(condition_failed) {
+                items.remove(1);
+                continue;
+            }
+            return Err(StoreError::Unexpected(format!(
                 "logout cancelled: {reasons:?}"
-            )))
+            )));
         }
     }
 
     /// "Log out everywhere": the user's `session_epoch` + 1, so that every session begun before
-    /// is over (one UpdateItem).
-    pub async fn end_every_session(&self, user_id: Uuid) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
+    /// is over, and the `logout` event, in one transaction. Nothing for a user who is not there.
+    pub async fn end_every_session(
+        &self,
+        user_id: Uuid,
+        logout: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let next_epoch = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::user(user_id).attributes()))
             .update_expression("ADD #epoch :one")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_names("#epoch", SESSION_EPOCH)
             .expression_attribute_values(":one", number(1))
+            .build()
+            .expect("table, key and expressions are set");
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(next_epoch).build())
+            .transact_items(self.audit_put(logout)?)
             .send()
             .await;
         match result {
-            Err(error) if !is_condition_failure(&error) => Err(error.into()),
-            _ => Ok(()),
+            Ok(_) => {
+                logout.log();
+                Ok(())
+            }
+            Err(error) => {
+                let reasons = failed_conditions(error)?;
+                if reasons.first().is_some_and(condition_failed) {
+                    Ok(())
+                } else {
+                    Err(StoreError::Unexpected(format!(
+                        "logging out everywhere cancelled: {reasons:?}"
+                    )))
+                }
+            }
         }
     }
 
     /// A password change, in one transaction: the credential's hash from `old_hash` (the one
     /// verified) to `new_hash`; the user's `session_epoch` from the one read (`user`) to the next,
-    /// which ends every session; and session `session_id`'s epoch to that next one, so that it
-    /// alone goes on.
+    /// which ends every session; session `session_id`'s epoch to that next one, so that it alone
+    /// goes on; and the `changed` event.
     pub async fn change_password(
         &self,
         user: &User,
         old_hash: &str,
         new_hash: &str,
         session_id: Uuid,
+        changed: &AuditEvent,
     ) -> Result<PasswordChange, StoreError> {
         let next = user.session_epoch + 1;
         let credential = Update::builder()
@@ -476,10 +541,14 @@ impl Store {
             .transact_items(TransactWriteItem::builder().update(credential).build())
             .transact_items(TransactWriteItem::builder().update(sessions).build())
             .transact_items(TransactWriteItem::builder().update(current).build())
+            .transact_items(self.audit_put(changed)?)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(PasswordChange::Changed),
+            Ok(_) => {
+                changed.log();
+                Ok(PasswordChange::Changed)
+            }
             Err(error) => {
                 let reasons = failed_conditions(error)?;
                 tracing::info!(?reasons, "password change refused by its conditions");

@@ -8,8 +8,8 @@ use super::error::{condition_failed, failed_conditions, is_condition_failure};
 use super::keys::{self, Key};
 use super::login_attempts::{LoginAttempts, login_attempts_in};
 use super::sessions::{SessionRecord, session_in};
-use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
-use crate::domain::{User, rfc3339};
+use super::{Item, Store, StoreError, find, number, string};
+use crate::domain::{AuditEvent, User, rfc3339};
 
 const NOT_EXISTS: &str = "attribute_not_exists(PK)";
 
@@ -77,7 +77,7 @@ impl Session {
     }
 
     /// A revocation counts while it is there, whatever its TTL: it is kept at least as long as
-    /// its token verifies (`revoke_token`), and a jti names one token only.
+    /// its token verifies (`log_out`), and a jti names one token only.
     pub fn from_items(
         items: &[Item],
         user_id: Uuid,
@@ -97,38 +97,25 @@ impl Session {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-pub enum UserFlag {
-    Active,
-    Admin,
-}
-
-impl UserFlag {
-    fn attribute(self) -> &'static str {
-        match self {
-            Self::Active => "is_active",
-            Self::Admin => "is_admin",
-        }
-    }
-}
-
 fn with_key(mut item: Item, key: Key) -> Item {
     item.extend(key.attributes());
     item
 }
 
 impl Store {
-    /// Writes the user, its username credential, its email reservation and its empty wallet in
-    /// one transaction: either all exist afterwards or none does.
+    /// Writes the user, its username credential, its email reservation, its empty wallet and
+    /// its `registered` event in one transaction: either all exist afterwards or none does.
     pub async fn create_user(
         &self,
         user: &User,
         password_hash: &str,
+        registered: &AuditEvent,
     ) -> Result<(), CreateUserError> {
-        let profile = with_key(
+        let mut profile = with_key(
             to_item(user).map_err(StoreError::from)?,
             keys::user(user.id),
         );
+        profile.extend(keys::user_index(&user.username));
         let credential = Credential {
             user_id: user.id,
             password_hash: password_hash.to_owned(),
@@ -150,22 +137,26 @@ impl Store {
             .into(),
             keys::wallet(user.wallet_address.as_str()),
         );
-        let items = [profile, credential, email, wallet].map(|item| {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(NOT_EXISTS)
-                .build()
-                .expect("table and item are set");
-            TransactWriteItem::builder().put(put).build()
-        });
+        let mut items: Vec<TransactWriteItem> = [profile, credential, email, wallet]
+            .map(|item| {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(NOT_EXISTS)
+                    .build()
+                    .expect("table and item are set");
+                TransactWriteItem::builder().put(put).build()
+            })
+            .into();
+        items.push(self.audit_put(registered)?);
         let result = self
             .client
             .transact_write_items()
-            .set_transact_items(Some(items.into()))
+            .set_transact_items(Some(items))
             .send()
             .await;
         let Err(error) = result else {
+            registered.log();
             return Ok(());
         };
         let reasons = failed_conditions(error)?;
@@ -234,41 +225,5 @@ impl Store {
             .get_items(Session::keys(user_id, jti, sid).into())
             .await?;
         Session::from_items(&items, user_id, jti, sid)
-    }
-
-    /// Records a token as revoked until it stops verifying: `verifies_until` is its `exp` plus
-    /// the verification's clock leeway.
-    pub async fn revoke_token(&self, jti: Uuid, verifies_until: i64) -> Result<(), StoreError> {
-        let mut item = keys::revoked_token(jti).attributes();
-        item.insert(TTL_ATTRIBUTE.to_owned(), number(verifies_until));
-        self.put(item).await
-    }
-
-    /// Sets a user's flag by username. `Ok(false)` when there is no such user.
-    pub async fn set_user_flag(
-        &self,
-        username: &str,
-        flag: UserFlag,
-        value: bool,
-    ) -> Result<bool, StoreError> {
-        let Some(credential) = self.credential(username).await? else {
-            return Ok(false);
-        };
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::user(credential.user_id).attributes()))
-            .update_expression("SET #flag = :value")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_names("#flag", flag.attribute())
-            .expression_attribute_values(":value", AttributeValue::Bool(value))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if is_condition_failure(&error) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
     }
 }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use shared::AppState;
 use shared::clock::Clock;
 use shared::config::Config;
+use shared::domain::{Actor, AuditContext, UserAction};
 use shared::http::Endpoint;
 use shared::store::Store;
 
@@ -107,14 +108,26 @@ impl TestApp {
     /// A new administrator's name and access token.
     pub async fn admin_with_token(&self) -> (String, String) {
         let (username, token) = self.user_with_token().await;
-        let promoted = self
-            .state
-            .store
-            .set_user_flag(&username, shared::store::UserFlag::Admin, true)
+        self.act_on(&username, UserAction::Promote).await;
+        (username, token)
+    }
+
+    /// Does `action` to the user named `username` as fogctl does (recorded, actor `fogctl`).
+    pub async fn act_on(&self, username: &str, action: UserAction) {
+        let store = &self.state.store;
+        let user = store
+            .user_by_username(username)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no user {username}"));
+        store
+            .act_on_user(
+                &user,
+                action,
+                &audit_context(Actor::Fogctl, self.state.clock.now()),
+            )
             .await
             .unwrap();
-        assert!(promoted);
-        (username, token)
     }
 
     /// `POST /api/keys` with `body`, as the token's user.
@@ -181,6 +194,17 @@ async fn app_state(settings: &[(&str, &str)]) -> AppState {
     AppState::new(config, &shared::handlers::ROOT.route)
         .await
         .expect("the app starts")
+}
+
+/// Where a test's own writes come from, for the events they carry.
+pub fn audit_context(actor: Actor, at: time::OffsetDateTime) -> AuditContext {
+    AuditContext {
+        actor,
+        source_ip: None,
+        request_id: None,
+        at,
+        retention_days: shared::config::DEFAULT_AUDIT_RETENTION_DAYS,
+    }
 }
 
 pub fn unique_username() -> String {
