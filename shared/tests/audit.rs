@@ -555,35 +555,25 @@ fn urlencoded(raw: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_day_walk_stops_at_its_bound_with_a_cursor_that_goes_on() {
+async fn a_walk_over_months_stops_at_its_bound_with_a_cursor_that_goes_on() {
     let app = TestApp::new().await;
     let now = OffsetDateTime::now_utc();
-    // Sixty days back and nothing in most of them: the walk reads at most 32 days per page.
-    let page = app
-        .state
-        .store
-        .audit_events(&AuditQuery {
-            kind: Some(shared::domain::AuditEventType::UserUnlocked),
-            subject: None,
-            since: now - time::Duration::days(60),
-            until: now - time::Duration::days(1),
-            before: None,
-            limit: 10,
-        })
-        .await
-        .unwrap();
+    // Four years back, one partition a month and nothing in them: a page reads 32 at most.
+    let query = |before| AuditQuery {
+        kind: Some(shared::domain::AuditEventType::UserUnlocked),
+        subject: None,
+        since: now - time::Duration::days(4 * 365),
+        until: now - time::Duration::days(31),
+        before,
+        limit: 10,
+    };
+    let page = app.state.store.audit_events(&query(None)).await.unwrap();
+    assert!(page.events.is_empty());
     let cursor = page.next.expect("the walk stopped at its bound");
     let second = app
         .state
         .store
-        .audit_events(&AuditQuery {
-            kind: Some(shared::domain::AuditEventType::UserUnlocked),
-            subject: None,
-            since: now - time::Duration::days(60),
-            until: now - time::Duration::days(1),
-            before: Some(cursor),
-            limit: 10,
-        })
+        .audit_events(&query(Some(cursor)))
         .await
         .unwrap();
     assert!(second.events.is_empty());

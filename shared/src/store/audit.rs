@@ -1,32 +1,43 @@
-//! The audit log's items. An event lives in the partition of its UTC day (`AUDIT#<date>`) under
-//! its time-ordered id (`EVENT#<id>`), and in GSI1 under its subject (`AUDITSUBJECT#<subject>`): a query by
-//! time walks day partitions newest first, a query by subject reads one index partition, and
-//! neither scans the table. Every event is written inside its action's transaction
+//! The audit log's items. An event lives in the partition of its UTC month (`AUDIT#<YYYY-MM>`)
+//! under its time-ordered id (`EVENT#<id>`), and in GSI1 under its subject
+//! (`AUDITSUBJECT#<subject>`): a query by time walks month partitions newest first (four cover
+//! the default retention), a query by subject reads one index partition, and neither scans the
+//! table. Every event is written inside its action's transaction
 //! (`audit_put`), or alone where the action writes nothing else (`record_audit`: a refused login).
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
-use time::format_description::well_known::Iso8601;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use super::error::{condition_failed, failed_conditions};
 use super::keys::{GSI1, GSI1PK, GSI1SK, PK, SK};
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, number, string};
 use crate::domain::{AuditEvent, AuditEventType};
 
-/// At most this many queries make one page (each reads a day's partition, or a subject's, or up
-/// to 1 MB of one); a page that reaches it may be short, and its cursor says where it stopped.
+/// At most this many queries make one page (each reads up to 1 MB of a month's partition or a
+/// subject's); a page that reaches it may be short, and its cursor says where it stopped.
 const MAX_READS_PER_PAGE: usize = 32;
 
-fn day_partition(day: Date) -> String {
-    format!("AUDIT#{day}")
+/// The first day of `date`'s month, which names the month's partition.
+fn month_of(date: Date) -> Date {
+    date.replace_day(1).expect("every month has a first day")
+}
+
+fn month_partition(month: Date) -> String {
+    format!("AUDIT#{:04}-{:02}", month.year(), u8::from(month.month()))
+}
+
+/// The first day of the month after `month` (a first day: 31 days on is always in the next).
+fn next_month(month: Date) -> Option<Date> {
+    month.checked_add(time::Duration::days(31)).map(month_of)
 }
 
 fn subject_partition(subject: &str) -> String {
     format!("AUDITSUBJECT#{subject}")
 }
 
-/// An event's sort key, in its day's partition and in its subject's.
+/// An event's sort key, in its month's partition and in its subject's.
 fn event_sort_key(id: Uuid) -> String {
     format!("{EVENT_PREFIX}{id}")
 }
@@ -37,7 +48,10 @@ fn event_item(event: &AuditEvent) -> Result<Item, StoreError> {
     let id = event_sort_key(event.id);
     let mut item: Item = to_item(event)?;
     item.extend([
-        (PK.to_owned(), string(day_partition(event.time.date()))),
+        (
+            PK.to_owned(),
+            string(month_partition(month_of(event.time.date()))),
+        ),
         (SK.to_owned(), string(&id)),
         (GSI1PK.to_owned(), string(subject_partition(&event.subject))),
         (GSI1SK.to_owned(), string(id)),
@@ -76,18 +90,6 @@ fn id_bound(at: OffsetDateTime, fill: u8) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-/// The cursor above every unread event of `partition` (all newer partitions were read): the
-/// first id of the following day for a day's partition, else just above the range.
-fn partition_end(partition: &str, highest: Uuid) -> Uuid {
-    let above_range = Uuid::from_u128(highest.as_u128().saturating_add(1));
-    partition
-        .strip_prefix("AUDIT#")
-        .and_then(|day| Date::parse(day, &Iso8601::DATE).ok())
-        .and_then(Date::next_day)
-        .map(|next_day| id_bound(next_day.midnight().assume_utc(), 0).min(above_range))
-        .unwrap_or(above_range)
-}
-
 /// The millisecond a UUID v7 was made in.
 fn id_time(id: Uuid) -> OffsetDateTime {
     let mut millis = [0u8; 8];
@@ -113,7 +115,10 @@ impl Store {
     /// provisional failure), for the transaction that records the outcome.
     pub fn audit_delete(&self, event: &AuditEvent) -> Result<TransactWriteItem, StoreError> {
         let mut key = Item::new();
-        key.insert(PK.to_owned(), string(day_partition(event.time.date())));
+        key.insert(
+            PK.to_owned(),
+            string(month_partition(month_of(event.time.date()))),
+        );
         key.insert(SK.to_owned(), string(event_sort_key(event.id)));
         let delete = Delete::builder()
             .table_name(&self.table)
@@ -146,6 +151,38 @@ impl Store {
         Ok(())
     }
 
+    /// `write` and its `event` in one transaction, then the event logged; nothing written or
+    /// recorded, and no error, when `write`'s condition refused it (nothing to do).
+    pub(super) async fn write_recorded(
+        &self,
+        write: TransactWriteItem,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(write)
+            .transact_items(self.audit_put(event)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                event.log();
+                Ok(())
+            }
+            Err(error) => {
+                let reasons = failed_conditions(error)?;
+                if reasons.first().is_some_and(condition_failed) {
+                    Ok(())
+                } else {
+                    Err(StoreError::Unexpected(format!(
+                        "an audited write was cancelled: {reasons:?}"
+                    )))
+                }
+            }
+        }
+    }
+
     /// A page of events, newest first (see `AuditQuery`).
     pub async fn audit_events(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
         let lowest = id_bound(query.since, 0);
@@ -160,35 +197,44 @@ impl Store {
             });
         }
         let bounds = (lowest, highest);
+        let above_range = Uuid::from_u128(highest.as_u128().saturating_add(1));
         match &query.subject {
             Some(subject) => {
-                let partitions = std::iter::once(subject_partition(subject));
+                let partitions = std::iter::once((subject_partition(subject), above_range));
                 self.read_partitions(query, (GSI1PK, GSI1SK), partitions, bounds)
                     .await
             }
             None => {
-                let first_day = id_time(lowest).date();
-                let days =
-                    std::iter::successors(Some(id_time(highest).date()), |day| day.previous_day())
-                        .take_while(move |day| *day >= first_day)
-                        .map(day_partition);
-                self.read_partitions(query, (PK, SK), days, bounds).await
+                let first_month = month_of(id_time(lowest).date());
+                let months =
+                    std::iter::successors(Some(month_of(id_time(highest).date())), |month| {
+                        month.previous_day().map(month_of)
+                    })
+                    .take_while(move |month| *month >= first_month)
+                    .map(|month| {
+                        let skipped = next_month(month)
+                            .map(|next| id_bound(next.midnight().assume_utc(), 0).min(above_range))
+                            .unwrap_or(above_range);
+                        (month_partition(month), skipped)
+                    });
+                self.read_partitions(query, (PK, SK), months, bounds).await
             }
         }
     }
 
-    /// Reads `partitions` (their order is newest first) until the page is full, the partitions
-    /// end, or `MAX_READS_PER_PAGE` queries were made; then the cursor is the last id read.
+    /// Reads `partitions` (newest first, each with the cursor that skips all of it) until the
+    /// page is full, the partitions end, or `MAX_READS_PER_PAGE` queries were made; then the
+    /// cursor is the last id read.
     async fn read_partitions(
         &self,
         query: &AuditQuery,
         (partition_key, sort_key): (&'static str, &'static str),
-        partitions: impl Iterator<Item = String>,
+        partitions: impl Iterator<Item = (String, Uuid)>,
         (lowest, highest): (Uuid, Uuid),
     ) -> Result<AuditPage, StoreError> {
         let mut events: Vec<AuditEvent> = Vec::new();
         let mut reads = 0;
-        for partition in partitions {
+        for (partition, skipped) in partitions {
             let mut start = None;
             loop {
                 if reads == MAX_READS_PER_PAGE {
@@ -199,7 +245,7 @@ impl Store {
                         .and_then(|id| id.strip_prefix(EVENT_PREFIX))
                         .and_then(|id| id.parse().ok())
                         .or_else(|| events.last().map(|event| event.id))
-                        .or(Some(partition_end(&partition, highest)));
+                        .or(Some(skipped));
                     return Ok(AuditPage { events, next });
                 }
                 reads += 1;
@@ -274,6 +320,20 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn months_name_their_partitions_and_follow_one_another() {
+        let date = |year, month, day| {
+            Date::from_calendar_date(year, time::Month::try_from(month).unwrap(), day).unwrap()
+        };
+        assert_eq!(
+            month_partition(month_of(date(2026, 2, 28))),
+            "AUDIT#2026-02"
+        );
+        assert_eq!(next_month(date(2026, 1, 1)), Some(date(2026, 2, 1)));
+        assert_eq!(next_month(date(2028, 2, 1)), Some(date(2028, 3, 1)));
+        assert_eq!(next_month(date(2026, 12, 1)), Some(date(2027, 1, 1)));
+    }
 
     #[test]
     fn id_bounds_enclose_exactly_their_milliseconds() {

@@ -327,29 +327,8 @@ impl Store {
             .expression_attribute_values(":revoked", string(REVOKED))
             .build()
             .expect("table, key and expressions are set");
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(end).build())
-            .transact_items(self.audit_put(event)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => {
-                event.log();
-                Ok(())
-            }
-            Err(error) => {
-                let reasons = failed_conditions(error)?;
-                if reasons.first().is_some_and(condition_failed) {
-                    Ok(())
-                } else {
-                    Err(StoreError::Unexpected(format!(
-                        "ending a session cancelled: {reasons:?}"
-                    )))
-                }
-            }
-        }
+        let write = TransactWriteItem::builder().update(end).build();
+        self.write_recorded(write, event).await
     }
 
     /// Ends `user`'s session `id` if it is live at `now`; `Ok(false)` when it is not the user's,
@@ -462,29 +441,8 @@ impl Store {
             .expression_attribute_values(":one", number(1))
             .build()
             .expect("table, key and expressions are set");
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(next_epoch).build())
-            .transact_items(self.audit_put(logout)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => {
-                logout.log();
-                Ok(())
-            }
-            Err(error) => {
-                let reasons = failed_conditions(error)?;
-                if reasons.first().is_some_and(condition_failed) {
-                    Ok(())
-                } else {
-                    Err(StoreError::Unexpected(format!(
-                        "logging out everywhere cancelled: {reasons:?}"
-                    )))
-                }
-            }
-        }
+        let write = TransactWriteItem::builder().update(next_epoch).build();
+        self.write_recorded(write, logout).await
     }
 
     /// A password change, in one transaction: the credential's hash from `old_hash` (the one
