@@ -225,6 +225,7 @@ CHECKS = {
     # The fixture user is no administrator.
     "admin-list-users": check_problem(403),
     "admin-user-action": check_problem(403),
+    "admin-audit": check_problem(403),
 }
 
 
