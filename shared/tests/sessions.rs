@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use shared::config::JwtSecretSource;
 use shared::domain::UserAction;
-use shared::handlers::{CHANGE_PASSWORD, DELETE_SESSION, LIST_SESSIONS, LOGOUT, REVOKE};
+use shared::handlers::{CHANGE_PASSWORD, DELETE_SESSION, LIST_SESSIONS, LOGOUT, REFRESH, REVOKE};
 use support::sessions::{Pair, number, text};
 use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 use time::Duration;
@@ -532,6 +532,32 @@ async fn revoke_always_answers_200_and_a_known_token_ends_its_session() {
         200
     );
     assert_eq!(app.me(&next.access).await.status(), 401);
+}
+
+/// The limiter's one batch read named the user and the session twice (the bearer token's and
+/// the refresh token's), which DynamoDB refuses: both routes answered 500, and a sign-out
+/// through revoke left the session alive (second security review, item 2).
+#[tokio::test]
+async fn refresh_and_revoke_work_beside_the_callers_own_bearer_token() {
+    let app = TestApp::new().await;
+    let (_, pair) = app.user_with_pair().await;
+    let request = event("POST", "/api/auth/refresh")
+        .bearer(&pair.access)
+        .json(&json!({"refresh_token": pair.refresh}))
+        .build();
+    let next = Pair::of(&app.call(&REFRESH, request).await);
+    let request = event("POST", "/api/auth/revoke")
+        .bearer(&next.access)
+        .json(&json!({"refresh_token": next.refresh}))
+        .build();
+    let revoked = app.call(&REVOKE, request).await;
+    assert_eq!(revoked.status(), 200, "{}", revoked.text());
+    assert_eq!(
+        app.me(&next.access).await.status(),
+        401,
+        "the session ended"
+    );
+    assert_invalid_refresh(&app.refresh(&next.refresh).await);
 }
 
 #[tokio::test]

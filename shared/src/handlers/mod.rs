@@ -50,6 +50,9 @@ macro_rules! endpoints {
         /// endpoints: a function that lists them (`GET /`) then links no other handler, nor the
         /// docs page's assets.
         pub const ROUTES: &[Route] = &[$($name.route),*];
+
+        #[cfg(test)]
+        const ENDPOINTS: &[&Endpoint] = &[$(&$name),*];
     };
     (@serves) => { Serves::Json };
     (@serves $serves:ident) => { Serves::$serves };
@@ -282,6 +285,65 @@ mod tests {
                 route.api_keys != ApiKeys::Ignored,
                 "{route:?}: documented credentials"
             );
+        }
+    }
+
+    /// DynamoDB refuses a batch that names a key twice, and refresh and revoke answered 500 beside
+    /// the caller's own bearer token (second security review, item 2): whatever a request to any
+    /// route carries, the limiter's batch names each key once. The requests name the very user,
+    /// session and key their credentials do.
+    #[test]
+    fn no_batch_of_the_limiter_names_a_key_twice() {
+        use crate::auth::{Claims, PresentedKey, issue_key};
+        use crate::domain::RefreshToken;
+        use crate::ratelimit::{Shown, batch_reads};
+        use uuid::Uuid;
+
+        let (user, session, key_id) = (Uuid::new_v4(), Uuid::now_v7(), Uuid::now_v7());
+        let claims: Claims = serde_json::from_value(serde_json::json!({
+            "sub": user, "username": "alice", "iat": 0, "exp": 0, "jti": Uuid::new_v4(),
+            "sid": session, "iss": "", "aud": "", "adm": true,
+        }))
+        .unwrap();
+        let key = PresentedKey::parse(issue_key(user, key_id, 100).secret.expose()).unwrap();
+        let refresh = RefreshToken::generate(user, session);
+        let body = serde_json::json!({
+            "username": "alice", "refresh_token": refresh.expose(), "address": "0xabc",
+            "voter": "0xabc", "proposal_id": Uuid::new_v4(),
+        });
+        for endpoint in ENDPOINTS {
+            for path_id in [user, session, key_id] {
+                let event = serde_json::json!({
+                    "version": "2.0",
+                    "routeKey": format!("{} {}", endpoint.route.method, endpoint.route.paths[0]),
+                    "rawPath": endpoint.route.paths[0],
+                    "rawQueryString": "",
+                    "headers": {"content-type": "application/json"},
+                    "pathParameters": {"id": path_id, "action": "promote", "file": "x"},
+                    "requestContext": {"http": {"method": endpoint.route.method,
+                        "path": endpoint.route.paths[0], "sourceIp": "203.0.113.1"}},
+                    "body": body.to_string(),
+                    "isBase64Encoded": false,
+                });
+                let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+                for shown in [
+                    Shown::Nothing,
+                    Shown::Token(claims.clone()),
+                    Shown::Key(key.clone()),
+                ] {
+                    let claimed_user = (!matches!(shown, Shown::Nothing)).then_some(user);
+                    let first_read = (endpoint.first_read)(&request, claimed_user);
+                    let batch = batch_reads(&first_read, &shown);
+                    for (index, key) in batch.iter().enumerate() {
+                        assert!(
+                            !batch[index + 1..].contains(key),
+                            "{}: {key:?} twice with {shown:?}",
+                            endpoint.route
+                        );
+                    }
+                    assert!(first_read.iter().all(|key| batch.contains(key)));
+                }
+            }
         }
     }
 

@@ -199,8 +199,7 @@ pub async fn admit(
     };
     let ip = Identity::Ip(ip.to_owned());
     let (bucket, counted) = identify(category, route, &shown, &ip);
-    let mut reads = first_read.clone();
-    reads.extend(shown.keys());
+    let reads = batch_reads(&first_read, &shown);
     match count(store, limits, bucket, &counted, now_ms, reads).await {
         Ok(counted_request) => {
             let credentials = shown.resolve(&counted_request.items, at(now_ms))?;
@@ -239,6 +238,20 @@ pub async fn admit(
         }
         Err(error) => Err(error),
     }
+}
+
+/// What the limiter's one batch reads besides its counter: the route's first read and what the
+/// shown credentials need, each key once. DynamoDB refuses a batch that names a key twice, and a
+/// request may well name one twice: a refresh token names the same user and session as the
+/// bearer token beside it.
+pub fn batch_reads(first_read: &[Key], shown: &Shown) -> Vec<Key> {
+    let mut reads = first_read.to_vec();
+    for key in shown.keys() {
+        if !reads.contains(&key) {
+            reads.push(key);
+        }
+    }
+    reads
 }
 
 /// `now_ms` as a time.
