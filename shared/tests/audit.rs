@@ -629,3 +629,220 @@ async fn a_login_failing_at_a_dynamodb_call_records_no_success() {
         );
     }
 }
+
+/// `count` copies of `request` at once, each its own request, through `endpoint`.
+async fn concurrently(
+    app: &TestApp,
+    endpoint: &'static shared::http::Endpoint,
+    request: support::EventBuilder,
+    count: usize,
+) -> Vec<u16> {
+    let tasks: Vec<_> = (0..count)
+        .map(|_| {
+            let (state, request) = (app.state, request.clone());
+            tokio::spawn(async move { TestApp { state }.call(endpoint, request.build()).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap().status());
+    }
+    statuses
+}
+
+fn count_of(types: &[String], kind: &str) -> usize {
+    types.iter().filter(|recorded| *recorded == kind).count()
+}
+
+/// Second security review, item 4: 8 parallel revocations of one refresh token recorded 3
+/// `token.revoked`, and 8 parallel replays of a spent one after the grace 4
+/// `session.refresh_reused`. One state change, one event; the losers answer as for a session
+/// already over.
+#[tokio::test]
+async fn parallel_endings_of_one_session_record_one_event() {
+    let app = TestApp::new().await;
+    let (username, user_id, _) = user(&app).await;
+    let revoked = session(&app, &username).await;
+    let revoke =
+        event("POST", "/api/auth/revoke").json(&json!({"refresh_token": revoked["refresh_token"]}));
+    assert_eq!(
+        concurrently(&app, &handlers::REVOKE, revoke, 8).await,
+        [200; 8]
+    );
+
+    let reused = session(&app, &username).await;
+    let refresh =
+        event("POST", "/api/auth/refresh").json(&json!({"refresh_token": reused["refresh_token"]}));
+    assert_eq!(
+        app.call(&handlers::REFRESH, refresh.clone().build())
+            .await
+            .status(),
+        200
+    );
+    let later = TestApp::later(time::Duration::minutes(5)).await;
+    assert_eq!(
+        concurrently(&later, &handlers::REFRESH, refresh, 8).await,
+        [401; 8]
+    );
+
+    let types = types_of(&app, &user_id).await;
+    assert_eq!(count_of(&types, "token.revoked"), 1, "{types:?}");
+    assert_eq!(count_of(&types, "session.refresh_reused"), 1, "{types:?}");
+}
+
+/// Second security review, item 5: ending one session through `DELETE /api/auth/sessions/{id}`
+/// is recorded (`session.revoked`, the session's id in its detail); an ending that changes
+/// nothing records nothing, and answers as before.
+#[tokio::test]
+async fn ending_a_session_is_recorded_once_and_an_ending_that_changes_nothing_never() {
+    let app = TestApp::new().await;
+    let (username, user_id, token) = user(&app).await;
+
+    let ended = session(&app, &username).await;
+    let ended_id = app
+        .state
+        .jwt_keys()
+        .unwrap()
+        .verify(ended["access_token"].as_str().unwrap())
+        .unwrap()
+        .sid
+        .to_string();
+    let delete = || {
+        event("DELETE", &format!("/api/auth/sessions/{ended_id}"))
+            .path_parameter("id", &ended_id)
+            .bearer(&token)
+            .build()
+    };
+    assert_eq!(
+        app.call(&handlers::DELETE_SESSION, delete()).await.status(),
+        200
+    );
+    assert_eq!(
+        app.call(&handlers::DELETE_SESSION, delete()).await.status(),
+        404
+    );
+    let revoke = |refresh: &Value| {
+        event("POST", "/api/auth/revoke")
+            .json(&json!({"refresh_token": refresh}))
+            .build()
+    };
+    // Its refresh token: the session is over already.
+    assert_eq!(
+        app.call(&handlers::REVOKE, revoke(&ended["refresh_token"]))
+            .await
+            .status(),
+        200
+    );
+
+    // A session "log out everywhere" ended: revoking its refresh token changes nothing.
+    let behind = session(&app, &username).await;
+    let everywhere = session(&app, &username).await;
+    let logout = |token: &str, query: &str| {
+        event("POST", "/api/auth/logout")
+            .bearer(token)
+            .query(query)
+            .build()
+    };
+    assert_eq!(
+        app.call(
+            &handlers::LOGOUT,
+            logout(everywhere["access_token"].as_str().unwrap(), "all=true")
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        app.call(&handlers::REVOKE, revoke(&behind["refresh_token"]))
+            .await
+            .status(),
+        200
+    );
+
+    // A token whose session item is gone (past its TTL): logging out changes nothing.
+    let gone = session(&app, &username).await;
+    let gone_token = gone["access_token"].as_str().unwrap();
+    let gone_sid = app
+        .state
+        .jwt_keys()
+        .unwrap()
+        .verify(gone_token)
+        .unwrap()
+        .sid;
+    app.dynamodb()
+        .delete_item()
+        .table_name(app.table())
+        .set_key(Some(shared::store::keys::session(gone_sid).attributes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.call(&handlers::LOGOUT, logout(gone_token, ""))
+            .await
+            .status(),
+        200
+    );
+
+    let types = types_of(&app, &user_id).await;
+    assert_eq!(
+        types,
+        [
+            "user.registered",
+            "login.succeeded",
+            "login.succeeded",
+            "session.revoked",
+            "login.succeeded",
+            "login.succeeded",
+            "logout",
+            "login.succeeded",
+        ]
+    );
+    let events = events_of(&app, &user_id).await;
+    let revoked = events
+        .iter()
+        .map(json_of)
+        .find(|event| event["type"] == "session.revoked")
+        .unwrap();
+    assert_eq!(revoked["actor"], user_id.as_str());
+    assert_eq!(revoked["detail"], json!({"session_id": ended_id}));
+}
+
+/// Second security review, item 3: wrong old passwords on change-password locked the account
+/// without a trace. They are recorded as login's are, saying where they came from.
+#[tokio::test]
+async fn wrong_old_passwords_on_change_password_are_recorded_like_wrong_logins() {
+    let app = TestApp::new().await;
+    let (_, user_id, token) = user(&app).await;
+    let change = |old: &str| {
+        event("POST", "/api/auth/change-password")
+            .bearer(&token)
+            .json(&json!({"old_password": old, "new_password": "Fog-Compute-2025"}))
+            .build()
+    };
+    for _ in 0..MAX_FAILED_LOGINS {
+        assert_eq!(
+            app.call(&handlers::CHANGE_PASSWORD, change("Wrong-Password-1"))
+                .await
+                .status(),
+            401
+        );
+    }
+    let refused = app.call(&handlers::CHANGE_PASSWORD, change(PASSWORD)).await;
+    assert!(matches!(refused.status(), 423 | 429), "{}", refused.text());
+
+    let types = types_of(&app, &user_id).await;
+    assert_eq!(types.len(), 2 + MAX_FAILED_LOGINS + 2, "{types:?}");
+    assert_eq!(count_of(&types, "login.failed"), MAX_FAILED_LOGINS + 1);
+    assert_eq!(count_of(&types, "login.locked"), 1);
+    let events = events_of(&app, &user_id).await;
+    let last = json_of(&events[0]);
+    assert_eq!(last["type"], "login.failed");
+    assert_eq!(last["detail"]["reason"], "locked");
+    assert_eq!(last["detail"]["via"], "change-password");
+    for event in events.iter().map(json_of) {
+        if event["type"] == "login.failed" && event["detail"]["reason"] == "bad_password" {
+            assert_eq!(event["detail"]["via"], "change-password", "{event}");
+            assert_eq!(event["actor"], user_id.as_str());
+        }
+    }
+}

@@ -47,6 +47,7 @@ event_types! {
     ApiKeyCreated => "apikey.created",
     ApiKeyRevoked => "apikey.revoked",
     SessionRefreshReused => "session.refresh_reused",
+    SessionRevoked => "session.revoked",
     PasswordChanged => "password.changed",
 }
 
@@ -206,6 +207,11 @@ impl AuditEvent {
 
     pub fn with_transaction(self, transaction_id: Uuid) -> Self {
         self.with("transaction_id", transaction_id.to_string())
+    }
+
+    /// The route a credential was checked by, where it was not login (`change-password`).
+    pub fn with_via(self, function: &str) -> Self {
+        self.with("via", function)
     }
 
     pub fn with_flag(self, name: &str, value: bool) -> Self {

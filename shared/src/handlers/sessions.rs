@@ -12,8 +12,8 @@ use super::body_string;
 use crate::AppState;
 use crate::auth::{IssuedToken, JwtKeys, Principal, hash_password, verify_password};
 use crate::domain::{
-    Actor, AuditEvent, AuditEventType, EscapedText, Fields, Password, RefreshToken, User, Username,
-    normalized_password,
+    Actor, AuditEvent, AuditEventType, EscapedText, Fields, LoginFailure, Password, RefreshToken,
+    User, Username, normalized_password,
 };
 use crate::http::{
     ApiError, audit_context, json_body, json_response, path_parameter, prefetched, source_ip,
@@ -24,6 +24,8 @@ use crate::store::{
     SessionStatus,
 };
 
+/// The function that changes passwords, as the failures it records name it.
+const CHANGE_PASSWORD_FUNCTION: &str = "change-password";
 const INVALID_REFRESH_TOKEN: ApiError = ApiError::Unauthorized("Invalid or expired refresh token");
 /// What is kept of a session's `User-Agent`.
 const USER_AGENT_CHARS: usize = 256;
@@ -187,14 +189,14 @@ pub async fn refresh(req: Request, state: &AppState) -> Result<Response<Body>, A
             let reused = audit_context(&req, state, Actor::Anonymous, now)
                 .event(AuditEventType::SessionRefreshReused, user.id.to_string())
                 .with_session(session.id);
-            state.store.end_session(session.id, &reused).await?;
+            state.store.end_session(session.id, &user, &reused).await?;
             Err(INVALID_REFRESH_TOKEN)
         }
     }
 }
 
 /// `POST /api/auth/revoke` (RFC 7009): always 200; a known refresh token (current or spent)
-/// ends its session.
+/// ends its session, if it was not over already.
 pub async fn revoke(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
     if let Some(presented) = presented_refresh_token(&req)? {
         let now = state.clock.now();
@@ -202,15 +204,16 @@ pub async fn revoke(req: Request, state: &AppState) -> Result<Response<Body>, Ap
             .store
             .first_read(&RefreshRead(presented.clone()), prefetched(&req))
             .await?;
-        if let (Some(record), Some(session)) = (found.token, found.session)
+        if let (Some(record), Some(session), Some(user)) = (found.token, found.session, found.user)
             && record.usable_for(&presented, now.unix_timestamp())
-            && session.status == SessionStatus::Active
+            && session.admits(&user)
         {
-            let revoked = audit_context(&req, state, Actor::User(session.user_id), now)
-                .event(AuditEventType::TokenRevoked, session.user_id.to_string())
+            let revoked = audit_context(&req, state, Actor::User(user.id), now)
+                .event(AuditEventType::TokenRevoked, user.id.to_string())
                 .with_session(session.id);
-            state.store.end_session(session.id, &revoked).await?;
-            tracing::info!(session_id = %session.id, "session revoked by its refresh token");
+            if state.store.end_session(session.id, &user, &revoked).await? {
+                tracing::info!(session_id = %session.id, "session revoked by its refresh token");
+            }
         }
     }
     Ok(json_response(
@@ -268,8 +271,15 @@ pub async fn delete_session(
         .and_then(|id| id.parse().ok())
         .ok_or_else(not_found)?;
     let user = principal.user();
-    let now = state.clock.now().unix_timestamp();
-    if !state.store.end_own_session(user, id, now).await? {
+    let now = state.clock.now();
+    let revoked = audit_context(&req, state, Actor::User(user.id), now)
+        .event(AuditEventType::SessionRevoked, user.id.to_string())
+        .with_session(id);
+    if !state
+        .store
+        .end_own_session(user, id, now.unix_timestamp(), &revoked)
+        .await?
+    {
         return Err(not_found());
     }
     tracing::info!(user_id = %user.id, session_id = %id, "session ended");
@@ -310,41 +320,61 @@ pub async fn change_password(
         .filter(|credential| credential.user_id == user.id)
         .ok_or_else(|| ApiError::Internal("the user has no credential".into()))?;
     let now = state.clock.now();
-    let attempt = match reserve_login_attempt(
+    // Recorded as login records its failures, saying where they came from: a wrong old password
+    // counts toward the username's lockout.
+    let audit = audit_context(&req, state, Actor::User(user.id), now);
+    let failed = |reason| {
+        audit
+            .event(AuditEventType::LoginFailed, user.id.to_string())
+            .with_username(username.as_str())
+            .with_reason(reason)
+            .with_via(CHANGE_PASSWORD_FUNCTION)
+    };
+    let if_failed = |locks: bool| {
+        let locked = audit
+            .event(AuditEventType::LoginLocked, user.id.to_string())
+            .with_username(username.as_str())
+            .with_via(CHANGE_PASSWORD_FUNCTION);
+        let mut events = vec![failed(LoginFailure::BadPassword)];
+        events.extend(locks.then_some(locked));
+        events
+    };
+    let (attempt, provisional) = match reserve_login_attempt(
         &state.store,
         username.as_str(),
         attempts,
         now.unix_timestamp(),
-        |_| Vec::new(),
+        if_failed,
     )
     .await?
     {
-        Reservation::Reserved { attempt, .. } => attempt,
+        Reservation::Reserved {
+            attempt,
+            provisional,
+        } => (attempt, provisional),
         Reservation::Locked {
             retry_after_seconds,
         } => {
             tracing::info!("password change refused: too many failed attempts for this username");
+            state
+                .store
+                .record_audit(&[failed(LoginFailure::Locked)], &[])
+                .await?;
             return Err(ApiError::RateLimited {
                 retry_after_seconds,
                 detail: "Too many failed login attempts; try again later".into(),
             });
         }
     };
-    // A wrong password leaves its reserved attempt in place: that is the recorded failure.
+    // A wrong password leaves its reserved attempt and its provisional events in place: they are
+    // the recorded failure.
     if !verify_password(old_password, Some(credential.password_hash.clone())).await {
         tracing::info!("password change refused: bad credentials");
+        provisional.iter().for_each(AuditEvent::log);
         return Err(ApiError::Unauthorized("Incorrect password"));
     }
-    // The right password takes its attempt back while the new one is hashed; then one
-    // transaction, so that a failure anywhere leaves the password as it was or changed.
-    let (released, new_hash) = tokio::join!(
-        state
-            .store
-            .release_login_attempt(username.as_str(), attempt),
-        hash_password(new_password)
-    );
-    released?;
-    let changed = audit_context(&req, state, Actor::User(user.id), now)
+    let new_hash = hash_password(new_password).await?;
+    let changed = audit
         .event(AuditEventType::PasswordChanged, user.id.to_string())
         .with_session(session_id);
     let changed = state
@@ -352,9 +382,11 @@ pub async fn change_password(
         .change_password(
             user,
             &credential.password_hash,
-            &new_hash?,
+            &new_hash,
             session_id,
+            attempt,
             &changed,
+            &provisional,
         )
         .await?;
     match changed {
@@ -365,6 +397,18 @@ pub async fn change_password(
                 &json!({"success": true, "message": "Password changed; every other session has ended"}),
             ))
         }
-        PasswordChange::Conflict => Err(ApiError::Unauthorized("Could not validate credentials")),
+        PasswordChange::Conflict => {
+            // The password was right: its attempt is released and its provisional failure
+            // withdrawn all the same.
+            let (released, withdrawn) = tokio::join!(
+                state
+                    .store
+                    .release_login_attempt(username.as_str(), attempt),
+                state.store.record_audit(&[], &provisional)
+            );
+            released?;
+            withdrawn?;
+            Err(ApiError::Unauthorized("Could not validate credentials"))
+        }
     }
 }

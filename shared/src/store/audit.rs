@@ -151,29 +151,31 @@ impl Store {
         Ok(())
     }
 
-    /// `write` and its `event` in one transaction, then the event logged; nothing written or
-    /// recorded, and no error, when `write`'s condition refused it (nothing to do).
+    /// `writes` and their `event` in one transaction, then the event logged: `Ok(true)`. Nothing
+    /// written or recorded, and no error, when a condition of `writes` refused them (nothing to
+    /// do): `Ok(false)`.
     pub(super) async fn write_recorded(
         &self,
-        write: TransactWriteItem,
+        writes: Vec<TransactWriteItem>,
         event: &AuditEvent,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let count = writes.len();
         let result = self
             .client
             .transact_write_items()
-            .transact_items(write)
+            .set_transact_items(Some(writes))
             .transact_items(self.audit_put(event)?)
             .send()
             .await;
         match result {
             Ok(_) => {
                 event.log();
-                Ok(())
+                Ok(true)
             }
             Err(error) => {
                 let reasons = failed_conditions(error)?;
-                if reasons.first().is_some_and(condition_failed) {
-                    Ok(())
+                if reasons.iter().take(count).any(condition_failed) {
+                    Ok(false)
                 } else {
                     Err(StoreError::Unexpected(format!(
                         "an audited write was cancelled: {reasons:?}"

@@ -134,6 +134,22 @@ impl Store {
         }
     }
 
+    /// The release of `username`'s reserved `attempt` (as `release_login_attempt`), for the
+    /// transaction of the action its right password allows.
+    pub(super) fn attempt_release(&self, username: &str, attempt: Uuid) -> TransactWriteItem {
+        let release = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::login_failures(username).attributes()))
+            .update_expression("REMOVE #attempts.#attempt SET #version = #version + :one")
+            .expression_attribute_names("#attempts", ATTEMPTS)
+            .expression_attribute_names("#attempt", attempt.to_string())
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_values(":one", number(1))
+            .build()
+            .expect("table, key and expressions are set");
+        TransactWriteItem::builder().update(release).build()
+    }
+
     /// Takes a reserved attempt back (its password was right), bumping the version so that a
     /// concurrent reservation computed from a read that still held it is refused and redone.
     pub async fn release_login_attempt(

@@ -12,7 +12,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, from_items, to_item};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::error::{condition_failed, failed_conditions, is_condition_failure};
+use super::error::{condition_failed, failed_conditions};
 use super::keys::{self, GSI1, GSI1PK, GSI1SK, SESSION_PREFIX};
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{AuditEvent, RefreshToken, RefreshTokenHash, User, rfc3339};
@@ -314,34 +314,43 @@ impl Store {
         }
     }
 
-    /// Ends a session (a reused or revoked refresh token) and records why (`event`), in one
-    /// transaction: its refresh tokens and access tokens stop working at once. Nothing to do (and
-    /// nothing recorded) for a session that is not there.
-    pub async fn end_session(&self, id: Uuid, event: &AuditEvent) -> Result<(), StoreError> {
+    /// Ends `user`'s session `id` (a reused or revoked refresh token) and records why (`event`),
+    /// in one transaction: its refresh tokens and access tokens stop working at once. Only a
+    /// session that still admits the user's tokens (active, its epoch not behind the user's as
+    /// read) ends, so that of racing endings one records; `Ok(false)` for the others.
+    pub async fn end_session(
+        &self,
+        id: Uuid,
+        user: &User,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
         let end = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::session(id).attributes()))
             .update_expression("SET #status = :revoked")
-            .condition_expression("attribute_exists(PK)")
+            .condition_expression("user_id = :owner AND #status = :active AND #epoch >= :epoch")
             .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#epoch", EPOCH)
             .expression_attribute_values(":revoked", string(REVOKED))
+            .expression_attribute_values(":active", string(ACTIVE))
+            .expression_attribute_values(":owner", string(user.id.to_string()))
+            .expression_attribute_values(":epoch", epoch(user.session_epoch))
             .build()
             .expect("table, key and expressions are set");
         let write = TransactWriteItem::builder().update(end).build();
-        self.write_recorded(write, event).await
+        self.write_recorded(vec![write], event).await
     }
 
-    /// Ends `user`'s session `id` if it is live at `now`; `Ok(false)` when it is not the user's,
-    /// not there, or over already.
+    /// Ends `user`'s session `id` if it is live at `now`, recording it (`event`); `Ok(false)`
+    /// when it is not the user's, not there, or over already (nothing recorded).
     pub async fn end_own_session(
         &self,
         user: &User,
         id: Uuid,
         now: i64,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
+        let end = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::session(id).attributes()))
             .update_expression("SET #status = :revoked")
@@ -356,20 +365,16 @@ impl Store {
             .expression_attribute_values(":owner", string(user.id.to_string()))
             .expression_attribute_values(":epoch", epoch(user.session_epoch))
             .expression_attribute_values(":now", number(now))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if is_condition_failure(&error) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
+            .build()
+            .expect("table, key and expressions are set");
+        let write = TransactWriteItem::builder().update(end).build();
+        self.write_recorded(vec![write], event).await
     }
 
     /// Logs one access token out, in one transaction: its revocation (kept until
     /// `verifies_until`: its `exp` plus the verification's clock leeway), the end of its session
-    /// and the `logout` event. A session that is not there (past its TTL and deleted) leaves the
-    /// revocation and the event to write; a token revoked already, nothing (its logout wrote it
-    /// all).
+    /// and the `logout` event. A token revoked already, or whose session is over or gone, is
+    /// refused for good already: nothing is written, nor recorded.
     pub async fn log_out(
         &self,
         jti: Uuid,
@@ -386,43 +391,22 @@ impl Store {
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .expect("table, item and condition are set");
-        let revocation = TransactWriteItem::builder().put(revocation).build();
         let end = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::session(session_id).attributes()))
             .update_expression("SET #status = :revoked")
-            .condition_expression("attribute_exists(PK) AND user_id = :owner")
+            .condition_expression("user_id = :owner AND #status = :active")
             .expression_attribute_names("#status", STATUS)
             .expression_attribute_values(":revoked", string(REVOKED))
+            .expression_attribute_values(":active", string(ACTIVE))
             .expression_attribute_values(":owner", string(user_id.to_string()))
             .build()
             .expect("table, key and expressions are set");
-        let end = TransactWriteItem::builder().update(end).build();
-        let mut items = vec![revocation, end, self.audit_put(logout)?];
-        loop {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let Err(error) = result else {
-                logout.log();
-                return Ok(());
-            };
-            let reasons = failed_conditions(error)?;
-            // Revoked already: an earlier logout of this token wrote all of it.
-            if reasons.first().is_some_and(condition_failed) {
-                return Ok(());
-            }
-            if items.len() == 3 && reasons.get(1).is_some_and(condition_failed) {
-                items.remove(1);
-                continue;
-            }
-            return Err(StoreError::Unexpected(format!(
-                "logout cancelled: {reasons:?}"
-            )));
-        }
+        let writes = vec![
+            TransactWriteItem::builder().put(revocation).build(),
+            TransactWriteItem::builder().update(end).build(),
+        ];
+        self.write_recorded(writes, logout).await.map(drop)
     }
 
     /// "Log out everywhere": the user's `session_epoch` + 1, so that every session begun before
@@ -442,20 +426,23 @@ impl Store {
             .build()
             .expect("table, key and expressions are set");
         let write = TransactWriteItem::builder().update(next_epoch).build();
-        self.write_recorded(write, logout).await
+        self.write_recorded(vec![write], logout).await.map(drop)
     }
 
     /// A password change, in one transaction: the credential's hash from `old_hash` (the one
     /// verified) to `new_hash`; the user's `session_epoch` from the one read (`user`) to the next,
     /// which ends every session; session `session_id`'s epoch to that next one, so that it alone
-    /// goes on; and the `changed` event.
+    /// goes on; the `changed` event; and the login attempt the old password reserved released,
+    /// with the failure events recorded in case it was wrong (`provisional`).
     pub async fn change_password(
         &self,
         user: &User,
         old_hash: &str,
         new_hash: &str,
         session_id: Uuid,
+        attempt: Uuid,
         changed: &AuditEvent,
+        provisional: &[AuditEvent],
     ) -> Result<PasswordChange, StoreError> {
         let next = user.session_epoch + 1;
         let credential = Update::builder()
@@ -493,13 +480,20 @@ impl Store {
             .expression_attribute_values(":owner", string(user.id.to_string()))
             .build()
             .expect("table, key and expressions are set");
+        let mut items = vec![
+            TransactWriteItem::builder().update(credential).build(),
+            TransactWriteItem::builder().update(sessions).build(),
+            TransactWriteItem::builder().update(current).build(),
+            self.audit_put(changed)?,
+            self.attempt_release(&user.username, attempt),
+        ];
+        for event in provisional {
+            items.push(self.audit_delete(event)?);
+        }
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(credential).build())
-            .transact_items(TransactWriteItem::builder().update(sessions).build())
-            .transact_items(TransactWriteItem::builder().update(current).build())
-            .transact_items(self.audit_put(changed)?)
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {
