@@ -20,8 +20,8 @@ use crate::http::{
 };
 use crate::ratelimit::{Reservation, reserve_login_attempt};
 use crate::store::{
-    LoginRead, LoginState, PasswordChange, RefreshRead, RefreshState, Rotation, SessionRecord,
-    SessionStatus,
+    LoginRead, LoginState, NewPassword, PasswordChange, RefreshRead, RefreshState, Rotation,
+    SessionRecord, SessionStatus,
 };
 
 /// The function that changes passwords, as the failures it records name it.
@@ -381,10 +381,12 @@ pub async fn change_password(
         .store
         .change_password(
             user,
-            &credential.password_hash,
-            &new_hash,
-            session_id,
-            attempt,
+            &NewPassword {
+                old_hash: &credential.password_hash,
+                new_hash: &new_hash,
+                session_id,
+                attempt,
+            },
             &changed,
             &provisional,
         )

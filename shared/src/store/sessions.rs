@@ -168,6 +168,18 @@ pub enum PasswordChange {
     Conflict,
 }
 
+/// A password change, beside the user whose it is.
+#[derive(Clone, Copy, Debug)]
+pub struct NewPassword<'a> {
+    /// The hash the old password verified against: the credential must still hold it.
+    pub old_hash: &'a str,
+    pub new_hash: &'a str,
+    /// The session that changes it: it goes on, every other ends.
+    pub session_id: Uuid,
+    /// The login attempt the old password reserved.
+    pub attempt: Uuid,
+}
+
 /// A write of one item: `Put` conditioned on the item being new.
 fn new_item(table: &str, item: Item) -> TransactWriteItem {
     let put = Put::builder()
@@ -437,13 +449,16 @@ impl Store {
     pub async fn change_password(
         &self,
         user: &User,
-        old_hash: &str,
-        new_hash: &str,
-        session_id: Uuid,
-        attempt: Uuid,
+        change: &NewPassword<'_>,
         changed: &AuditEvent,
         provisional: &[AuditEvent],
     ) -> Result<PasswordChange, StoreError> {
+        let NewPassword {
+            old_hash,
+            new_hash,
+            session_id,
+            attempt,
+        } = *change;
         let next = user.session_epoch + 1;
         let credential = Update::builder()
             .table_name(&self.table)
