@@ -187,3 +187,26 @@ def test_changing_the_password_keeps_this_session_and_ends_the_others(api):
     assert_invalid_refresh(refresh(api, other["refresh_token"]))
     assert api.login(username).status_code == 401
     assert api.login(username, new_password).status_code == 200
+
+
+def test_a_login_racing_a_password_change_never_outlives_it(api):
+    """Second security review, item 1: a login on the old password in flight while the password
+    changes. Whichever wins, no session of the old password survives the change: the login is
+    refused, or its tokens die with every other session from before the change."""
+    for _ in range(6):
+        username, pair = new_user_pair(api)
+        change = {"old_password": STRONG_PASSWORD, "new_password": "Fog-Compute-2025"}
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            changed = pool.submit(
+                api.post, "/api/auth/change-password", token=pair["access_token"], json=change)
+            login = pool.submit(
+                api.post, "/api/auth/login", json={"username": username, "password": STRONG_PASSWORD})
+            changed, login = changed.result(), login.result()
+        assert changed.status_code == 200, changed.text
+        assert login.status_code in (200, 401), login.text
+        if login.status_code == 200:
+            raced = login.json()
+            assert me_status(api, raced["access_token"]) == 401
+            assert_invalid_refresh(refresh(api, raced["refresh_token"]))
+        listed = api.get("/api/auth/sessions", token=pair["access_token"]).json()["sessions"]
+        assert [session["current"] for session in listed] == [True]

@@ -589,8 +589,8 @@ async fn a_login_failing_at_a_dynamodb_call_records_no_success() {
     let injector = FaultInjector::start().await;
     let faulty = TestApp::with_fault_injector(&injector).await;
     let app = TestApp::new().await;
-    // The limiter's two calls, the reservation, last_login beside the release, the session.
-    for (call, standing_failures) in [(1, 0), (2, 0), (3, 0), (6, 1)] {
+    // The limiter's two calls, the reservation, last_login, the session (and the release).
+    for (call, standing_failures) in [(1, 0), (2, 0), (3, 0), (4, 1), (5, 1)] {
         let (username, user_id, _) = user(&app).await;
         injector.arm(call, Fault::Unreachable);
         assert_eq!(

@@ -69,13 +69,8 @@ async fn first_reads_ride_in_the_rate_limiters_round_trip() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         injector.calls(),
-        after_the_limiter(&[
-            "TransactWriteItems",
-            "UpdateItem",
-            "UpdateItem",
-            "TransactWriteItems"
-        ]),
-        "login: the attempt's reservation (with its provisional failure events), then last_login and the release, then the session"
+        after_the_limiter(&["TransactWriteItems", "UpdateItem", "TransactWriteItems"]),
+        "login: the attempt's reservation (with its provisional failure events), then last_login, then the session (releasing the attempt, on the conditions that the credential and the session epoch are as read)"
     );
     let refresh_token = response.json()["refresh_token"]
         .as_str()

@@ -279,8 +279,16 @@ async fn the_same_token_twice_within_the_grace_gets_the_same_pair() {
     let again = app.refresh(&first.refresh).await;
     assert_eq!(second.status(), 200);
     assert_eq!(again.text(), second.text(), "the very same answer");
-    // 9 seconds later is still inside the 10-second grace.
-    let nine = TestApp::later(Duration::seconds(9)).await;
+    // 9.5 seconds after the rotation (whatever time the requests took so far) is still inside
+    // the 10-second grace.
+    let spent_at = number(&app.refresh_item(&first.refresh).await.unwrap(), "spent_at");
+    let now = time::OffsetDateTime::now_utc();
+    let nine = TestApp::later(
+        time::OffsetDateTime::from_unix_timestamp(spent_at).unwrap()
+            + Duration::milliseconds(9_500)
+            - now,
+    )
+    .await;
     assert_eq!(nine.refresh(&first.refresh).await.text(), second.text());
     let pair = Pair::of(&second);
     assert_eq!(app.me(&pair.access).await.status(), 200);
@@ -558,6 +566,63 @@ async fn refresh_and_revoke_work_beside_the_callers_own_bearer_token() {
         "the session ended"
     );
     assert_invalid_refresh(&app.refresh(&next.refresh).await);
+}
+
+/// A password change (or "log out everywhere") committed while a login on the old password is
+/// between its verification and its session's write: the login answers 401 as for a wrong
+/// password, starts nothing, and its attempt counts as a failure (second security review, item
+/// 1: both answered 200 and the login's session outlived the change).
+#[tokio::test]
+async fn a_login_verified_against_a_credential_that_changed_meanwhile_starts_no_session() {
+    let app = TestApp::new().await;
+    // Login's calls after the limiter's: the reservation (TransactWriteItems #1), argon2id,
+    // last_login (UpdateItem #2), the session (TransactWriteItems #2).
+    let cases = [
+        ("UpdateItem", 2, "change-password"),
+        ("TransactWriteItems", 2, "change-password"),
+        ("TransactWriteItems", 2, "logout-all"),
+    ];
+    for (operation, nth, racing) in cases {
+        let case = format!("{racing} before {operation} #{nth}");
+        let (username, pair) = app.user_with_pair().await;
+        let access = pair.access.clone();
+        let race = async move {
+            let other = TestApp::new().await;
+            let response = match racing {
+                "change-password" => {
+                    let body = json!({"old_password": PASSWORD, "new_password": "Fog-Compute-2025"});
+                    change_password(&other, &access, body).await
+                }
+                _ => logout(&other, &access, "all=true").await,
+            };
+            assert_eq!(response.status(), 200, "{}", response.text());
+        };
+        let interleave = support::interleave::Interleave::before(operation, nth, race);
+        let racing_app = TestApp::with_interceptor(interleave.clone()).await;
+        let login = racing_app.login(&username, PASSWORD).await;
+        assert!(interleave.ran(), "{case}");
+        assert_eq!(login.status(), 401, "{case}: {}", login.text());
+        assert_eq!(
+            login.json()["detail"],
+            "Incorrect username or password",
+            "{case}"
+        );
+
+        let attempts = app
+            .item(&shared::store::keys::login_failures(&username))
+            .await
+            .unwrap();
+        assert_eq!(attempts["attempts"].as_m().unwrap().len(), 1, "{case}");
+        if racing == "change-password" {
+            let listed = sessions(&app, &pair.access).await;
+            assert_eq!(listed.status(), 200, "{case}");
+            assert_eq!(
+                listed.json()["sessions"].as_array().unwrap().len(),
+                1,
+                "{case}: the changing session alone"
+            );
+        }
+    }
 }
 
 #[tokio::test]

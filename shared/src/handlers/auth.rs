@@ -4,7 +4,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::body_string;
-use super::sessions::start_session;
+use super::sessions::{INCORRECT_LOGIN, start_session};
 use crate::AppState;
 use crate::auth::{Credentials, LEEWAY_SECONDS, Principal, hash_password, verify_password};
 use crate::domain::{
@@ -15,7 +15,7 @@ use crate::http::{
     ApiError, audit_context, credentials, json_body, json_response, prefetched, query_fields,
 };
 use crate::ratelimit::{Reservation, reserve_login_attempt};
-use crate::store::{CreateUserError, LoginRead, LoginRecord, LoginState};
+use crate::store::{CreateUserError, LoginRead, LoginRecord, LoginState, VerifiedLogin};
 
 /// `POST /api/auth/register`
 pub async fn register(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
@@ -49,7 +49,6 @@ pub async fn register(req: Request, state: &AppState) -> Result<Response<Body>, 
 
 /// `POST /api/auth/login`
 pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, ApiError> {
-    const REFUSED: ApiError = ApiError::Unauthorized("Incorrect username or password");
     let mut fields = Fields::new(json_body(&req)?);
     let username = fields.string("username", |raw| Ok(raw.to_owned()));
     let password = fields.string("password", |raw| Ok(normalized_password(raw)));
@@ -127,32 +126,40 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
         if let Some((_, _, provisional)) = &reserved {
             provisional.iter().for_each(AuditEvent::log);
         }
-        return Err(REFUSED);
+        return Err(INCORRECT_LOGIN);
     };
     let Some((username, attempt, provisional)) = reserved else {
         return Err(ApiError::Internal(
             "a credential was read without its attempt reserved".into(),
         ));
     };
-    let release = state
-        .store
-        .release_login_attempt(username.as_str(), attempt);
-    let (recorded, released) =
-        tokio::join!(state.store.record_login(credential.user_id, now), release);
-    if let Err(error) = released {
-        tracing::warn!(%error, "a verified login attempt was not released; it counts as a failure until it ages out");
-    }
-    match recorded? {
+    match state.store.record_login(credential.user_id, now).await? {
         LoginRecord::Disabled => {
             tracing::info!(user_id = %credential.user_id, "login refused: account disabled");
             let disabled = audit
                 .event(AuditEventType::LoginFailed, credential.user_id.to_string())
                 .with_username(username.as_str())
                 .with_reason(LoginFailure::Disabled);
-            state.store.record_audit(&[disabled], &provisional).await?;
+            let (released, recorded) = tokio::join!(
+                state
+                    .store
+                    .release_login_attempt(username.as_str(), attempt),
+                state.store.record_audit(std::slice::from_ref(&disabled), &provisional)
+            );
+            if let Err(error) = released {
+                tracing::warn!(%error, "a verified login attempt was not released; it counts as a failure until it ages out");
+            }
+            recorded?;
             Err(ApiError::Forbidden("Account is disabled".into()))
         }
-        LoginRecord::Recorded(user) => start_session(&req, state, &user, now, &provisional).await,
+        LoginRecord::Recorded(user) => {
+            let verified = VerifiedLogin {
+                username: username.as_str(),
+                password_hash: &credential.password_hash,
+                attempt,
+            };
+            start_session(&req, state, &user, now, &verified, &provisional).await
+        }
     }
 }
 

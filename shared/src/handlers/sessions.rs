@@ -20,12 +20,14 @@ use crate::http::{
 };
 use crate::ratelimit::{Reservation, reserve_login_attempt};
 use crate::store::{
-    LoginRead, LoginState, NewPassword, PasswordChange, RefreshRead, RefreshState, Rotation,
+    LoginRead, LoginState, NewPassword, PasswordChange, RefreshRead, SessionStart, VerifiedLogin, RefreshState, Rotation,
     SessionRecord, SessionStatus,
 };
 
 /// The function that changes passwords, as the failures it records name it.
 const CHANGE_PASSWORD_FUNCTION: &str = "change-password";
+/// A login refused for its credentials, whatever was wrong with them.
+pub const INCORRECT_LOGIN: ApiError = ApiError::Unauthorized("Incorrect username or password");
 const INVALID_REFRESH_TOKEN: ApiError = ApiError::Unauthorized("Invalid or expired refresh token");
 /// What is kept of a session's `User-Agent`.
 const USER_AGENT_CHARS: usize = 256;
@@ -56,14 +58,18 @@ fn token_pair(access: IssuedToken, refresh: &RefreshToken, state: &AppState) -> 
     )
 }
 
-/// Starts a session for `user`, who just proved their password: its item, its first refresh
-/// token and the `login.succeeded` event in one transaction, which withdraws the failure events
-/// recorded in case the password was wrong (`provisional`); then the pair login answers.
+/// Starts a session for `user`, who just proved their password (`verified`): its item, its
+/// first refresh token and the `login.succeeded` event in one transaction, which withdraws the
+/// failure events recorded in case the password was wrong (`provisional`) and releases the
+/// attempt; then the pair login answers. When the password changed or every session ended since
+/// the credential was read, nothing starts: 401 as for a wrong password, the provisional failure
+/// standing.
 pub async fn start_session(
     req: &Request,
     state: &AppState,
     user: &User,
     now: OffsetDateTime,
+    verified: &VerifiedLogin<'_>,
     provisional: &[AuditEvent],
 ) -> Result<Response<Body>, ApiError> {
     let tokens = jwt_keys(state)?;
@@ -88,10 +94,15 @@ pub async fn start_session(
         .event(AuditEventType::LoginSucceeded, user.id.to_string())
         .with_username(&user.username)
         .with_session(session.id);
-    state
+    let started = state
         .store
-        .start_session(&session, &refresh.hash(), &succeeded, provisional)
+        .start_session(&session, &refresh.hash(), verified, &succeeded, provisional)
         .await?;
+    if started == SessionStart::CredentialChanged {
+        tracing::info!(user_id = %user.id, "login refused: the password changed or every session ended while it was verified");
+        provisional.iter().for_each(AuditEvent::log);
+        return Err(INCORRECT_LOGIN);
+    }
     tracing::info!(user_id = %user.id, session_id = %session.id, "session started");
     Ok(token_pair(
         tokens.issue(user, session.id, now),

@@ -49,7 +49,7 @@ pub use login_attempts::{AttemptsWrite, LoginAttempts};
 pub use rate_counters::counter_hits;
 pub use sessions::{
     NewPassword, PasswordChange, RefreshLookup, RefreshRecord, RefreshState, Rotation,
-    SessionRecord, SessionStatus,
+    SessionRecord, SessionStart, SessionStatus, VerifiedLogin,
 };
 pub use user_admin::{UserActionError, UserActionOutcome, UserPage, user_in};
 pub use users::{CreateUserError, Credential, LoginRecord, LoginState, Session};

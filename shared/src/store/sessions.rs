@@ -5,7 +5,8 @@
 //! design for every write.
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, from_items, to_item};
@@ -168,6 +169,25 @@ pub enum PasswordChange {
     Conflict,
 }
 
+/// What a login verified, which must still hold when its session starts.
+#[derive(Clone, Copy, Debug)]
+pub struct VerifiedLogin<'a> {
+    pub username: &'a str,
+    /// The credential's hash the password verified against.
+    pub password_hash: &'a str,
+    /// The login attempt reserved before verifying: released when the session starts.
+    pub attempt: Uuid,
+}
+
+/// What starting a session came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionStart {
+    Started,
+    /// The password changed, or every session was ended, after the login read the credential:
+    /// nothing was written.
+    CredentialChanged,
+}
+
 /// A password change, beside the user whose it is.
 #[derive(Clone, Copy, Debug)]
 pub struct NewPassword<'a> {
@@ -216,15 +236,19 @@ fn epoch(value: u64) -> AttributeValue {
 
 impl Store {
     /// Starts a session with its first refresh token and records the login (`succeeded`,
-    /// withdrawing the failure `provisional` recorded in case the password was wrong), in one
-    /// transaction: all or nothing.
+    /// withdrawing the failure `provisional` recorded in case the password was wrong, and
+    /// releasing the attempt it reserved), in one transaction: all or nothing. It holds only
+    /// while what the login verified does: the credential still the hash it verified, the user's
+    /// `session_epoch` still the session's (no password change, no "log out everywhere" since);
+    /// otherwise nothing is written (`CredentialChanged`).
     pub async fn start_session(
         &self,
         session: &SessionRecord,
         token: &RefreshTokenHash,
+        verified: &VerifiedLogin<'_>,
         succeeded: &AuditEvent,
         provisional: &[AuditEvent],
-    ) -> Result<(), StoreError> {
+    ) -> Result<SessionStart, StoreError> {
         let mut item = to_item(session)?;
         item.extend(keys::session(session.id).attributes());
         item.insert(
@@ -236,21 +260,59 @@ impl Store {
             string(format!("{SESSION_PREFIX}{}", session.id)),
         );
         let token = refresh_item(token, session, session.expires_at)?;
+        let credential = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::username(verified.username).attributes()))
+            .condition_expression("password_hash = :verified AND user_id = :owner")
+            .expression_attribute_values(":verified", string(verified.password_hash))
+            .expression_attribute_values(":owner", string(session.user_id.to_string()))
+            .build()
+            .expect("table, key and condition are set");
+        let epoch_as_read = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::user(session.user_id).attributes()))
+            .condition_expression(if session.epoch == 0 {
+                "attribute_exists(PK) AND (attribute_not_exists(#epoch) OR #epoch = :read)"
+            } else {
+                "attribute_exists(PK) AND #epoch = :read"
+            })
+            .expression_attribute_names("#epoch", SESSION_EPOCH)
+            .expression_attribute_values(":read", epoch(session.epoch))
+            .build()
+            .expect("table, key and condition are set");
         let mut items = vec![
+            TransactWriteItem::builder()
+                .condition_check(credential)
+                .build(),
+            TransactWriteItem::builder()
+                .condition_check(epoch_as_read)
+                .build(),
             new_item(&self.table, item),
             new_item(&self.table, token),
             self.audit_put(succeeded)?,
+            self.attempt_release(verified.username, verified.attempt),
         ];
         for event in provisional {
             items.push(self.audit_delete(event)?);
         }
-        self.client
+        let result = self
+            .client
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
-            .await?;
-        succeeded.log();
-        Ok(())
+            .await;
+        let Err(error) = result else {
+            succeeded.log();
+            return Ok(SessionStart::Started);
+        };
+        let reasons = failed_conditions(error)?;
+        if reasons.iter().take(2).any(condition_failed) {
+            Ok(SessionStart::CredentialChanged)
+        } else {
+            Err(StoreError::Unexpected(format!(
+                "the session's start was cancelled: {reasons:?}"
+            )))
+        }
     }
 
     /// Rotates `presented` to `successor` at `now`, in one transaction: `presented` from current

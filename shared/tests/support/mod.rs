@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 pub mod faults;
+pub mod interleave;
 pub mod sessions;
 
 use aws_sdk_dynamodb::config::retry::RetryPartition;
@@ -52,10 +53,17 @@ impl TestApp {
     /// With every DynamoDB call going through `injector`, and a retry quota of its own (the
     /// SDK shares one per process otherwise), as a fresh Lambda instance would have.
     pub async fn with_fault_injector(injector: &FaultInjector) -> Self {
+        Self::with_interceptor(injector.clone()).await
+    }
+
+    /// With every DynamoDB call going through `interceptor` (see `with_fault_injector`).
+    pub async fn with_interceptor(
+        interceptor: impl aws_sdk_dynamodb::config::Intercept + 'static,
+    ) -> Self {
         let mut state = app_state(&[]).await;
         let sdk_config = shared::store::sdk_config(state.config.dynamodb_endpoint.as_deref()).await;
         let client_config = aws_sdk_dynamodb::config::Builder::from(&sdk_config)
-            .interceptor(injector.clone())
+            .interceptor(interceptor)
             .retry_partition(RetryPartition::new(format!(
                 "fault-injection-{}",
                 uuid::Uuid::new_v4()
