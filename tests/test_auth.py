@@ -181,4 +181,5 @@ def test_cors_answers_only_the_configured_origin(api):
     for origin in ["https://evil.example", "null", local_stack.DEVELOPMENT_ORIGIN + ".evil.example"]:
         refused = api.get("/health", headers={"Origin": origin})
         assert "Access-Control-Allow-Origin" not in refused.headers, origin
+        assert refused.headers["Vary"] == "Origin", origin  # a shared cache must not reuse it
         assert "Access-Control-Allow-Credentials" not in refused.headers

@@ -92,6 +92,7 @@ async fn events(app: &TestApp, action: UserAction, subject: Uuid) -> Vec<AuditEv
     app.state
         .store
         .audit_events(&AuditQuery {
+            at: now,
             kind: Some(action.event_type()),
             subject: Some(subject.to_string()),
             since: now - Duration::hours(1),

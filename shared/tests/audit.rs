@@ -23,6 +23,7 @@ async fn events_of(app: &TestApp, subject: &str) -> Vec<AuditEvent> {
     app.state
         .store
         .audit_events(&AuditQuery {
+            at: now,
             kind: None,
             subject: Some(subject.to_owned()),
             since: now - time::Duration::days(1),
@@ -560,6 +561,7 @@ async fn a_walk_over_months_stops_at_its_bound_with_a_cursor_that_goes_on() {
     let now = OffsetDateTime::now_utc();
     // Four years back, one partition a month and nothing in them: a page reads 32 at most.
     let query = |before| AuditQuery {
+        at: now,
         kind: Some(shared::domain::AuditEventType::UserUnlocked),
         subject: None,
         since: now - time::Duration::days(4 * 365),
@@ -845,4 +847,44 @@ async fn wrong_old_passwords_on_change_password_are_recorded_like_wrong_logins()
             assert_eq!(event["actor"], user_id.as_str());
         }
     }
+}
+
+/// Second security review, item 7: DynamoDB's TTL deletes an expired event days late at worst;
+/// until then the log answered it. An event past its `expires_at` is never answered.
+#[tokio::test]
+async fn events_past_their_retention_are_not_answered_before_ttl_deletes_them() {
+    let app = TestApp::new().await;
+    let (_, admin) = app.admin_with_token().await;
+    let subject = Uuid::new_v4().to_string();
+    let now = app.state.clock.now();
+    let recorded = |retention_days| {
+        let context = shared::domain::AuditContext {
+            retention_days,
+            ..support::audit_context(shared::domain::Actor::Fogctl, now)
+        };
+        context.event(shared::domain::AuditEventType::UserUnlocked, &subject)
+    };
+    let (expired, kept) = (recorded(-1), recorded(90));
+    app.state
+        .store
+        .record_audit(&[expired.clone(), kept.clone()], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        events_of(&app, &subject)
+            .await
+            .iter()
+            .map(|event| event.id)
+            .collect::<Vec<_>>(),
+        [kept.id]
+    );
+    for query in [
+        format!("subject={subject}"),
+        "type=user.unlocked&limit=100".to_owned(),
+    ] {
+        let listed = page(&app, &admin, query).await.to_string();
+        assert!(!listed.contains(&expired.id.to_string()), "{listed}");
+    }
+    let listed = page(&app, &admin, format!("subject={subject}")).await;
+    assert_eq!(listed["events"][0]["id"], kept.id.to_string());
 }

@@ -214,11 +214,7 @@ async fn login_reads_its_credential_in_the_rate_limiters_round_trip() {
     assert_eq!(app.login(&username, PASSWORD).await.status(), 200);
     assert_eq!(
         injector.calls(),
-        [
-            &reserved[..],
-            &["UpdateItem", "TransactWriteItems"]
-        ]
-        .concat(),
+        [&reserved[..], &["UpdateItem", "TransactWriteItems"]].concat(),
         "then last_login, then the session, its refresh token, its event and the reservation's release"
     );
 

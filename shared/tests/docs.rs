@@ -159,3 +159,42 @@ async fn a_json_route_cannot_cache_its_answers_or_loosen_its_policy() {
         Some(JSON_POLICY)
     );
 }
+
+/// Second security review, item 7: with origins allowed, whether an answer carries CORS headers
+/// depends on the request's `Origin`, so every answer says `Vary: Origin` (a shared cache would
+/// otherwise serve one origin's answer to another), an answer to a refused origin or to none
+/// included; without allowed origins nothing depends on it.
+#[tokio::test]
+async fn every_answer_varies_by_origin_when_origins_are_allowed() {
+    let allowed = "https://app.example.com";
+    let app = TestApp::with_settings(&[("CORS_ALLOWED_ORIGINS", allowed)]).await;
+    let requests = |origin: Option<&str>| {
+        let with = |builder: support::EventBuilder| match origin {
+            Some(origin) => builder.header("origin", origin),
+            None => builder,
+        };
+        [
+            (&DOCS, with(event("GET", "/docs")).build()),
+            (&HEALTH, with(event("GET", "/health")).build()),
+            (&ME, with(event("GET", "/api/auth/me")).build()),
+        ]
+    };
+    for origin in [Some(allowed), Some("https://elsewhere.example"), None] {
+        for (endpoint, request) in requests(origin) {
+            let response = app.call(endpoint, request).await;
+            let varies: Vec<_> = response.0.headers().get_all("vary").iter().collect();
+            assert_eq!(varies, ["Origin"], "{} from {origin:?}", endpoint.route);
+            assert_eq!(
+                response.header("access-control-allow-origin"),
+                origin.filter(|origin| *origin == allowed),
+                "{} from {origin:?}",
+                endpoint.route
+            );
+        }
+    }
+    let without = TestApp::with_settings(&[("CORS_ALLOWED_ORIGINS", "")]).await;
+    for (endpoint, request) in requests(Some(allowed)) {
+        let response = without.call(endpoint, request).await;
+        assert_eq!(response.header("vary"), None, "{}", endpoint.route);
+    }
+}

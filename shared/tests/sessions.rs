@@ -590,7 +590,8 @@ async fn a_login_verified_against_a_credential_that_changed_meanwhile_starts_no_
             let other = TestApp::new().await;
             let response = match racing {
                 "change-password" => {
-                    let body = json!({"old_password": PASSWORD, "new_password": "Fog-Compute-2025"});
+                    let body =
+                        json!({"old_password": PASSWORD, "new_password": "Fog-Compute-2025"});
                     change_password(&other, &access, body).await
                 }
                 _ => logout(&other, &access, "all=true").await,

@@ -64,6 +64,7 @@ pub async fn audit(
     let found = state
         .store
         .audit_events(&AuditQuery {
+            at: now,
             kind,
             subject,
             since,

@@ -144,7 +144,9 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
                 state
                     .store
                     .release_login_attempt(username.as_str(), attempt),
-                state.store.record_audit(std::slice::from_ref(&disabled), &provisional)
+                state
+                    .store
+                    .record_audit(std::slice::from_ref(&disabled), &provisional)
             );
             if let Err(error) = released {
                 tracing::warn!(%error, "a verified login attempt was not released; it counts as a failure until it ages out");

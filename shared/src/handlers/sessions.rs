@@ -20,8 +20,8 @@ use crate::http::{
 };
 use crate::ratelimit::{Reservation, reserve_login_attempt};
 use crate::store::{
-    LoginRead, LoginState, NewPassword, PasswordChange, RefreshRead, SessionStart, VerifiedLogin, RefreshState, Rotation,
-    SessionRecord, SessionStatus,
+    LoginRead, LoginState, NewPassword, PasswordChange, RefreshRead, RefreshState, Rotation,
+    SessionRecord, SessionStart, SessionStatus, VerifiedLogin,
 };
 
 /// The function that changes passwords, as the failures it records name it.

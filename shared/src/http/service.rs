@@ -124,6 +124,12 @@ async fn respond(endpoint: &Endpoint, req: Request, state: &'static AppState) ->
     if let Some(decision) = rate_limit {
         add_rate_limit_headers(&mut response, &decision);
     }
+    if !state.config.cors_allowed_origins.is_empty() {
+        // Whether the CORS headers are there depends on the request's Origin, allowed or not.
+        response
+            .headers_mut()
+            .append(VARY, HeaderValue::from_static("Origin"));
+    }
     if let Some(origin) = allowed_origin {
         add_cors_headers(&mut response, origin);
     }
@@ -245,7 +251,6 @@ fn add_cors_headers(response: &mut Response<Body>, origin: HeaderValue) {
             "Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset",
         ),
     );
-    headers.append(VARY, HeaderValue::from_static("Origin"));
 }
 
 /// The Content-Security-Policy of every JSON answer: it loads nothing and may be framed by no page.

@@ -64,6 +64,9 @@ fn event_item(event: &AuditEvent) -> Result<Item, StoreError> {
 /// page's cursor) and times within `since..=until`.
 #[derive(Clone, Debug)]
 pub struct AuditQuery {
+    /// When the query is made: events expired by then are left out, though DynamoDB's TTL may
+    /// not have deleted them yet (it can take days).
+    pub at: OffsetDateTime,
     pub kind: Option<AuditEventType>,
     pub subject: Option<String>,
     pub since: OffsetDateTime,
@@ -302,12 +305,16 @@ impl Store {
         if partition_key == GSI1PK {
             request = request.index_name(GSI1);
         }
-        if let Some(kind) = query.kind {
-            request = request
-                .filter_expression("#type = :type")
+        request = request
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":at", number(query.at.unix_timestamp()));
+        request = match query.kind {
+            Some(kind) => request
+                .filter_expression("#expires_at > :at AND #type = :type")
                 .expression_attribute_names("#type", "type")
-                .expression_attribute_values(":type", AttributeValue::S(kind.as_str().into()));
-        }
+                .expression_attribute_values(":type", AttributeValue::S(kind.as_str().into())),
+            None => request.filter_expression("#expires_at > :at"),
+        };
         let output = request.send().await?;
         let events = output
             .items

@@ -61,9 +61,7 @@ impl Intercept for Interleave {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let operation = cfg.load::<Metadata>().map_or("unknown", Metadata::name);
-        if operation != self.operation
-            || self.seen.fetch_add(1, Ordering::SeqCst) + 1 != self.nth
-        {
+        if operation != self.operation || self.seen.fetch_add(1, Ordering::SeqCst) + 1 != self.nth {
             return Ok(());
         }
         if let Some(action) = self.action.lock().unwrap().take() {
