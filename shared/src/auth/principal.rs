@@ -41,6 +41,22 @@ impl Principal {
         }
     }
 
+    /// Whether the request's user proved their password within `max_age_seconds` of `now`
+    /// (epoch s): its access token's `auth_time`. A token without one, or an API key, never did.
+    pub fn signed_in_within(&self, max_age_seconds: i64, now: i64) -> Result<(), AuthError> {
+        match self {
+            Self::User {
+                claims:
+                    Claims {
+                        auth_time: Some(auth_time),
+                        ..
+                    },
+                ..
+            } if now - auth_time <= max_age_seconds => Ok(()),
+            _ => Err(AuthError::SignInTooOld { max_age_seconds }),
+        }
+    }
+
     /// Whether this principal may use a route that takes `api_keys`: a token always may; a key
     /// only where keys are accepted, and then only with the route's scope.
     pub fn authorize(&self, api_keys: ApiKeys) -> Result<(), AuthError> {
@@ -87,6 +103,13 @@ pub enum AuthError {
     KeysRefused,
     #[error("Send either a bearer token or an API key, not both")]
     BothCredentials,
+    /// A valid token whose sign-in is older than the action allows (RFC 9470's
+    /// `insufficient_user_authentication`).
+    #[error(
+        "This action needs a sign-in within the last {} minutes: confirm your password with POST /api/auth/reauthenticate, then retry with the access token it answers",
+        max_age_seconds / 60
+    )]
+    SignInTooOld { max_age_seconds: i64 },
     #[error("the credentials could not be checked: the table did not answer")]
     Unavailable,
 }

@@ -80,6 +80,7 @@ pub async fn start_session(
         status: SessionStatus::Active,
         epoch: user.session_epoch,
         expires_at: now.unix_timestamp() + refresh_seconds(state),
+        auth_time: Some(now),
     };
     let refresh = RefreshToken::generate(user.id, session.id);
     let succeeded = audit_context(req, state, Actor::User(user.id), now)
@@ -146,6 +147,8 @@ pub async fn refresh(req: Request, state: &AppState) -> Result<Response<Body>, A
     }
     let successor = tokens.refresh_successor(&presented);
     let successor_hash = successor.hash();
+    // A refresh is no sign-in: its access token keeps the session's.
+    let signed_in_at = session.signed_in_at().unix_timestamp();
     let spent = match record.state {
         RefreshState::Current => {
             let rotation = state
@@ -161,8 +164,13 @@ pub async fn refresh(req: Request, state: &AppState) -> Result<Response<Body>, A
             match rotation {
                 Rotation::Rotated => {
                     tracing::info!(session_id = %session.id, "refresh token rotated");
-                    let access =
-                        tokens.issue_rotated(&user, session.id, now_seconds, &successor_hash);
+                    let access = tokens.issue_rotated(
+                        &user,
+                        session.id,
+                        now_seconds,
+                        signed_in_at,
+                        &successor_hash,
+                    );
                     return Ok(token_pair(access, &successor, state));
                 }
                 // Another request rotated it first: as for a token read as spent.
@@ -179,7 +187,8 @@ pub async fn refresh(req: Request, state: &AppState) -> Result<Response<Body>, A
     match spent.spent_at {
         Some(spent_at) if now_seconds - spent_at < grace && spent.succeeded_by(&successor_hash) => {
             tracing::info!(session_id = %session.id, "refresh token presented again within the grace: the same pair");
-            let access = tokens.issue_rotated(&user, session.id, spent_at, &successor_hash);
+            let access =
+                tokens.issue_rotated(&user, session.id, spent_at, signed_in_at, &successor_hash);
             Ok(token_pair(access, &successor, state))
         }
         _ => {

@@ -48,8 +48,8 @@ pub use ledger::{
 pub use login_attempts::{AttemptsWrite, LoginAttempts};
 pub use rate_counters::counter_hits;
 pub use sessions::{
-    PasswordChange, RefreshLookup, RefreshRecord, RefreshState, Rotation, SessionRecord,
-    SessionStatus,
+    PasswordChange, Reauthentication, RefreshLookup, RefreshRecord, RefreshState, Rotation,
+    SessionRecord, SessionStatus,
 };
 pub use user_admin::{UserActionError, UserActionOutcome, UserPage, user_in};
 pub use users::{CreateUserError, Credential, LoginRecord, LoginState, Session};

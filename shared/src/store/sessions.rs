@@ -52,9 +52,23 @@ pub struct SessionRecord {
     pub epoch: u64,
     /// When its newest refresh token expires (epoch s): the session's TTL.
     pub expires_at: i64,
+    /// When its user last proved their password in it: the login, or the latest
+    /// reauthentication. Absent from sessions begun before it was recorded (see `auth_time`).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auth_time: Option<OffsetDateTime>,
 }
 
 impl SessionRecord {
+    /// When its user last proved their password in it (its access tokens' `auth_time`): a
+    /// session begun before that was recorded, when it began.
+    pub fn signed_in_at(&self) -> OffsetDateTime {
+        self.auth_time.unwrap_or(self.created_at)
+    }
+
     /// Whether the session still admits the tokens it issued to `user`: its own, active, and not
     /// ended since by "log out everywhere" or a password change (its epoch behind the user's).
     /// Its access tokens never outlive it (`config::REFRESH_TOKEN_DAYS`), so this needs no clock.
@@ -156,6 +170,14 @@ pub enum Rotation {
     /// The presented token was no longer current: here it is as it now is (absent: gone).
     NotCurrent(Option<RefreshRecord>),
     /// The session ended before the rotation could be written.
+    SessionEnded,
+}
+
+/// What a reauthentication came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reauthentication {
+    Recorded,
+    /// The session is no longer live (it ended, or expired, since it was read): nothing written.
     SessionEnded,
 }
 
@@ -550,6 +572,62 @@ impl Store {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => return Ok(sessions),
             }
+        }
+    }
+
+    /// Records that `user` proved their password again at `at` in session `session_id`: its
+    /// `auth_time`, with the `succeeded` event, withdrawing the failure `provisional` recorded
+    /// in case the password was wrong, in one transaction; on condition that the session is
+    /// still live (the user's, active, not behind the user's epoch as read, unexpired).
+    pub async fn reauthenticate(
+        &self,
+        user: &User,
+        session_id: Uuid,
+        at: OffsetDateTime,
+        succeeded: &AuditEvent,
+        provisional: &[AuditEvent],
+    ) -> Result<Reauthentication, StoreError> {
+        let signed_in = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::session(session_id).attributes()))
+            .update_expression("SET auth_time = :at")
+            .condition_expression(
+                "user_id = :owner AND #status = :active AND #epoch >= :epoch AND #expires_at > :now",
+            )
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#epoch", EPOCH)
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":at", string(rfc3339(at)?))
+            .expression_attribute_values(":owner", string(user.id.to_string()))
+            .expression_attribute_values(":active", string(ACTIVE))
+            .expression_attribute_values(":epoch", epoch(user.session_epoch))
+            .expression_attribute_values(":now", number(at.unix_timestamp()))
+            .build()
+            .expect("table, key and expressions are set");
+        let mut items = vec![
+            TransactWriteItem::builder().update(signed_in).build(),
+            self.audit_put(succeeded)?,
+        ];
+        for event in provisional {
+            items.push(self.audit_delete(event)?);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Err(error) = result else {
+            succeeded.log();
+            return Ok(Reauthentication::Recorded);
+        };
+        let reasons = failed_conditions(error)?;
+        if reasons.first().is_some_and(condition_failed) {
+            Ok(Reauthentication::SessionEnded)
+        } else {
+            Err(StoreError::Unexpected(format!(
+                "reauthentication cancelled: {reasons:?}"
+            )))
         }
     }
 }
