@@ -208,6 +208,12 @@ impl AuditEvent {
         self.with("transaction_id", transaction_id.to_string())
     }
 
+    /// The route other than login's that proved (or failed to prove) a password, on
+    /// `login.*` events: `reauthenticate`.
+    pub fn with_via(self, route: &str) -> Self {
+        self.with("via", route)
+    }
+
     pub fn with_flag(self, name: &str, value: bool) -> Self {
         self.with(name, value)
     }

@@ -10,18 +10,21 @@ use uuid::Uuid;
 
 use super::body_string;
 use crate::AppState;
-use crate::auth::{IssuedToken, JwtKeys, Principal, hash_password, verify_password};
+use crate::auth::{
+    IssuedToken, JwtKeys, Principal, hash_password, stated_username, verify_password,
+};
 use crate::domain::{
-    Actor, AuditEvent, AuditEventType, EscapedText, Fields, Password, RefreshToken, User, Username,
-    normalized_password,
+    Actor, AuditEvent, AuditEventType, EscapedText, Fields, LoginFailure, Password, RefreshToken,
+    User, Username, normalized_password,
 };
 use crate::http::{
-    ApiError, audit_context, json_body, json_response, path_parameter, prefetched, source_ip,
+    ApiError, audit_context, bearer_token, json_body, json_response, path_parameter, prefetched,
+    source_ip,
 };
 use crate::ratelimit::{Reservation, reserve_login_attempt};
 use crate::store::{
-    LoginRead, LoginState, PasswordChange, RefreshRead, RefreshState, Rotation, SessionRecord,
-    SessionStatus,
+    KeyRevocation, LoginRead, LoginState, PasswordChange, Reauthentication, RefreshRead, RefreshState, Rotation,
+    SessionRecord, SessionStatus,
 };
 
 const INVALID_REFRESH_TOKEN: ApiError = ApiError::Unauthorized("Invalid or expired refresh token");
@@ -290,7 +293,7 @@ pub async fn delete_session(
 
 /// `POST /api/auth/change-password`: the old password (counted toward the login lockout like a
 /// login), a new one meeting the registration rules; then one transaction changes the hash and
-/// ends every other session.
+/// ends every other session, and with `revoke_api_keys: true` revokes every API key of the user.
 pub async fn change_password(
     req: Request,
     principal: Principal,
@@ -299,7 +302,10 @@ pub async fn change_password(
     let mut fields = Fields::new(json_body(&req)?);
     let old_password = fields.string("old_password", |raw| Ok(normalized_password(raw)));
     let new_password = fields.string("new_password", Password::parse);
-    let (Some(old_password), Some(new_password)) = (old_password, new_password) else {
+    let revoke_api_keys = fields.boolean("revoke_api_keys", Some(false));
+    let (Some(old_password), Some(new_password), Some(revoke_api_keys)) =
+        (old_password, new_password, revoke_api_keys)
+    else {
         return Err(fields.into_error().into());
     };
     let user = principal.user();
@@ -344,18 +350,38 @@ pub async fn change_password(
         tracing::info!("password change refused: bad credentials");
         return Err(ApiError::Unauthorized("Incorrect password"));
     }
-    // The right password takes its attempt back while the new one is hashed; then one
-    // transaction, so that a failure anywhere leaves the password as it was or changed.
-    let (released, new_hash) = tokio::join!(
+    // The right password takes its attempt back while the new one is hashed (and the keys to
+    // revoke are read); then one transaction, so that a failure anywhere leaves the password (and
+    // the keys) as they were or changed.
+    let keys_to_revoke = async {
+        match revoke_api_keys {
+            true => state.store.api_keys(user.id).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let (released, new_hash, keys) = tokio::join!(
         state
             .store
             .release_login_attempt(username.as_str(), attempt),
-        hash_password(new_password)
+        hash_password(new_password),
+        keys_to_revoke
     );
     released?;
-    let changed = audit_context(&req, state, Actor::User(user.id), now)
+    let audit = audit_context(&req, state, Actor::User(user.id), now);
+    let changed = audit
         .event(AuditEventType::PasswordChanged, user.id.to_string())
         .with_session(session_id);
+    let revocations: Option<Vec<KeyRevocation>> = keys?.map(|keys| {
+        keys.into_iter()
+            .filter(|key| key.is_active)
+            .map(|key| KeyRevocation {
+                key_id: key.id,
+                revoked: audit
+                    .event(AuditEventType::ApiKeyRevoked, user.id.to_string())
+                    .with_api_key(key.id),
+            })
+            .collect()
+    });
     let changed = state
         .store
         .change_password(
@@ -364,16 +390,152 @@ pub async fn change_password(
             &new_hash?,
             session_id,
             &changed,
+            revocations.as_deref(),
         )
         .await?;
     match changed {
         PasswordChange::Changed => {
-            tracing::info!(user_id = %user.id, "password changed; every other session ended");
+            tracing::info!(user_id = %user.id, revoke_api_keys, "password changed; every other session ended");
+            let message = match revoke_api_keys {
+                true => "Password changed; every other session has ended and every API key is revoked",
+                false => "Password changed; every other session has ended",
+            };
             Ok(json_response(
                 StatusCode::OK,
-                &json!({"success": true, "message": "Password changed; every other session has ended"}),
+                &json!({"success": true, "message": message}),
             ))
         }
         PasswordChange::Conflict => Err(ApiError::Unauthorized("Could not validate credentials")),
+        PasswordChange::KeysChanged => Err(ApiError::Conflict(
+            "The API keys changed while the password was being changed; nothing was changed, try again".into(),
+        )),
     }
+}
+
+/// What a reauthentication's `login.*` events name as the route that checked the password.
+const REAUTHENTICATE: &str = "reauthenticate";
+
+/// `POST /api/auth/reauthenticate` `{password}`: the caller proves their password again, counted
+/// toward the login lockout and audited as a login is (`login.*` events, `via: reauthenticate`),
+/// and gets a new access token of the same session whose `auth_time` is now: what the actions
+/// that need a recent sign-in (creating an API key) ask for. Nothing else changes: the refresh
+/// token, and the session but for its `auth_time`, stay as they are.
+pub async fn reauthenticate(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let mut fields = Fields::new(json_body(&req)?);
+    let Some(password) = fields.string("password", |raw| Ok(normalized_password(raw))) else {
+        return Err(fields.into_error().into());
+    };
+    let tokens = jwt_keys(state)?;
+    let user = principal.user();
+    let session_id = principal
+        .session_id()
+        .ok_or(ApiError::Unauthorized("Could not validate credentials"))?;
+    let username = Username::parse(&user.username)
+        .map_err(|reason| ApiError::Internal(format!("a stored username is invalid: {reason}")))?;
+    let LoginState {
+        credential,
+        attempts,
+    } = state
+        .store
+        .first_read(&LoginRead(username.clone()), prefetched(&req))
+        .await?;
+    let credential = credential
+        .filter(|credential| credential.user_id == user.id)
+        .ok_or_else(|| ApiError::Internal("the user has no credential".into()))?;
+    let now = state.clock.now();
+    let audit = audit_context(&req, state, Actor::User(user.id), now);
+    let subject = user.id.to_string();
+    let event = |kind| {
+        audit
+            .event(kind, &subject)
+            .with_username(username.as_str())
+            .with_session(session_id)
+            .with_via(REAUTHENTICATE)
+    };
+    let failed = |reason| event(AuditEventType::LoginFailed).with_reason(reason);
+    let if_failed = |locks: bool| {
+        let mut events = vec![failed(LoginFailure::BadPassword)];
+        events.extend(locks.then(|| event(AuditEventType::LoginLocked)));
+        events
+    };
+    let reservation = reserve_login_attempt(
+        &state.store,
+        username.as_str(),
+        attempts,
+        now.unix_timestamp(),
+        if_failed,
+    )
+    .await?;
+    let (attempt, provisional) = match reservation {
+        Reservation::Reserved {
+            attempt,
+            provisional,
+        } => (attempt, provisional),
+        Reservation::Locked {
+            retry_after_seconds,
+        } => {
+            tracing::info!("reauthentication refused: too many failed attempts for this username");
+            state
+                .store
+                .record_audit(&[failed(LoginFailure::Locked)], &[])
+                .await?;
+            return Err(ApiError::RateLimited {
+                retry_after_seconds,
+                detail: "Too many failed login attempts; try again later".into(),
+            });
+        }
+    };
+    // A wrong password leaves its reserved attempt and its provisional events in place: they
+    // are the recorded failure.
+    if !verify_password(password, Some(credential.password_hash.clone())).await {
+        tracing::info!("reauthentication refused: bad credentials");
+        provisional.iter().for_each(AuditEvent::log);
+        return Err(ApiError::Unauthorized("Incorrect password"));
+    }
+    let succeeded = event(AuditEventType::LoginSucceeded);
+    let (released, recorded) = tokio::join!(
+        state
+            .store
+            .release_login_attempt(username.as_str(), attempt),
+        state
+            .store
+            .reauthenticate(user, session_id, now, &succeeded, &provisional)
+    );
+    if let Err(error) = released {
+        tracing::warn!(%error, "a verified attempt was not released; it counts as a failure until it ages out");
+    }
+    match recorded? {
+        Reauthentication::Recorded => {
+            tracing::info!(user_id = %user.id, session_id = %session_id, "reauthenticated");
+            let access = tokens.issue(user, session_id, now);
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "access_token": access.token,
+                    "token_type": "bearer",
+                    "expires_in": access.expires_in,
+                }),
+            ))
+        }
+        Reauthentication::SessionEnded => {
+            tracing::info!(session_id = %session_id, "reauthentication refused: the session ended meanwhile");
+            // The password was right: its provisional failure does not stand.
+            state.store.record_audit(&[], &provisional).await?;
+            Err(ApiError::Unauthorized("Could not validate credentials"))
+        }
+    }
+}
+
+/// What reauthenticate reads first: the credential and failed logins of the username its bearer
+/// token states (the token is verified before the handler runs, which reads for itself unless
+/// these are its user's).
+pub fn reauthenticate_first_read(req: &Request, _: Option<Uuid>) -> Option<LoginRead> {
+    bearer_token(req)
+        .and_then(stated_username)
+        .and_then(|username| Username::parse(&username).ok())
+        .map(LoginRead)
 }

@@ -30,7 +30,9 @@ use uuid::Uuid;
 
 use crate::telemetry;
 
-pub use api_keys::{CreateApiKeyError, KeySession, LAST_USED_INTERVAL, RevokeApiKey, api_key_in};
+pub use api_keys::{
+    CreateApiKeyError, KeyRevocation, KeySession, LAST_USED_INTERVAL, RevokeApiKey, api_key_in,
+};
 pub use audit::{AuditPage, AuditQuery};
 pub use devices::RegisterDevice;
 pub use error::StoreError;

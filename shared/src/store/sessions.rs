@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::error::{condition_failed, failed_conditions, is_condition_failure};
 use super::keys::{self, GSI1, GSI1PK, GSI1SK, SESSION_PREFIX};
-use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
+use super::{Item, KeyRevocation, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{AuditEvent, RefreshToken, RefreshTokenHash, User, rfc3339};
 
 const STATUS: &str = "status";
@@ -188,6 +188,9 @@ pub enum PasswordChange {
     /// The credential, the user's sessions (another change, "log out everywhere", a
     /// deactivation) or the caller's session changed since they were read: nothing was written.
     Conflict,
+    /// Asked to revoke every API key, and the user's keys changed since they were read (one
+    /// created, revoked or retired): nothing was written.
+    KeysChanged,
 }
 
 /// A write of one item: `Put` conditioned on the item being new.
@@ -470,7 +473,8 @@ impl Store {
     /// A password change, in one transaction: the credential's hash from `old_hash` (the one
     /// verified) to `new_hash`; the user's `session_epoch` from the one read (`user`) to the next,
     /// which ends every session; session `session_id`'s epoch to that next one, so that it alone
-    /// goes on; and the `changed` event.
+    /// goes on; and the `changed` event. With `revoked_keys` (every active API key of the user, as
+    /// read), those keys are revoked too, each with its event (`Store::revoke_every_api_key`).
     pub async fn change_password(
         &self,
         user: &User,
@@ -478,6 +482,7 @@ impl Store {
         new_hash: &str,
         session_id: Uuid,
         changed: &AuditEvent,
+        revoked_keys: Option<&[KeyRevocation]>,
     ) -> Result<PasswordChange, StoreError> {
         let next = user.session_epoch + 1;
         let credential = Update::builder()
@@ -515,24 +520,39 @@ impl Store {
             .expression_attribute_values(":owner", string(user.id.to_string()))
             .build()
             .expect("table, key and expressions are set");
+        let mut items = vec![
+            TransactWriteItem::builder().update(credential).build(),
+            TransactWriteItem::builder().update(sessions).build(),
+            TransactWriteItem::builder().update(current).build(),
+            self.audit_put(changed)?,
+        ];
+        let password_items = items.len();
+        if let Some(revoked_keys) = revoked_keys {
+            items.extend(self.revoke_every_api_key(user.id, revoked_keys)?);
+        }
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(credential).build())
-            .transact_items(TransactWriteItem::builder().update(sessions).build())
-            .transact_items(TransactWriteItem::builder().update(current).build())
-            .transact_items(self.audit_put(changed)?)
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {
             Ok(_) => {
                 changed.log();
+                revoked_keys
+                    .into_iter()
+                    .flatten()
+                    .for_each(|key| key.revoked.log());
                 Ok(PasswordChange::Changed)
             }
             Err(error) => {
                 let reasons = failed_conditions(error)?;
                 tracing::info!(?reasons, "password change refused by its conditions");
-                Ok(PasswordChange::Conflict)
+                if reasons.iter().take(password_items).any(condition_failed) {
+                    Ok(PasswordChange::Conflict)
+                } else {
+                    Ok(PasswordChange::KeysChanged)
+                }
             }
         }
     }
