@@ -173,3 +173,41 @@ impl Credentials {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Email, Username};
+
+    fn signed_in_at(auth_time: Option<i64>) -> Principal {
+        let user = User::new(
+            &Username::parse("alice").unwrap(),
+            &Email::parse("alice@example.com").unwrap(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let claims = serde_json::from_value(serde_json::json!({
+            "sub": user.id, "username": "alice", "iat": 0, "exp": 0, "jti": Uuid::new_v4(),
+            "sid": Uuid::now_v7(), "iss": "", "aud": "", "auth_time": auth_time,
+        }))
+        .unwrap();
+        Principal::User { user, claims }
+    }
+
+    #[test]
+    fn a_sign_in_is_recent_up_to_max_age_seconds_inclusive() {
+        const NOW: i64 = 1_800_000_000;
+        let too_old = Err(AuthError::SignInTooOld {
+            max_age_seconds: 600,
+        });
+        assert_eq!(signed_in_at(Some(NOW)).signed_in_within(600, NOW), Ok(()));
+        assert_eq!(
+            signed_in_at(Some(NOW - 600)).signed_in_within(600, NOW),
+            Ok(())
+        );
+        assert_eq!(
+            signed_in_at(Some(NOW - 601)).signed_in_within(600, NOW),
+            too_old
+        );
+        assert_eq!(signed_in_at(None).signed_in_within(600, NOW), too_old);
+    }
+}
