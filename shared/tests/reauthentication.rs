@@ -201,17 +201,28 @@ async fn reauthenticating_answers_a_token_of_the_same_session_signed_in_now() {
     let answer = reauthenticate(&later, &pair.access, PASSWORD).await;
     assert_eq!(answer.status(), 200, "{}", answer.text());
     let body = answer.json();
-    let mut fields: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut fields: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     fields.sort_unstable();
     assert_eq!(fields, ["access_token", "expires_in", "token_type"]);
-    assert_eq!((&body["token_type"], &body["expires_in"]), (&json!("bearer"), &json!(1800)));
+    assert_eq!(
+        (&body["token_type"], &body["expires_in"]),
+        (&json!("bearer"), &json!(1800))
+    );
     let access = body["access_token"].as_str().unwrap();
     let after = app.claims(access);
     let now = later.state.clock.now().unix_timestamp();
     assert_eq!((after.sid, after.sub), (before.sid, before.sub));
     assert_ne!(after.jti, before.jti);
     let auth_time = after.auth_time.unwrap();
-    assert!((now - 5..=now).contains(&auth_time), "{auth_time} is now ({now})");
+    assert!(
+        (now - 5..=now).contains(&auth_time),
+        "{auth_time} is now ({now})"
+    );
 
     // The session's sign-in moved on, and nothing else of it changed.
     let session_after = app.session_item(before.sid).await.unwrap();
@@ -222,15 +233,28 @@ async fn reauthenticating_answers_a_token_of_the_same_session_signed_in_now() {
     changed.sort_unstable();
     assert_eq!(changed, ["auth_time"]);
     // The key is made now, and a refresh keeps the new sign-in.
-    assert_eq!(later.create_key(access, &json!({"name": "a"})).await.status(), 201);
-    assert_eq!(later.me(&pair.access).await.status(), 200, "the old token lives on");
+    assert_eq!(
+        later
+            .create_key(access, &json!({"name": "a"}))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        later.me(&pair.access).await.status(),
+        200,
+        "the old token lives on"
+    );
     let refreshed = Pair::of(&later.refresh(&pair.refresh).await);
     assert_eq!(app.claims(&refreshed.access).auth_time, Some(auth_time));
 
     let succeeded = events(&app, before.sub, "login.succeeded").await;
     let reauthenticated = serde_json::to_value(&succeeded[0]).unwrap();
     assert_eq!(reauthenticated["detail"]["via"], "reauthenticate");
-    assert_eq!(reauthenticated["detail"]["session_id"], before.sid.to_string());
+    assert_eq!(
+        reauthenticated["detail"]["session_id"],
+        before.sid.to_string()
+    );
     assert_eq!(reauthenticated["actor"], before.sub.to_string());
     assert!(events(&app, before.sub, "login.failed").await.is_empty());
 }
@@ -244,7 +268,12 @@ async fn a_wrong_password_counts_toward_the_lockout_and_is_audited() {
     let user = app.claims(&pair.access).sub;
     for attempt in 1..=MAX_FAILED_LOGINS {
         let refused = reauthenticate(&app, &pair.access, "Not-The-Password-1").await;
-        assert_eq!(refused.status(), 401, "attempt {attempt}: {}", refused.text());
+        assert_eq!(
+            refused.status(),
+            401,
+            "attempt {attempt}: {}",
+            refused.text()
+        );
         assert_eq!(refused.json()["detail"], "Incorrect password");
         assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
     }
@@ -259,7 +288,10 @@ async fn a_wrong_password_counts_toward_the_lockout_and_is_audited() {
         .map(|event| serde_json::to_value(event).unwrap()["detail"]["reason"].clone())
         .collect();
     assert_eq!(reasons[0], "locked");
-    assert!(reasons[1..].iter().all(|reason| reason == "bad_password"), "{reasons:?}");
+    assert!(
+        reasons[1..].iter().all(|reason| reason == "bad_password"),
+        "{reasons:?}"
+    );
     let via: Vec<Value> = failed
         .iter()
         .map(|event| serde_json::to_value(event).unwrap()["detail"]["via"].clone())
@@ -283,7 +315,11 @@ async fn only_a_live_session_reauthenticates_and_never_with_a_key_or_bad_input()
     let refused = app.call(&REAUTHENTICATE, with_key).await;
     assert_eq!(refused.status(), 403, "{}", refused.text());
 
-    for body in [json!({}), json!({"password": 12}), json!({"password": null})] {
+    for body in [
+        json!({}),
+        json!({"password": 12}),
+        json!({"password": null}),
+    ] {
         let request = event("POST", "/api/auth/reauthenticate")
             .bearer(&pair.access)
             .json(&body)
@@ -293,8 +329,13 @@ async fn only_a_live_session_reauthenticates_and_never_with_a_key_or_bad_input()
         assert_eq!(invalid.json()["errors"][0]["field"], "password");
     }
 
-    let logout = event("POST", "/api/auth/logout").bearer(&pair.access).build();
-    assert_eq!(app.call(&shared::handlers::LOGOUT, logout).await.status(), 200);
+    let logout = event("POST", "/api/auth/logout")
+        .bearer(&pair.access)
+        .build();
+    assert_eq!(
+        app.call(&shared::handlers::LOGOUT, logout).await.status(),
+        200
+    );
     let ended = reauthenticate(&app, &pair.access, PASSWORD).await;
     assert_eq!(ended.status(), 401, "{}", ended.text());
 }
@@ -307,7 +348,11 @@ async fn a_session_ended_meanwhile_is_not_signed_in_again() {
     let (_, pair) = app.user_with_pair().await;
     let claims = app.claims(&pair.access);
     let store = &app.state.store;
-    let user = store.user_by_username(&claims.username).await.unwrap().unwrap();
+    let user = store
+        .user_by_username(&claims.username)
+        .await
+        .unwrap()
+        .unwrap();
     let now = app.state.clock.now();
     let audit = support::audit_context(shared::domain::Actor::User(user.id), now);
     let logout = audit.event(shared::domain::AuditEventType::Logout, user.id.to_string());
@@ -323,7 +368,11 @@ async fn a_session_ended_meanwhile_is_not_signed_in_again() {
     assert_eq!(recorded, shared::store::Reauthentication::SessionEnded);
     let session = app.session_item(claims.sid).await.unwrap();
     assert_eq!(text(&session, "status"), "revoked");
-    assert_eq!(events(&app, user.id, "login.succeeded").await.len(), 1, "the login's only");
+    assert_eq!(
+        events(&app, user.id, "login.succeeded").await.len(),
+        1,
+        "the login's only"
+    );
 }
 
 #[tokio::test]
@@ -341,7 +390,9 @@ async fn a_password_change_may_revoke_every_key_in_its_transaction() {
         .bearer(&pair.access)
         .build();
     assert_eq!(
-        app.call(&shared::handlers::REVOKE_API_KEY, revoke).await.status(),
+        app.call(&shared::handlers::REVOKE_API_KEY, revoke)
+            .await
+            .status(),
         200
     );
     assert_eq!(active_count(&app, user).await, Some(2));
@@ -374,7 +425,10 @@ async fn a_password_change_may_revoke_every_key_in_its_transaction() {
     revoked.sort_unstable();
     let mut expected: Vec<String> = secrets.iter().map(|(id, _)| id.clone()).collect();
     expected.sort_unstable();
-    assert_eq!(revoked, expected, "one event each, the earlier revocation's included");
+    assert_eq!(
+        revoked, expected,
+        "one event each, the earlier revocation's included"
+    );
     assert_eq!(events(&app, user, "password.changed").await.len(), 1);
 }
 

@@ -23,8 +23,8 @@ use crate::http::{
 };
 use crate::ratelimit::{Reservation, reserve_login_attempt};
 use crate::store::{
-    KeyRevocation, LoginRead, LoginState, PasswordChange, Reauthentication, RefreshRead, RefreshState, Rotation,
-    SessionRecord, SessionStatus,
+    KeyRevocation, LoginRead, LoginState, PasswordChange, Reauthentication, RefreshRead,
+    RefreshState, Rotation, SessionRecord, SessionStatus,
 };
 
 const INVALID_REFRESH_TOKEN: ApiError = ApiError::Unauthorized("Invalid or expired refresh token");

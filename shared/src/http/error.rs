@@ -24,7 +24,10 @@ pub enum ApiError {
     /// challenge, `WWW-Authenticate: Bearer error="insufficient_user_authentication",
     /// max_age=<max_age_seconds>`.
     #[error("{detail}")]
-    ReauthenticationRequired { max_age_seconds: i64, detail: String },
+    ReauthenticationRequired {
+        max_age_seconds: i64,
+        detail: String,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]

@@ -39,9 +39,7 @@ pub fn problem(error: &ApiError) -> Response<Body> {
         ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
         ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ApiError::Unauthorized(_) | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
-        ApiError::Forbidden(_) | ApiError::ReauthenticationRequired { .. } => {
-            StatusCode::FORBIDDEN
-        }
+        ApiError::Forbidden(_) | ApiError::ReauthenticationRequired { .. } => StatusCode::FORBIDDEN,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         ApiError::Conflict(_) => StatusCode::CONFLICT,
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -165,7 +163,10 @@ mod tests {
             r#"Bearer error="insufficient_user_authentication", max_age=600"#
         );
         let body = body(&response);
-        assert_eq!((body["status"].as_u64(), body["detail"].as_str()), (Some(403), Some("Sign in again")));
+        assert_eq!(
+            (body["status"].as_u64(), body["detail"].as_str()),
+            (Some(403), Some("Sign in again"))
+        );
     }
 
     #[test]

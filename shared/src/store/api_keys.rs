@@ -297,10 +297,7 @@ impl Store {
             .expression_attribute_names("#active", "active")
             .expression_attribute_values(":zero", number(0));
         if !revocations.is_empty() {
-            count = count.expression_attribute_values(
-                ":counted",
-                number(revocations.len() as i64),
-            );
+            count = count.expression_attribute_values(":counted", number(revocations.len() as i64));
         }
         let count = count
             .build()
