@@ -1,13 +1,17 @@
 """API keys end to end (issue 14), through the real binaries and fogctl: create, use, list, get,
 revoke; the secret shown once; expired, tampered, unknown and other users' keys; scopes;
-admin and account routes refusing keys; a deactivated owner; the per-key hourly limit."""
+admin and account routes refusing keys; a deactivated owner; the per-key hourly limit; creating a
+key only within minutes of a sign-in (second security review, item 6)."""
 
+import base64
 import hashlib
+import hmac
+import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import assert_problem, invalid_fields
+from conftest import STRONG_PASSWORD, assert_problem, invalid_fields
 
 KEYS = "/api/keys"
 JOBS = "/api/scheduler/jobs"
@@ -183,3 +187,41 @@ def test_the_key_budget_admits_exactly_its_limit_under_concurrency(api):
     body = assert_problem(refused, 429)
     assert body["error"] == "Rate limit exceeded" and int(refused.headers["Retry-After"]) == body["retry_after"]
     assert all(response.headers["X-RateLimit-Limit"] == "10" for response in responses)
+
+
+def resigned(api, access_token: str, **claims) -> str:
+    """The token with `claims` changed, signed with the functions' own key: what the token would
+    be had it been issued with them (here: an older sign-in)."""
+    header, payload, _ = access_token.split(".")
+    decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    encode = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()  # noqa: E731
+    payload = encode(json.dumps({**decoded, **claims}).encode())
+    signature = hmac.new(api.env["JWT_SECRET"].encode(), f"{header}.{payload}".encode(), hashlib.sha256)
+    return f"{header}.{payload}.{encode(signature.digest())}"
+
+
+def test_creating_a_key_needs_a_recent_sign_in_which_reauthenticate_renews(api):
+    """Second security review, item 6: a stolen access token alone no longer makes itself a key."""
+    _, token = api.new_user()
+    signed_in = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==="))["auth_time"]
+    stale = resigned(api, token, auth_time=signed_in - 11 * 60)
+    assert api.get("/api/auth/me", token=stale).status_code == 200, "a valid token"
+    refused = api.post(KEYS, token=stale, json={"name": "agent"})
+    body = assert_problem(refused, 403)
+    assert refused.headers["WWW-Authenticate"] == 'Bearer error="insufficient_user_authentication", max_age=600'
+    assert "POST /api/auth/reauthenticate" in body["detail"]
+
+    wrong = api.post("/api/auth/reauthenticate", token=stale, json={"password": "Not-The-Password-1"})
+    assert assert_problem(wrong, 401)["detail"] == "Incorrect password"
+    answer = api.post("/api/auth/reauthenticate", token=stale, json={"password": STRONG_PASSWORD})
+    assert answer.status_code == 200, answer.text
+    assert set(answer.json()) == {"access_token", "token_type", "expires_in"}
+    fresh = answer.json()["access_token"]
+    claims = json.loads(base64.urlsafe_b64decode(fresh.split(".")[1] + "==="))
+    stale_claims = json.loads(base64.urlsafe_b64decode(stale.split(".")[1] + "==="))
+    assert claims["sid"] == stale_claims["sid"] and claims["auth_time"] >= signed_in
+    assert api.post(KEYS, token=fresh, json={"name": "agent"}).status_code == 201
+    # A key cannot reauthenticate, nor make another key.
+    secret = create(api, fresh)["secret_key"]
+    as_key = with_key(api, "POST", "/api/auth/reauthenticate", secret, json={"password": STRONG_PASSWORD})
+    assert_problem(as_key, 403)

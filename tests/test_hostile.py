@@ -1,6 +1,8 @@
 """Hostile input to every endpoint: a clear 4xx in the one error shape, never a 5xx, nothing
 stored; and the security headers on every answer."""
 
+import base64
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -58,6 +60,9 @@ PUBLIC = {"/", "/health", "/openapi.json", "/docs", "/docs/{file}", "/api/auth/r
 # Routes that answer 200 to whatever they are given: logout (any token or none) and revoke (any
 # string as a refresh token, RFC 7009); a body revoke cannot read at all is still a 4xx.
 ALWAYS_SUCCEED = {"/api/auth/logout", "/api/auth/revoke"}
+# Routes that take any string as a guess of the caller's own password (reauthenticate): refused
+# 401, and recorded as a failed login must be (`recorded_guess`).
+GUESSES_RECORDED = {"/api/auth/reauthenticate"}
 
 
 def routes():
@@ -96,6 +101,15 @@ def stored_items(api) -> list:
         start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
+def recorded_guess(item, username: str) -> bool:
+    """What a wrong password of `username` writes, as it must: the username's failed logins and
+    the `login.failed` event of each (`via: reauthenticate`)."""
+    if item["PK"]["S"] == f"LOGINFAIL#{username}":
+        return True
+    detail = item.get("detail", {}).get("M", {})
+    return item.get("type", {}).get("S") == "login.failed" and detail.get("via", {}).get("S") == "reauthenticate"
+
+
 @pytest.fixture(scope="module")
 def token(api):
     """An administrator's, so that the admin-only route reaches its body checks too."""
@@ -118,8 +132,12 @@ def test_hostile_bodies_get_a_clear_4xx_and_store_nothing(api, token):
             if template_path in ALWAYS_SUCCEED and response.status_code == 200:
                 continue
             assert 400 <= response.status_code < 500, (method, path, label, response.text[:300])
-            assert_problem(response, response.status_code)
-    assert stored_items(api) == before
+            body = assert_problem(response, response.status_code)
+            if template_path in GUESSES_RECORDED and response.status_code == 401:
+                assert body["detail"] == "Incorrect password", (path, label)
+    username = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==="))["username"]
+    kept = [item for item in stored_items(api) if not recorded_guess(item, username)]
+    assert kept == [item for item in before if not recorded_guess(item, username)]
 
 
 def test_a_missing_or_wrong_content_type_gets_415(api, token):

@@ -67,6 +67,11 @@ def test_a_full_scenario_logs_no_secret(logged):
     changed = api.post("/api/auth/change-password", token=token,
                        json={"old_password": STRONG_PASSWORD, "new_password": new_password})
     assert changed.status_code == 200, changed.text
+    wrong_reauthentication = "Wrong-Reauthentication-7"
+    assert api.post("/api/auth/reauthenticate", token=token,
+                    json={"password": wrong_reauthentication}).status_code == 401
+    reauthenticated = api.post("/api/auth/reauthenticate", token=token, json={"password": new_password})
+    assert reauthenticated.status_code == 200, reauthenticated.text
     other = api.login(username, new_password).json()
     assert api.post("/api/auth/revoke", json={"refresh_token": other["refresh_token"]}).status_code == 200
     me = api.get("/api/auth/me", token=token).json()
@@ -105,6 +110,8 @@ def test_a_full_scenario_logs_no_secret(logged):
         "rotated refresh token": refreshed["refresh_token"],
         "revoked refresh token": other["refresh_token"],
         "new password": new_password,
+        "wrong reauthentication password": wrong_reauthentication,
+        "reauthenticated access token": reauthenticated.json()["access_token"],
         "token signature": token.split(".")[2],
         "admin token": admin_token,
         "password hash": hash_item["password_hash"]["S"],

@@ -210,3 +210,23 @@ def test_a_login_racing_a_password_change_never_outlives_it(api):
             assert_invalid_refresh(refresh(api, raced["refresh_token"]))
         listed = api.get("/api/auth/sessions", token=pair["access_token"]).json()["sessions"]
         assert [session["current"] for session in listed] == [True]
+
+
+def test_changing_the_password_may_revoke_every_api_key(api):
+    """Second security review, item 6: keys outlive sessions, so a takeover's clean-up can end
+    them with the password change, in its transaction."""
+    _, pair = new_user_pair(api)
+    token = pair["access_token"]
+    secrets = [api.post("/api/keys", token=token, json={"name": name}).json()["secret_key"] for name in ("a", "b")]
+    assert all(api.get("/api/auth/me", headers={"X-API-Key": secret}).status_code == 200 for secret in secrets)
+    path = "/api/auth/change-password"
+    changed = api.post(path, token=token, json={
+        "old_password": STRONG_PASSWORD, "new_password": "Quiet-Harbour-Lantern-7", "revoke_api_keys": True,
+    })
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["message"].endswith("every API key is revoked")
+    for secret in secrets:
+        assert_problem(api.get("/api/auth/me", headers={"X-API-Key": secret}), 401)
+    keys = api.get("/api/keys", token=token, params={"include_inactive": "true"}).json()["keys"]
+    assert [key["is_active"] for key in keys] == [False, False]
+    assert me_status(api, token) == 200, "this session goes on"

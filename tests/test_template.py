@@ -60,10 +60,18 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     "RevokeFunction": COUNTERS | AUDIT | {(UPDATE, "SESSION#")},
     "ListSessionsFunction": COUNTERS,
     "DeleteSessionFunction": COUNTERS | {(UPDATE, "SESSION#")},
+    # The attempt's reservation (with its provisional failure events) and release; one
+    # TransactWriteItems: the session's auth_time, the success event, the provisional events
+    # deleted.
+    "ReauthenticateFunction": COUNTERS | AUDIT | {
+        (UPDATE, "LOGINFAIL#"), (UPDATE, "SESSION#"), (DELETE, "AUDIT#"),
+    },
     # The attempt's reservation and release; one TransactWriteItems: the credential's hash, the
-    # user's session epoch, the current session's epoch.
+    # user's session epoch, the current session's epoch; with revoke_api_keys, every active key
+    # set inactive and the active-key count to zero.
     "ChangePasswordFunction": COUNTERS | AUDIT | {
         (UPDATE, "LOGINFAIL#"), (UPDATE, "USERNAME#"), (UPDATE, "USER#"), (UPDATE, "SESSION#"),
+        (UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#"),
     },
     "OpenApiFunction": COUNTERS,
     # The docs page and its assets, built into the function: it writes nothing, and reads nothing.
@@ -120,6 +128,7 @@ EXPECTED_READS: dict[str, set[tuple[str, str]]] = {
     "ListDevicesFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "ListProposalsFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "CreateApiKeyFunction": LIMITER | {("dynamodb:Query", INDEX)},
+    "ChangePasswordFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "ListApiKeysFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "AdminListUsersFunction": LIMITER | {("dynamodb:Query", INDEX)},
     "BalanceFunction": WALLET_READ,

@@ -16,6 +16,10 @@ const DEFAULT_REFRESH_REUSE_GRACE_SECONDS: i64 = 10;
 /// How long audit events are kept before the table's TTL expires them, in days.
 pub const AUDIT_RETENTION_DAYS: std::ops::RangeInclusive<i64> = 1..=3650;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 90;
+/// How recent a sign-in (a login, or a reauthentication) must be for the actions that need one
+/// (creating an API key), in minutes.
+pub const REAUTHENTICATION_MINUTES: std::ops::RangeInclusive<i64> = 1..=24 * 60;
+const DEFAULT_REAUTHENTICATION_MINUTES: i64 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -60,6 +64,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// `AUDIT_RETENTION_DAYS`: how long audit events are kept.
     pub audit_retention_days: i64,
+    /// `REAUTHENTICATION_MINUTES`: see `REAUTHENTICATION_MINUTES`.
+    pub reauthentication_minutes: i64,
     /// Browser origins whose requests get CORS headers; empty allows none.
     pub cors_allowed_origins: Vec<String>,
 }
@@ -139,6 +145,12 @@ impl Config {
             DEFAULT_AUDIT_RETENTION_DAYS,
             "days",
         )?;
+        let reauthentication_minutes = whole_number(
+            "REAUTHENTICATION_MINUTES",
+            REAUTHENTICATION_MINUTES,
+            DEFAULT_REAUTHENTICATION_MINUTES,
+            "minutes",
+        )?;
         let limit = |name: &'static str, default: u64| match non_empty(name) {
             None => Ok(default),
             Some(raw) => raw
@@ -187,6 +199,7 @@ impl Config {
             refresh_token_days,
             refresh_reuse_grace_seconds,
             audit_retention_days,
+            reauthentication_minutes,
         })
     }
 }
@@ -347,6 +360,32 @@ mod tests {
             let message = error.to_string();
             assert!(message.contains(name), "{message}");
             assert!(message.contains("whole number"), "{message}");
+        }
+    }
+
+    #[test]
+    fn reads_the_reauthentication_window_and_refuses_nonsense() {
+        let defaults = config(&[("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(defaults.reauthentication_minutes, 10);
+        let set = config(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SECRET", SECRET),
+            ("REAUTHENTICATION_MINUTES", "1440"),
+        ])
+        .unwrap();
+        assert_eq!(set.reauthentication_minutes, 1440);
+        for bad in ["0", "-1", "1441", "2.5", "ten"] {
+            let error = config(&[
+                ("TABLE_NAME", "t"),
+                ("JWT_SECRET", SECRET),
+                ("REAUTHENTICATION_MINUTES", bad),
+            ])
+            .err()
+            .unwrap_or_else(|| panic!("REAUTHENTICATION_MINUTES={bad} was accepted"));
+            assert_eq!(
+                error.to_string(),
+                "environment variable REAUTHENTICATION_MINUTES is invalid: must be a whole number of minutes from 1 to 1440"
+            );
         }
     }
 

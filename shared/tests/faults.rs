@@ -78,6 +78,8 @@ enum Operation {
     /// A refresh token revoked: its session ended, with its `token.revoked` event.
     Revoke,
     ChangePassword,
+    /// A password change with `revoke_api_keys`: every active key revoked in its transaction.
+    ChangePasswordRevokingKeys,
     Transfer,
     /// A transfer sent again with the Idempotency-Key of one that succeeded.
     TransferReplay,
@@ -103,7 +105,9 @@ impl Operation {
             Self::Logout | Self::LogoutAll => app.call(&handlers::LOGOUT, request).await,
             Self::Refresh => app.call(&handlers::REFRESH, request).await,
             Self::Revoke => app.call(&handlers::REVOKE, request).await,
-            Self::ChangePassword => app.call(&handlers::CHANGE_PASSWORD, request).await,
+            Self::ChangePassword | Self::ChangePasswordRevokingKeys => {
+                app.call(&handlers::CHANGE_PASSWORD, request).await
+            }
             Self::Transfer | Self::TransferReplay => app.call(&handlers::TRANSFER, request).await,
             Self::Stake => app.call(&handlers::STAKE, request).await,
             Self::Unstake | Self::UnstakeBesideLock => app.call(&handlers::UNSTAKE, request).await,
@@ -129,7 +133,7 @@ impl Operation {
     fn repeated(self) -> u16 {
         match self {
             Self::Register => 400,
-            Self::ChangePassword => 401,
+            Self::ChangePassword | Self::ChangePasswordRevokingKeys => 401,
             Self::Vote | Self::CancelJob => 409,
             Self::RegisterDevice => 200,
             _ => self.success(),
@@ -153,6 +157,7 @@ impl Operation {
                 | Self::Refresh
                 | Self::Revoke
                 | Self::ChangePassword
+                | Self::ChangePasswordRevokingKeys
         )
     }
 
@@ -161,7 +166,7 @@ impl Operation {
     /// whose release is lost counts as one failed attempt until it ages out (README, Brute force).
     fn untracked(self) -> &'static [&'static str] {
         match self {
-            Self::ChangePassword => &["LOGINFAIL#"],
+            Self::ChangePassword | Self::ChangePasswordRevokingKeys => &["LOGINFAIL#"],
             _ => &[],
         }
     }
@@ -170,7 +175,7 @@ impl Operation {
     /// with the attempt when the write that would withdraw it fails.
     fn provisional_events(self) -> &'static [&'static str] {
         match self {
-            Self::ChangePassword => &[" login.failed "],
+            Self::ChangePassword | Self::ChangePasswordRevokingKeys => &[" login.failed "],
             _ => &[],
         }
     }
@@ -318,6 +323,27 @@ impl Fixture {
                         keys::user(claims.sub),
                         keys::session(claims.sid),
                     ],
+                )
+            }
+            Operation::ChangePasswordRevokingKeys => {
+                let (username, token) = self.app.user_with_token().await;
+                let claims = self.app.state.jwt_keys().unwrap().verify(&token).unwrap();
+                let mut items = vec![
+                    keys::username(&username),
+                    keys::user(claims.sub),
+                    keys::session(claims.sid),
+                    keys::active_api_keys(claims.sub),
+                ];
+                for name in ["agent", "ci"] {
+                    let (id, _) = self.app.key(&token, &json!({"name": name})).await;
+                    items.push(keys::api_key(id.parse().unwrap()));
+                }
+                let body = json!({"old_password": PASSWORD, "new_password": "Fog-Compute-2025-Renewed", "revoke_api_keys": true});
+                (
+                    event("POST", "/api/auth/change-password")
+                        .bearer(&token)
+                        .json(&body),
+                    items,
                 )
             }
             Operation::Transfer | Operation::TransferReplay => {
@@ -758,6 +784,22 @@ async fn password_change() {
             "BatchGetItem",
             "BatchGetItem",
             "TransactWriteItems",
+            "TransactWriteItems",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn password_change_revoking_every_api_key() {
+    all_or_nothing_at_every_call(
+        Operation::ChangePasswordRevokingKeys,
+        &[
+            "UpdateItem",
+            "BatchGetItem",
+            "BatchGetItem",
+            "TransactWriteItems",
+            "Query",
             "TransactWriteItems",
         ],
     )

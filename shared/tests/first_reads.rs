@@ -7,7 +7,8 @@ mod support;
 
 use serde_json::json;
 use shared::handlers::{
-    GET_JOB, LOGIN, LOGOUT, ME, MINT, REFRESH, REVOKE, STAKE, SUBMIT_JOB, UNSTAKE, VOTE,
+    GET_JOB, LOGIN, LOGOUT, ME, MINT, REAUTHENTICATE, REFRESH, REVOKE, STAKE, SUBMIT_JOB, UNSTAKE,
+    VOTE,
 };
 use support::faults::FaultInjector;
 use support::{PASSWORD, TestApp, event};
@@ -157,4 +158,27 @@ async fn an_authenticated_request_checks_its_session_in_the_limiters_round_trip(
     injector.observe();
     assert_eq!(app.call(&ME, me()).await.status(), 401);
     assert_eq!(injector.calls(), after_the_limiter(&[]), "an ended session");
+}
+
+/// Reauthenticate reads the credential and failed logins of the username its token states in
+/// the limiter's round trip, then makes the calls of a login: the attempt's reservation (with its
+/// provisional failure events), then its release beside one transaction (the session's
+/// `auth_time`, the success event, the provisional events withdrawn).
+#[tokio::test]
+async fn reauthenticate_reads_the_credential_in_the_limiters_round_trip() {
+    let injector = FaultInjector::start().await;
+    let app = TestApp::with_fault_injector(&injector).await;
+    let (_, token) = app.user_with_token().await;
+    injector.observe();
+    let request = event("POST", "/api/auth/reauthenticate")
+        .bearer(&token)
+        .json(&json!({"password": PASSWORD}))
+        .build();
+    let response = app.call(&REAUTHENTICATE, request).await;
+    assert_eq!(response.status(), 200, "{}", response.text());
+    assert_eq!(
+        injector.calls(),
+        after_the_limiter(&["TransactWriteItems", "UpdateItem", "TransactWriteItems"]),
+        "the reservation, then the release beside the reauthentication's transaction"
+    );
 }

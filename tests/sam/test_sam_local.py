@@ -111,6 +111,13 @@ def check_list_sessions(status, body, _headers):
     assert [session["current"] for session in body["sessions"]] == [True], body
 
 
+def check_reauthenticate(status, body, _headers):
+    """Before change-password (template order): the fixture's password is the fixture user's."""
+    assert status == 200, body
+    assert body["token_type"] == "bearer" and body["access_token"].count(".") == 2
+    assert set(body) == {"access_token", "token_type", "expires_in"}, body
+
+
 def check_change_password(status, body, _headers):
     """The fixture's old password is the fixture user's; the session goes on (logout is last)."""
     assert status == 200 and body["success"] is True, body
@@ -221,6 +228,7 @@ CHECKS = {
     "list-sessions": check_list_sessions,
     # The fixture's session id is no session of the fixture user.
     "delete-session": check_problem(404),
+    "reauthenticate": check_reauthenticate,
     "change-password": check_change_password,
     # The fixture user is no administrator.
     "admin-list-users": check_problem(403),

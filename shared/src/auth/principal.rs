@@ -41,6 +41,22 @@ impl Principal {
         }
     }
 
+    /// Whether the request's user proved their password within `max_age_seconds` of `now`
+    /// (epoch s): its access token's `auth_time`. A token without one, or an API key, never did.
+    pub fn signed_in_within(&self, max_age_seconds: i64, now: i64) -> Result<(), AuthError> {
+        match self {
+            Self::User {
+                claims:
+                    Claims {
+                        auth_time: Some(auth_time),
+                        ..
+                    },
+                ..
+            } if now - auth_time <= max_age_seconds => Ok(()),
+            _ => Err(AuthError::SignInTooOld { max_age_seconds }),
+        }
+    }
+
     /// Whether this principal may use a route that takes `api_keys`: a token always may; a key
     /// only where keys are accepted, and then only with the route's scope.
     pub fn authorize(&self, api_keys: ApiKeys) -> Result<(), AuthError> {
@@ -87,6 +103,13 @@ pub enum AuthError {
     KeysRefused,
     #[error("Send either a bearer token or an API key, not both")]
     BothCredentials,
+    /// A valid token whose sign-in is older than the action allows (RFC 9470's
+    /// `insufficient_user_authentication`).
+    #[error(
+        "This action needs a sign-in within the last {} minutes: confirm your password with POST /api/auth/reauthenticate, then retry with the access token it answers",
+        max_age_seconds / 60
+    )]
+    SignInTooOld { max_age_seconds: i64 },
     #[error("the credentials could not be checked: the table did not answer")]
     Unavailable,
 }
@@ -148,5 +171,43 @@ impl Credentials {
             | Self::Unavailable
             | Self::Missing => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Email, Username};
+
+    fn signed_in_at(auth_time: Option<i64>) -> Principal {
+        let user = User::new(
+            &Username::parse("alice").unwrap(),
+            &Email::parse("alice@example.com").unwrap(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let claims = serde_json::from_value(serde_json::json!({
+            "sub": user.id, "username": "alice", "iat": 0, "exp": 0, "jti": Uuid::new_v4(),
+            "sid": Uuid::now_v7(), "iss": "", "aud": "", "auth_time": auth_time,
+        }))
+        .unwrap();
+        Principal::User { user, claims }
+    }
+
+    #[test]
+    fn a_sign_in_is_recent_up_to_max_age_seconds_inclusive() {
+        const NOW: i64 = 1_800_000_000;
+        let too_old = Err(AuthError::SignInTooOld {
+            max_age_seconds: 600,
+        });
+        assert_eq!(signed_in_at(Some(NOW)).signed_in_within(600, NOW), Ok(()));
+        assert_eq!(
+            signed_in_at(Some(NOW - 600)).signed_in_within(600, NOW),
+            Ok(())
+        );
+        assert_eq!(
+            signed_in_at(Some(NOW - 601)).signed_in_within(600, NOW),
+            too_old
+        );
+        assert_eq!(signed_in_at(None).signed_in_within(600, NOW), too_old);
     }
 }

@@ -36,6 +36,11 @@ pub struct Claims {
     /// Authorisation always reads the user's current flag.
     #[serde(default)]
     pub adm: bool,
+    /// When the session's user last proved their password (epoch s; OpenID Connect's claim): at
+    /// login or reauthentication, kept by refreshes. Absent from tokens issued before it existed,
+    /// which therefore count as too old for the actions that need a recent sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,19 +81,22 @@ impl JwtKeys {
         }
     }
 
-    /// A new access token of `user` in session `sid`, with an id of its own.
+    /// A new access token of `user` in session `sid`, whose password was verified `now` (a login,
+    /// a reauthentication), with an id of its own.
     pub fn issue(&self, user: &User, sid: Uuid, now: OffsetDateTime) -> IssuedToken {
-        self.sign(user, sid, now.unix_timestamp(), Uuid::new_v4())
+        let now = now.unix_timestamp();
+        self.sign(user, sid, now, now, Uuid::new_v4())
     }
 
-    /// The access token a rotation to `successor` issues at `rotated_at` (epoch seconds): its id
-    /// derived from the successor's hash, so that whoever recomputes the rotation inside its grace
-    /// window gets this very token again.
+    /// The access token a rotation to `successor` issues at `rotated_at` (epoch seconds), with
+    /// the session's `auth_time`: its id derived from the successor's hash, so that whoever
+    /// recomputes the rotation inside its grace window gets this very token again.
     pub fn issue_rotated(
         &self,
         user: &User,
         sid: Uuid,
         rotated_at: i64,
+        auth_time: i64,
         successor: &RefreshTokenHash,
     ) -> IssuedToken {
         let digest = Sha256::new()
@@ -97,7 +105,7 @@ impl JwtKeys {
             .finalize();
         let bytes: [u8; 16] = digest[..16].try_into().expect("SHA-256 has 32 bytes");
         let jti = uuid::Builder::from_custom_bytes(bytes).into_uuid();
-        self.sign(user, sid, rotated_at, jti)
+        self.sign(user, sid, rotated_at, auth_time, jti)
     }
 
     /// The refresh token that succeeds `presented` at its rotation: the same session's, with the
@@ -108,7 +116,7 @@ impl JwtKeys {
         RefreshToken::with_secret(presented.user_id(), presented.session_id(), &secret)
     }
 
-    fn sign(&self, user: &User, sid: Uuid, iat: i64, jti: Uuid) -> IssuedToken {
+    fn sign(&self, user: &User, sid: Uuid, iat: i64, auth_time: i64, jti: Uuid) -> IssuedToken {
         let claims = Claims {
             sub: user.id,
             username: user.username.clone(),
@@ -119,6 +127,7 @@ impl JwtKeys {
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
             adm: user.is_admin,
+            auth_time: Some(auth_time),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of plain claims cannot fail");
@@ -136,6 +145,16 @@ impl JwtKeys {
     pub fn lifetime_seconds(&self) -> i64 {
         self.lifetime_seconds
     }
+}
+
+/// The username a bearer token states, read WITHOUT verifying the token: only to name what a
+/// route reads first, in the rate limiter's round trip, for a token that is verified anyway
+/// before the handler runs, and whose handler uses those items only if they are its verified
+/// user's. Never to decide anything.
+pub fn stated_username(token: &str) -> Option<String> {
+    jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(token)
+        .ok()
+        .map(|claims| claims.username)
 }
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
@@ -193,10 +212,30 @@ mod tests {
         assert_eq!(claims.sid, sid);
         assert_eq!(claims.username, "alice");
         assert_eq!(claims.exp - claims.iat, 1800);
+        assert_eq!(claims.auth_time, Some(claims.iat), "a sign-in's own token");
         assert_eq!(
             (claims.iss.as_str(), claims.aud.as_str()),
             (ISSUER, AUDIENCE)
         );
+    }
+
+    /// Tokens issued before `auth_time` existed still verify (and count as signed in too long
+    /// ago for the actions that need a recent sign-in).
+    #[test]
+    fn a_token_without_auth_time_verifies_without_one() {
+        let claims = jwt_keys().verify(&sign(&valid_claims(), SECRET)).unwrap();
+        assert_eq!(claims.auth_time, None);
+    }
+
+    #[test]
+    fn the_stated_username_is_the_tokens_whatever_its_signature() {
+        let issued = jwt_keys().issue(&user(), Uuid::now_v7(), OffsetDateTime::now_utc());
+        assert_eq!(stated_username(&issued.token).as_deref(), Some("alice"));
+        let forged = sign(&valid_claims(), "another-secret-of-at-least-32-bytes!!");
+        assert_eq!(stated_username(&forged).as_deref(), Some("alice"));
+        for garbage in ["", "a.b.c", "not a token"] {
+            assert_eq!(stated_username(garbage), None, "{garbage:?}");
+        }
     }
 
     #[test]
@@ -319,14 +358,20 @@ mod tests {
             (user.id, sid)
         );
         let rotated_at = OffsetDateTime::now_utc().unix_timestamp();
-        let first = jwt_keys().issue_rotated(&user, sid, rotated_at, &successor.hash());
-        let again = jwt_keys().issue_rotated(&user, sid, rotated_at, &successor.hash());
+        let signed_in = rotated_at - 3600;
+        let rotate = |successor: &RefreshToken| {
+            jwt_keys().issue_rotated(&user, sid, rotated_at, signed_in, &successor.hash())
+        };
+        let (first, again) = (rotate(&successor), rotate(&successor));
         assert_eq!(first.token, again.token);
         let claims = jwt_keys().verify(&first.token).unwrap();
-        assert_eq!((claims.iat, claims.sid), (rotated_at, sid));
+        assert_eq!(
+            (claims.iat, claims.sid, claims.auth_time),
+            (rotated_at, sid, Some(signed_in))
+        );
         // Another successor, another token id.
         let next = jwt_keys().refresh_successor(&successor);
-        let other = jwt_keys().issue_rotated(&user, sid, rotated_at, &next.hash());
+        let other = rotate(&next);
         assert_ne!(jwt_keys().verify(&other.token).unwrap().jti, claims.jti);
     }
 

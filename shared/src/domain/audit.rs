@@ -209,7 +209,8 @@ impl AuditEvent {
         self.with("transaction_id", transaction_id.to_string())
     }
 
-    /// The route a credential was checked by, where it was not login (`change-password`).
+    /// The route other than login's that checked a password, on `login.*` events
+    /// (`change-password`, `reauthenticate`).
     pub fn with_via(self, function: &str) -> Self {
         self.with("via", function)
     }

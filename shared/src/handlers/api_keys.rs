@@ -66,12 +66,16 @@ fn key_id(req: &Request) -> Result<Uuid, ApiError> {
 }
 
 /// `POST /api/keys` `{name, expires_in_days?, rate_limit?, scopes?}`: 201 with the secret, shown
-/// this once.
+/// this once. Only within `REAUTHENTICATION_MINUTES` of a sign-in (a login or a reauthentication;
+/// not a refresh), so that a stolen access token alone cannot make itself a key.
 pub async fn create_api_key(
     req: Request,
     principal: Principal,
     state: &AppState,
 ) -> Result<Response<Body>, ApiError> {
+    let now = state.clock.now();
+    let max_age_seconds = state.config.reauthentication_minutes * 60;
+    principal.signed_in_within(max_age_seconds, now.unix_timestamp())?;
     let user = principal.user();
     let mut fields = Fields::new(json_body(&req)?);
     let name = fields.string("name", key_name);
@@ -91,7 +95,6 @@ pub async fn create_api_key(
         .map_err(|_| ApiError::Internal("a validated rate limit exceeds u32".into()))?;
     let id = Uuid::now_v7();
     let issued = issue_key(user.id, id, rate_limit);
-    let now = state.clock.now();
     let new = NewApiKey {
         name,
         expires_in_days,

@@ -94,6 +94,8 @@ endpoints! {
         user sessions::delete_session;
     CHANGE_PASSWORD: "change-password", "POST" "/api/auth/change-password", Auth, keys(refused),
         user sessions::change_password;
+    REAUTHENTICATE: "reauthenticate", "POST" "/api/auth/reauthenticate", Auth, keys(refused),
+        user sessions::reauthenticate, first read sessions::reauthenticate_first_read;
     SUBMIT_JOB: "submit-job", "POST" "/api/scheduler/jobs", Write, keys(jobs:write),
         user jobs::submit_job;
     LIST_JOBS: "list-jobs", "GET" "/api/scheduler/jobs", Read, keys(jobs:read),
@@ -216,9 +218,13 @@ mod tests {
             ("GET", "/api/tokenomics/proposals") | ("GET", "/api/auth/me") => ApiKeys::AnyScope,
             // Admin routes (mint, the admin API) and account routes (logout, sessions, the
             // password, the keys themselves).
-            ("POST", "/api/tokenomics/mint" | "/api/auth/logout" | "/api/auth/change-password") => {
-                ApiKeys::Refused
-            }
+            (
+                "POST",
+                "/api/tokenomics/mint"
+                | "/api/auth/logout"
+                | "/api/auth/change-password"
+                | "/api/auth/reauthenticate",
+            ) => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/admin/") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/auth/sessions") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/keys") => ApiKeys::Refused,

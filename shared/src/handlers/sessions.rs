@@ -10,18 +10,21 @@ use uuid::Uuid;
 
 use super::body_string;
 use crate::AppState;
-use crate::auth::{IssuedToken, JwtKeys, Principal, hash_password, verify_password};
+use crate::auth::{
+    IssuedToken, JwtKeys, Principal, hash_password, stated_username, verify_password,
+};
 use crate::domain::{
     Actor, AuditEvent, AuditEventType, EscapedText, Fields, LoginFailure, Password, RefreshToken,
     User, Username, normalized_password,
 };
 use crate::http::{
-    ApiError, audit_context, json_body, json_response, path_parameter, prefetched, source_ip,
+    ApiError, audit_context, bearer_token, json_body, json_response, path_parameter, prefetched,
+    source_ip,
 };
 use crate::ratelimit::{Reservation, reserve_login_attempt};
 use crate::store::{
-    LoginRead, LoginState, NewPassword, PasswordChange, RefreshRead, RefreshState, Rotation,
-    SessionRecord, SessionStart, SessionStatus, VerifiedLogin,
+    KeyRevocation, LoginRead, LoginState, NewPassword, PasswordChange, Reauthentication,
+    RefreshRead, RefreshState, Rotation, SessionRecord, SessionStart, SessionStatus, VerifiedLogin,
 };
 
 /// The function that changes passwords, as the failures it records name it.
@@ -88,6 +91,7 @@ pub async fn start_session(
         status: SessionStatus::Active,
         epoch: user.session_epoch,
         expires_at: now.unix_timestamp() + refresh_seconds(state),
+        auth_time: Some(now),
     };
     let refresh = RefreshToken::generate(user.id, session.id);
     let succeeded = audit_context(req, state, Actor::User(user.id), now)
@@ -159,6 +163,8 @@ pub async fn refresh(req: Request, state: &AppState) -> Result<Response<Body>, A
     }
     let successor = tokens.refresh_successor(&presented);
     let successor_hash = successor.hash();
+    // A refresh is no sign-in: its access token keeps the session's.
+    let signed_in_at = session.signed_in_at().unix_timestamp();
     let spent = match record.state {
         RefreshState::Current => {
             let rotation = state
@@ -174,8 +180,13 @@ pub async fn refresh(req: Request, state: &AppState) -> Result<Response<Body>, A
             match rotation {
                 Rotation::Rotated => {
                     tracing::info!(session_id = %session.id, "refresh token rotated");
-                    let access =
-                        tokens.issue_rotated(&user, session.id, now_seconds, &successor_hash);
+                    let access = tokens.issue_rotated(
+                        &user,
+                        session.id,
+                        now_seconds,
+                        signed_in_at,
+                        &successor_hash,
+                    );
                     return Ok(token_pair(access, &successor, state));
                 }
                 // Another request rotated it first: as for a token read as spent.
@@ -192,7 +203,8 @@ pub async fn refresh(req: Request, state: &AppState) -> Result<Response<Body>, A
     match spent.spent_at {
         Some(spent_at) if now_seconds - spent_at < grace && spent.succeeded_by(&successor_hash) => {
             tracing::info!(session_id = %session.id, "refresh token presented again within the grace: the same pair");
-            let access = tokens.issue_rotated(&user, session.id, spent_at, &successor_hash);
+            let access =
+                tokens.issue_rotated(&user, session.id, spent_at, signed_in_at, &successor_hash);
             Ok(token_pair(access, &successor, state))
         }
         _ => {
@@ -302,7 +314,7 @@ pub async fn delete_session(
 
 /// `POST /api/auth/change-password`: the old password (counted toward the login lockout like a
 /// login), a new one meeting the registration rules; then one transaction changes the hash and
-/// ends every other session.
+/// ends every other session, and with `revoke_api_keys: true` revokes every API key of the user.
 pub async fn change_password(
     req: Request,
     principal: Principal,
@@ -311,7 +323,10 @@ pub async fn change_password(
     let mut fields = Fields::new(json_body(&req)?);
     let old_password = fields.string("old_password", |raw| Ok(normalized_password(raw)));
     let new_password = fields.string("new_password", Password::parse);
-    let (Some(old_password), Some(new_password)) = (old_password, new_password) else {
+    let revoke_api_keys = fields.boolean("revoke_api_keys", Some(false));
+    let (Some(old_password), Some(new_password), Some(revoke_api_keys)) =
+        (old_password, new_password, revoke_api_keys)
+    else {
         return Err(fields.into_error().into());
     };
     let user = principal.user();
@@ -384,10 +399,30 @@ pub async fn change_password(
         provisional.iter().for_each(AuditEvent::log);
         return Err(ApiError::Unauthorized("Incorrect password"));
     }
-    let new_hash = hash_password(new_password).await?;
+    // The new password is hashed while the keys to revoke are read; then one transaction, so
+    // that a failure anywhere leaves the password (and the keys) as they were or changed.
+    let keys_to_revoke = async {
+        match revoke_api_keys {
+            true => state.store.api_keys(user.id).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let (new_hash, keys) = tokio::join!(hash_password(new_password), keys_to_revoke);
+    let new_hash = new_hash?;
     let changed = audit
         .event(AuditEventType::PasswordChanged, user.id.to_string())
         .with_session(session_id);
+    let revocations: Option<Vec<KeyRevocation>> = keys?.map(|keys| {
+        keys.into_iter()
+            .filter(|key| key.is_active)
+            .map(|key| KeyRevocation {
+                key_id: key.id,
+                revoked: audit
+                    .event(AuditEventType::ApiKeyRevoked, user.id.to_string())
+                    .with_api_key(key.id),
+            })
+            .collect()
+    });
     let changed = state
         .store
         .change_password(
@@ -400,17 +435,24 @@ pub async fn change_password(
             },
             &changed,
             &provisional,
+            revocations.as_deref(),
         )
         .await?;
     match changed {
         PasswordChange::Changed => {
-            tracing::info!(user_id = %user.id, "password changed; every other session ended");
+            tracing::info!(user_id = %user.id, revoke_api_keys, "password changed; every other session ended");
+            let message = match revoke_api_keys {
+                true => {
+                    "Password changed; every other session has ended and every API key is revoked"
+                }
+                false => "Password changed; every other session has ended",
+            };
             Ok(json_response(
                 StatusCode::OK,
-                &json!({"success": true, "message": "Password changed; every other session has ended"}),
+                &json!({"success": true, "message": message}),
             ))
         }
-        PasswordChange::Conflict => {
+        PasswordChange::Conflict | PasswordChange::KeysChanged => {
             // The password was right: its attempt is released and its provisional failure
             // withdrawn all the same.
             let (released, withdrawn) = tokio::join!(
@@ -421,7 +463,140 @@ pub async fn change_password(
             );
             released?;
             withdrawn?;
+            Err(match changed {
+                PasswordChange::KeysChanged => ApiError::Conflict(
+                    "The API keys changed while the password was being changed; nothing was changed, try again".into(),
+                ),
+                _ => ApiError::Unauthorized("Could not validate credentials"),
+            })
+        }
+    }
+}
+
+/// What a reauthentication's `login.*` events name as the route that checked the password.
+const REAUTHENTICATE: &str = "reauthenticate";
+
+/// `POST /api/auth/reauthenticate` `{password}`: the caller proves their password again, counted
+/// toward the login lockout and audited as a login is (`login.*` events, `via: reauthenticate`),
+/// and gets a new access token of the same session whose `auth_time` is now: what the actions
+/// that need a recent sign-in (creating an API key) ask for. Nothing else changes: the refresh
+/// token, and the session but for its `auth_time`, stay as they are.
+pub async fn reauthenticate(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let mut fields = Fields::new(json_body(&req)?);
+    let Some(password) = fields.string("password", |raw| Ok(normalized_password(raw))) else {
+        return Err(fields.into_error().into());
+    };
+    let tokens = jwt_keys(state)?;
+    let user = principal.user();
+    let session_id = principal
+        .session_id()
+        .ok_or(ApiError::Unauthorized("Could not validate credentials"))?;
+    let username = Username::parse(&user.username)
+        .map_err(|reason| ApiError::Internal(format!("a stored username is invalid: {reason}")))?;
+    let LoginState {
+        credential,
+        attempts,
+    } = state
+        .store
+        .first_read(&LoginRead(username.clone()), prefetched(&req))
+        .await?;
+    let credential = credential
+        .filter(|credential| credential.user_id == user.id)
+        .ok_or_else(|| ApiError::Internal("the user has no credential".into()))?;
+    let now = state.clock.now();
+    let audit = audit_context(&req, state, Actor::User(user.id), now);
+    let subject = user.id.to_string();
+    let event = |kind| {
+        audit
+            .event(kind, &subject)
+            .with_username(username.as_str())
+            .with_session(session_id)
+            .with_via(REAUTHENTICATE)
+    };
+    let failed = |reason| event(AuditEventType::LoginFailed).with_reason(reason);
+    let if_failed = |locks: bool| {
+        let mut events = vec![failed(LoginFailure::BadPassword)];
+        events.extend(locks.then(|| event(AuditEventType::LoginLocked)));
+        events
+    };
+    let reservation = reserve_login_attempt(
+        &state.store,
+        username.as_str(),
+        attempts,
+        now.unix_timestamp(),
+        if_failed,
+    )
+    .await?;
+    let (attempt, provisional) = match reservation {
+        Reservation::Reserved {
+            attempt,
+            provisional,
+        } => (attempt, provisional),
+        Reservation::Locked {
+            retry_after_seconds,
+        } => {
+            tracing::info!("reauthentication refused: too many failed attempts for this username");
+            state
+                .store
+                .record_audit(&[failed(LoginFailure::Locked)], &[])
+                .await?;
+            return Err(ApiError::RateLimited {
+                retry_after_seconds,
+                detail: "Too many failed login attempts; try again later".into(),
+            });
+        }
+    };
+    // A wrong password leaves its reserved attempt and its provisional events in place: they
+    // are the recorded failure.
+    if !verify_password(password, Some(credential.password_hash.clone())).await {
+        tracing::info!("reauthentication refused: bad credentials");
+        provisional.iter().for_each(AuditEvent::log);
+        return Err(ApiError::Unauthorized("Incorrect password"));
+    }
+    let succeeded = event(AuditEventType::LoginSucceeded);
+    let (released, recorded) = tokio::join!(
+        state
+            .store
+            .release_login_attempt(username.as_str(), attempt),
+        state
+            .store
+            .reauthenticate(user, session_id, now, &succeeded, &provisional)
+    );
+    if let Err(error) = released {
+        tracing::warn!(%error, "a verified attempt was not released; it counts as a failure until it ages out");
+    }
+    match recorded? {
+        Reauthentication::Recorded => {
+            tracing::info!(user_id = %user.id, session_id = %session_id, "reauthenticated");
+            let access = tokens.issue(user, session_id, now);
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "access_token": access.token,
+                    "token_type": "bearer",
+                    "expires_in": access.expires_in,
+                }),
+            ))
+        }
+        Reauthentication::SessionEnded => {
+            tracing::info!(session_id = %session_id, "reauthentication refused: the session ended meanwhile");
+            // The password was right: its provisional failure does not stand.
+            state.store.record_audit(&[], &provisional).await?;
             Err(ApiError::Unauthorized("Could not validate credentials"))
         }
     }
+}
+
+/// What reauthenticate reads first: the credential and failed logins of the username its bearer
+/// token states (the token is verified before the handler runs, which reads for itself unless
+/// these are its user's).
+pub fn reauthenticate_first_read(req: &Request, _: Option<Uuid>) -> Option<LoginRead> {
+    bearer_token(req)
+        .and_then(stated_username)
+        .and_then(|username| Username::parse(&username).ok())
+        .map(LoginRead)
 }

@@ -20,6 +20,14 @@ pub enum ApiError {
     InvalidApiKey,
     #[error("{0}")]
     Forbidden(String),
+    /// A valid token whose sign-in is too old for the action: answered 403 with RFC 9470's
+    /// challenge, `WWW-Authenticate: Bearer error="insufficient_user_authentication",
+    /// max_age=<max_age_seconds>`.
+    #[error("{detail}")]
+    ReauthenticationRequired {
+        max_age_seconds: i64,
+        detail: String,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -91,6 +99,10 @@ impl From<AuthError> for ApiError {
                 Self::Forbidden(error.to_string())
             }
             AuthError::BothCredentials => Self::BadRequest(error.to_string()),
+            AuthError::SignInTooOld { max_age_seconds } => Self::ReauthenticationRequired {
+                max_age_seconds,
+                detail: error.to_string(),
+            },
             AuthError::Unavailable => Self::Unavailable,
         }
     }
@@ -128,5 +140,17 @@ mod tests {
             ApiError::from(AuthError::Unavailable),
             ApiError::Unavailable
         ));
+        let ApiError::ReauthenticationRequired {
+            max_age_seconds,
+            detail,
+        } = ApiError::from(AuthError::SignInTooOld {
+            max_age_seconds: 600,
+        })
+        else {
+            panic!("a sign-in too old is its own 403")
+        };
+        assert_eq!(max_age_seconds, 600);
+        assert!(detail.contains("10 minutes"), "{detail}");
+        assert!(detail.contains("POST /api/auth/reauthenticate"), "{detail}");
     }
 }

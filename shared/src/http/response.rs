@@ -39,7 +39,7 @@ pub fn problem(error: &ApiError) -> Response<Body> {
         ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
         ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ApiError::Unauthorized(_) | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
-        ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+        ApiError::Forbidden(_) | ApiError::ReauthenticationRequired { .. } => StatusCode::FORBIDDEN,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         ApiError::Conflict(_) => StatusCode::CONFLICT,
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -73,6 +73,17 @@ pub fn problem(error: &ApiError) -> Response<Body> {
         }
         ApiError::InvalidApiKey => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
+        }
+        ApiError::ReauthenticationRequired {
+            max_age_seconds, ..
+        } => {
+            let challenge = format!(
+                r#"Bearer error="insufficient_user_authentication", max_age={max_age_seconds}"#
+            );
+            headers.insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_str(&challenge).expect("a challenge of ASCII and digits"),
+            );
         }
         ApiError::Unavailable => {
             headers.insert(RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECONDS.into());
@@ -136,6 +147,26 @@ mod tests {
         let response = problem(&ApiError::Unavailable);
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[RETRY_AFTER], "1");
+    }
+
+    /// RFC 9470's step-up challenge, on the project's problem shape.
+    #[test]
+    fn a_sign_in_too_old_is_a_403_with_the_step_up_challenge() {
+        let response = problem(&ApiError::ReauthenticationRequired {
+            max_age_seconds: 600,
+            detail: "Sign in again".into(),
+        });
+        assert_eq!(response.status(), 403);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            r#"Bearer error="insufficient_user_authentication", max_age=600"#
+        );
+        let body = body(&response);
+        assert_eq!(
+            (body["status"].as_u64(), body["detail"].as_str()),
+            (Some(403), Some("Sign in again"))
+        );
     }
 
     #[test]

@@ -416,6 +416,7 @@ mod tests {
             iss: String::new(),
             aud: String::new(),
             adm: false,
+            auth_time: None,
         };
         let ip = Identity::Ip("203.0.113.1".into());
         let route = Route {

@@ -60,6 +60,14 @@ pub enum RevokeApiKey {
     NotFound,
 }
 
+/// One of a user's active keys to revoke inside another action's transaction (a password change
+/// that revokes every key), with the `apikey.revoked` event that records it; revoked at the
+/// event's time.
+pub struct KeyRevocation {
+    pub key_id: Uuid,
+    pub revoked: AuditEvent,
+}
+
 /// Why a key is deactivated: revoked by its owner (or an operator), or retired because it had
 /// expired and its place among the active keys was needed.
 #[derive(Clone, Copy)]
@@ -249,6 +257,53 @@ impl Store {
             }
             Err(error) => refused_deactivation(error, owner),
         }
+    }
+
+    /// The writes that revoke every active key of `owner`, as read (`revocations`), for another
+    /// action's transaction: each key set inactive on condition that it still is the owner's and
+    /// active, with its event; and the owner's active-key count from exactly their number to
+    /// zero, so that a key created since they were read makes the transaction fail rather than
+    /// outlive it.
+    pub(super) fn revoke_every_api_key(
+        &self,
+        owner: Uuid,
+        revocations: &[KeyRevocation],
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut items = Vec::with_capacity(2 * revocations.len() + 1);
+        for KeyRevocation { key_id, revoked } in revocations {
+            let key = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(keys::api_key(*key_id).attributes()))
+                .update_expression("SET is_active = :false, revoked_at = :at")
+                .condition_expression("user_id = :owner AND is_active = :true")
+                .expression_attribute_values(":owner", string(owner.to_string()))
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .expression_attribute_values(":at", string(rfc3339(revoked.time)?))
+                .build()
+                .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+            items.push(TransactWriteItem::builder().update(key).build());
+            items.push(self.audit_put(revoked)?);
+        }
+        let counted = match revocations.len() {
+            0 => "attribute_not_exists(#active) OR #active = :zero",
+            _ => "#active = :counted",
+        };
+        let mut count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::active_api_keys(owner).attributes()))
+            .update_expression("SET #active = :zero")
+            .condition_expression(counted)
+            .expression_attribute_names("#active", "active")
+            .expression_attribute_values(":zero", number(0));
+        if !revocations.is_empty() {
+            count = count.expression_attribute_values(":counted", number(revocations.len() as i64));
+        }
+        let count = count
+            .build()
+            .map_err(|error| StoreError::Unexpected(error.to_string()))?;
+        items.push(TransactWriteItem::builder().update(count).build());
+        Ok(items)
     }
 
     /// A key by id, whoever's (consistent read).

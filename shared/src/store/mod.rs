@@ -30,7 +30,9 @@ use uuid::Uuid;
 
 use crate::telemetry;
 
-pub use api_keys::{CreateApiKeyError, KeySession, LAST_USED_INTERVAL, RevokeApiKey, api_key_in};
+pub use api_keys::{
+    CreateApiKeyError, KeyRevocation, KeySession, LAST_USED_INTERVAL, RevokeApiKey, api_key_in,
+};
 pub use audit::{AuditPage, AuditQuery};
 pub use devices::RegisterDevice;
 pub use error::StoreError;
@@ -48,8 +50,8 @@ pub use ledger::{
 pub use login_attempts::{AttemptsWrite, LoginAttempts};
 pub use rate_counters::counter_hits;
 pub use sessions::{
-    NewPassword, PasswordChange, RefreshLookup, RefreshRecord, RefreshState, Rotation,
-    SessionRecord, SessionStart, SessionStatus, VerifiedLogin,
+    NewPassword, PasswordChange, Reauthentication, RefreshLookup, RefreshRecord, RefreshState,
+    Rotation, SessionRecord, SessionStart, SessionStatus, VerifiedLogin,
 };
 pub use user_admin::{UserActionError, UserActionOutcome, UserPage, user_in};
 pub use users::{CreateUserError, Credential, LoginRecord, LoginState, Session};

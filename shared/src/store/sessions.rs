@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::error::{condition_failed, failed_conditions};
 use super::keys::{self, GSI1, GSI1PK, GSI1SK, SESSION_PREFIX};
-use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
+use super::{Item, KeyRevocation, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{AuditEvent, RefreshToken, RefreshTokenHash, User, rfc3339};
 
 const STATUS: &str = "status";
@@ -53,9 +53,23 @@ pub struct SessionRecord {
     pub epoch: u64,
     /// When its newest refresh token expires (epoch s): the session's TTL.
     pub expires_at: i64,
+    /// When its user last proved their password in it: the login, or the latest
+    /// reauthentication. Absent from sessions begun before it was recorded (see `auth_time`).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auth_time: Option<OffsetDateTime>,
 }
 
 impl SessionRecord {
+    /// When its user last proved their password in it (its access tokens' `auth_time`): a
+    /// session begun before that was recorded, when it began.
+    pub fn signed_in_at(&self) -> OffsetDateTime {
+        self.auth_time.unwrap_or(self.created_at)
+    }
+
     /// Whether the session still admits the tokens it issued to `user`: its own, active, and not
     /// ended since by "log out everywhere" or a password change (its epoch behind the user's).
     /// Its access tokens never outlive it (`config::REFRESH_TOKEN_DAYS`), so this needs no clock.
@@ -160,6 +174,14 @@ pub enum Rotation {
     SessionEnded,
 }
 
+/// What a reauthentication came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reauthentication {
+    Recorded,
+    /// The session is no longer live (it ended, or expired, since it was read): nothing written.
+    SessionEnded,
+}
+
 /// What a password change came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PasswordChange {
@@ -167,6 +189,9 @@ pub enum PasswordChange {
     /// The credential, the user's sessions (another change, "log out everywhere", a
     /// deactivation) or the caller's session changed since they were read: nothing was written.
     Conflict,
+    /// Asked to revoke every API key, and the user's keys changed since they were read (one
+    /// created, revoked or retired): nothing was written.
+    KeysChanged,
 }
 
 /// What a login verified, which must still hold when its session starts.
@@ -506,14 +531,17 @@ impl Store {
     /// A password change, in one transaction: the credential's hash from `old_hash` (the one
     /// verified) to `new_hash`; the user's `session_epoch` from the one read (`user`) to the next,
     /// which ends every session; session `session_id`'s epoch to that next one, so that it alone
-    /// goes on; the `changed` event; and the login attempt the old password reserved released,
-    /// with the failure events recorded in case it was wrong (`provisional`).
+    /// goes on; the `changed` event; the login attempt the old password reserved released, with
+    /// the failure events recorded in case it was wrong (`provisional`) withdrawn. With
+    /// `revoked_keys` (every active API key of the user, as read), those keys are revoked too,
+    /// each with its event (`Store::revoke_every_api_key`).
     pub async fn change_password(
         &self,
         user: &User,
         change: &NewPassword<'_>,
         changed: &AuditEvent,
         provisional: &[AuditEvent],
+        revoked_keys: Option<&[KeyRevocation]>,
     ) -> Result<PasswordChange, StoreError> {
         let NewPassword {
             old_hash,
@@ -567,6 +595,10 @@ impl Store {
         for event in provisional {
             items.push(self.audit_delete(event)?);
         }
+        let password_items = items.len();
+        if let Some(revoked_keys) = revoked_keys {
+            items.extend(self.revoke_every_api_key(user.id, revoked_keys)?);
+        }
         let result = self
             .client
             .transact_write_items()
@@ -576,12 +608,20 @@ impl Store {
         match result {
             Ok(_) => {
                 changed.log();
+                revoked_keys
+                    .into_iter()
+                    .flatten()
+                    .for_each(|key| key.revoked.log());
                 Ok(PasswordChange::Changed)
             }
             Err(error) => {
                 let reasons = failed_conditions(error)?;
                 tracing::info!(?reasons, "password change refused by its conditions");
-                Ok(PasswordChange::Conflict)
+                if reasons.iter().take(password_items).any(condition_failed) {
+                    Ok(PasswordChange::Conflict)
+                } else {
+                    Ok(PasswordChange::KeysChanged)
+                }
             }
         }
     }
@@ -621,6 +661,62 @@ impl Store {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => return Ok(sessions),
             }
+        }
+    }
+
+    /// Records that `user` proved their password again at `at` in session `session_id`: its
+    /// `auth_time`, with the `succeeded` event, withdrawing the failure `provisional` recorded
+    /// in case the password was wrong, in one transaction; on condition that the session is
+    /// still live (the user's, active, not behind the user's epoch as read, unexpired).
+    pub async fn reauthenticate(
+        &self,
+        user: &User,
+        session_id: Uuid,
+        at: OffsetDateTime,
+        succeeded: &AuditEvent,
+        provisional: &[AuditEvent],
+    ) -> Result<Reauthentication, StoreError> {
+        let signed_in = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::session(session_id).attributes()))
+            .update_expression("SET auth_time = :at")
+            .condition_expression(
+                "user_id = :owner AND #status = :active AND #epoch >= :epoch AND #expires_at > :now",
+            )
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#epoch", EPOCH)
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":at", string(rfc3339(at)?))
+            .expression_attribute_values(":owner", string(user.id.to_string()))
+            .expression_attribute_values(":active", string(ACTIVE))
+            .expression_attribute_values(":epoch", epoch(user.session_epoch))
+            .expression_attribute_values(":now", number(at.unix_timestamp()))
+            .build()
+            .expect("table, key and expressions are set");
+        let mut items = vec![
+            TransactWriteItem::builder().update(signed_in).build(),
+            self.audit_put(succeeded)?,
+        ];
+        for event in provisional {
+            items.push(self.audit_delete(event)?);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Err(error) = result else {
+            succeeded.log();
+            return Ok(Reauthentication::Recorded);
+        };
+        let reasons = failed_conditions(error)?;
+        if reasons.first().is_some_and(condition_failed) {
+            Ok(Reauthentication::SessionEnded)
+        } else {
+            Err(StoreError::Unexpected(format!(
+                "reauthentication cancelled: {reasons:?}"
+            )))
         }
     }
 }
