@@ -140,3 +140,28 @@ def test_the_quick_start_and_the_api_examples_run_top_to_bottom_in_one_shell(dyn
     assert result.returncode == 0, report
     assert "command not found" not in result.stderr, report
     assert len(checked) == sum(curls), f"every curl is checked\n{report}"
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = heading.lstrip("#").strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def test_the_readme_stays_short_and_every_link_of_the_docs_resolves():
+    assert len(README.read_text().splitlines()) <= 300, "README.md is the newcomer's page: the reference is in docs/"
+    pages = [README, *sorted((REPO / "docs").glob("*.md"))]
+    linked = set()
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, fragment = target.partition("#")
+            resolved = (page.parent / path).resolve() if path else page
+            assert resolved.exists(), f"{page.name}: {target}"
+            linked.add(resolved)
+            if fragment and resolved.suffix == ".md":
+                headings = {anchor(line) for line in resolved.read_text().splitlines() if line.startswith("#")}
+                assert fragment in headings, f"{page.name}: {target}"
+    assert set(pages[1:]) <= linked, "every docs file is linked from somewhere"
