@@ -26,24 +26,24 @@ EXPECT = re.compile(r"#\s*expect:\s*(\d{3})\b")
 STORY_SECONDS = 600
 
 # Defines the curl the story calls: the real one, with its status written to stderr behind a
-# marker, checked against the line's expectation and appended to $README_STATUSES.
+# marker, checked against the line's expectation and appended to $STORY_STATUSES.
 PRELUDE = r"""
 set -euo pipefail
-README_EXPECT=2xx
-README_LINE=
+STORY_EXPECT=2xx
+STORY_AT=
 curl() {
   local errors status code=0
   { errors=$(command curl "$@" --write-out '%{stderr}readme-status:%{http_code}' 2>&1 1>&3 3>&-) || code=$?; } 3>&1
   status=${errors##*readme-status:}
   errors=${errors%readme-status:*}
   if [ -n "$errors" ]; then printf '%s\n' "$errors" >&2; fi
-  printf '%s %s %s\n' "$README_LINE" "$README_EXPECT" "$status" >> "$README_STATUSES"
-  case "$README_EXPECT:$status" in
+  printf '%s %s %s\n' "$STORY_AT" "$STORY_EXPECT" "$status" >> "$STORY_STATUSES"
+  case "$STORY_EXPECT:$status" in
     2xx:2??) ;;
     2xx:*) printf '%s: HTTP %s, not a 2xx (an expected refusal says # expect: %s)\n' \
-             "$README_LINE" "$status" "$status" >&2; return 1 ;;
-    *) if [ "$status" != "$README_EXPECT" ]; then
-         printf '%s: HTTP %s, not the %s the line expects\n' "$README_LINE" "$status" "$README_EXPECT" >&2
+             "$STORY_AT" "$status" "$status" >&2; return 1 ;;
+    *) if [ "$status" != "$STORY_EXPECT" ]; then
+         printf '%s: HTTP %s, not the %s the line expects\n' "$STORY_AT" "$status" "$STORY_EXPECT" >&2
          return 1
        fi ;;
   esac
@@ -105,7 +105,7 @@ def script(steps: list[Command], api_url: str) -> str:
     body = []
     for step in steps:
         text = step.text.replace(API_LINE, f"API={api_url}") if step.text == API_LINE else step.text
-        body.append(f"README_LINE='{step.file}:{step.line}'; README_EXPECT={step.expect}\n{text}")
+        body.append(f"STORY_AT='{step.file}:{step.line}'; STORY_EXPECT={step.expect}\n{text}")
     return PRELUDE + "\n".join(body) + "\n"
 
 
@@ -113,7 +113,7 @@ def run_story(steps: list[Command], api, statuses: Path) -> subprocess.Completed
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/tmp"),
-        "README_STATUSES": str(statuses),
+        "STORY_STATUSES": str(statuses),
         # fogctl, run as the story runs it, finds the test's table (make run's: .local/stack.json).
         "TABLE_NAME": api.table,
         "DYNAMODB_ENDPOINT": api.dynamodb.endpoint,
