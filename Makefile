@@ -42,6 +42,7 @@ build:
 
 ## Serve every function on http://127.0.0.1:3000 with a local DynamoDB on 127.0.0.1:8000; other
 ## ports with RUN_ARGS="--port 3001 --dynamodb-port 8001". Ctrl-C, SIGTERM and SIGHUP stop it all.
+## While it serves, .local/stack.json says where it is; fogctl reads it.
 RUN_ARGS ?=
 run: $(STAMP) build
 	$(PYTHON) infra/local_stack.py run $(RUN_ARGS)

@@ -4,6 +4,9 @@ cargo-lambda's Lambda Runtime API emulator, routed as template.yaml routes them.
     python infra/local_stack.py run                # what `make run` does
     python infra/local_stack.py with-dynamodb CMD  # CMD runs with TABLE_NAME/DYNAMODB_ENDPOINT set
 
+While it serves, `run` keeps its address, its DynamoDB's and its table in .local/stack.json (the
+state file), which fogctl reads when given no --endpoint.
+
 Tests import `DynamoDb` and `Functions` to start their own stack on free ports.
 """
 
@@ -13,6 +16,7 @@ import argparse
 import contextlib
 import ctypes
 import errno
+import json
 import os
 import re
 import secrets
@@ -32,6 +36,8 @@ import boto3
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+# Where a running stack says where it is, for fogctl (infra/fogctl: the checkout's .local/stack.json).
+STATE_FILE = REPO / ".local" / "stack.json"
 VENV_BIN = Path(sys.executable).parent
 # A local server needs credentials in the request signature, never real ones.
 LOCAL_AWS_ENV = {
@@ -382,6 +388,23 @@ def function_env(dynamodb: DynamoDb, table: str, **overrides: str) -> dict[str, 
 
 
 @contextlib.contextmanager
+def stack_state(path: Path, api: str, dynamodb: DynamoDb, table: str) -> Iterator[None]:
+    """The state file while the stack runs: its pid, the API's URL, the DynamoDB endpoint and the
+    table. The newest stack's wins; on stop it is removed, unless a later stack has rewritten it."""
+    state = {"pid": os.getpid(), "api": api, "dynamodb_endpoint": dynamodb.endpoint, "table": table}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = path.with_name(f".{path.name}.{os.getpid()}")
+    written.write_text(json.dumps(state, indent=2) + "\n")
+    written.replace(path)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
+
+
+@contextlib.contextmanager
 def _dynamodb(port: int, table: str) -> Iterator[DynamoDb]:
     dynamodb = DynamoDb(port)
     try:
@@ -398,7 +421,8 @@ def run(args: argparse.Namespace) -> None:
         (args.port, "the functions", "--port"),
         (args.dynamodb_port, "the local DynamoDB", "--dynamodb-port"),
     ])
-    with _dynamodb(args.dynamodb_port, args.table) as dynamodb:
+    api = f"http://127.0.0.1:{args.port}"
+    with _dynamodb(args.dynamodb_port, args.table) as dynamodb, stack_state(args.state_file, api, dynamodb, args.table):
         print(f"Local DynamoDB on {dynamodb.endpoint}, table {args.table}", flush=True)
         print("Starting the functions (the first start compiles them)...", flush=True)
         functions = Functions(args.port, function_env(dynamodb, args.table), reload=True)
@@ -407,7 +431,8 @@ def run(args: argparse.Namespace) -> None:
                 f"\nFog Compute API on {functions.url}\n\n"
                 f"  curl -s {functions.url}/health\n"
                 f"  curl -s -X POST {functions.url}/api/auth/register -H 'Content-Type: application/json' \\\n"
-                "       -d '{\"username\":\"alice\",\"email\":\"alice@example.com\",\"password\":\"Fog-Compute-2024\"}'\n\n"
+                "       -d '{\"username\":\"alice\",\"email\":\"alice@example.com\",\"password\":\"Fog-Compute-2024\"}'\n"
+                f"  cargo run -q -p fogctl -- promote alice   # finds this stack through {_command_line(args.state_file)}\n\n"
                 "Ctrl-C (or SIGTERM, SIGHUP) stops everything.",
                 flush=True,
             )
@@ -433,6 +458,8 @@ def main() -> int:
     run_parser.add_argument("--port", type=int, default=3000)
     run_parser.add_argument("--dynamodb-port", type=int, default=8000)
     run_parser.add_argument("--table", default="fog-compute-local")
+    run_parser.add_argument("--state-file", type=Path, default=STATE_FILE,
+                            help="where the running stack says where it is, for fogctl (default: %(default)s)")
     with_parser = commands.add_parser("with-dynamodb", help="run a command against a fresh local table")
     with_parser.add_argument("--table", default="fog-compute-test")
     with_parser.add_argument("command", nargs=argparse.REMAINDER)

@@ -338,7 +338,10 @@ def start_api(args: argparse.Namespace) -> None:
         (args.dynamodb_port, "the local DynamoDB", "--dynamodb-port", bridge_gateway()),
     ])
     template = prepare()
-    with dynamodb_for_containers(args.table, args.dynamodb_port) as (dynamodb, endpoint):
+    with (
+        dynamodb_for_containers(args.table, args.dynamodb_port) as (dynamodb, endpoint),
+        local_stack.stack_state(args.state_file, f"http://127.0.0.1:{args.port}", dynamodb, args.table),
+    ):
         sam = Sam(template, env_json(REPO / "env.json", endpoint, args.table), dynamodb.endpoint)
         print(f"Local DynamoDB on {dynamodb.endpoint} (containers: {endpoint}), table {args.table}", flush=True)
         print(f"Starting sam local start-api on http://127.0.0.1:{args.port}", flush=True)
@@ -367,6 +370,8 @@ def main() -> int:
     start.add_argument("--port", type=int, default=3000)
     start.add_argument("--dynamodb-port", type=int, default=8000)
     start.add_argument("--table", default="fog-compute-local")
+    start.add_argument("--state-file", type=Path, default=local_stack.STATE_FILE,
+                       help="where the running stack says where it is, for fogctl (default: %(default)s)")
     build_parser = commands.add_parser("build", help="build the functions for the host into a SAM build dir")
     build_parser.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD_DIR)
     env_parser = commands.add_parser("env-json", help="write an env.json for --env-vars with a fresh JWT secret")

@@ -2,7 +2,9 @@
 `chromium-driver`, which `make browser` installs where missing) uses Swagger UI at /docs against
 the local stack as a person would: it registers and logs in through "Try it out", authorizes
 with the access token the login answered, and calls GET /api/auth/me. No console error, and no
-request to anywhere but 127.0.0.1. The last screen is saved as tests/output/docs-browser.png.
+request to anywhere but 127.0.0.1. The page shows the tags and the account's operations in the
+document's deliberate order, the bearer token first in "Authorize", and a server label without a
+fixed address. The last screen is saved as tests/output/docs-browser.png.
 
 Without Chromium or its driver the test skips, with the reason in one line; under CI=true that
 is a failure."""
@@ -17,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conftest import REPO, STRONG_PASSWORD, unique_username
+from test_docs import TAG_ORDER, operation_ids
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -90,11 +93,19 @@ class DocsPage:
         body = self.find(".live-responses-table .response-col_description pre", block)
         return status.text.strip(), body.text
 
+    def all(self, css: str, within=None) -> list:
+        from selenium.webdriver.common.by import By
+
+        self.find(css, within)
+        return (within or self.driver).find_elements(By.CSS_SELECTOR, css)
+
     def authorize_bearer(self, token: str) -> None:
-        """Enters the token in the "Authorize" dialog's bearer scheme; the dialog also offers the
-        API key scheme (X-API-Key)."""
+        """Enters the token in the "Authorize" dialog's bearer scheme, the first it offers; the
+        second is the API key scheme (X-API-Key)."""
         self.find(".auth-wrapper button.authorize").click()
         dialog = self.find(".dialog-ux .modal-ux")
+        schemes = [form.find_element("css selector", "h4").text.split()[0] for form in self.all("form", dialog)]
+        assert schemes == ["bearerAuth", "ApiKey"], schemes
         assert "X-API-Key" in self.find("#api_key_value", dialog).find_element("xpath", "ancestor::form").text
         bearer = self.find("#auth-bearer-value", dialog).find_element("xpath", "ancestor::form")
         self.find("#auth-bearer-value", bearer).send_keys(token)
@@ -107,6 +118,13 @@ def test_register_log_in_authorize_and_call_me_through_the_docs_page(api, browse
     page = DocsPage(browser)
     browser.get(f"{api.url}/docs")
     assert "Fog Compute API" in page.find(".information-container .title").text
+    tags = [element.get_attribute("data-tag") for element in page.all(".opblock-tag[data-tag]")]
+    assert tags == TAG_ORDER, tags
+    shown = [element.get_attribute("id") for element in page.all("[id^='operations-auth-']")]
+    assert shown == [f"operations-auth-{operation}" for operation in operation_ids("auth")], shown
+    server = page.find(".servers select option").text
+    assert server.startswith("/ - The API that served this page"), server
+    assert "127.0.0.1" not in server and "3000" not in server, server
     username = unique_username()
 
     register = page.operation("auth", "register")

@@ -1,10 +1,12 @@
 """`make run` (infra/local_stack.py run) as a developer or a process manager meets it: stopped by a
 signal, it stops every server it started; started beside something holding its ports, it says
-what, in one line. Free ports throughout, so these run beside a developer's `make run`."""
+what, in one line; while it runs, fogctl finds it through its state file. Free ports and state
+files of their own throughout, so these run beside a developer's `make run`."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from conftest import REPO, local_stack
 
@@ -87,9 +90,12 @@ class Stack:
     """`local_stack.py run` (or `make run`) in a session of its own, and every process it starts,
     so that the test can end exactly those (by pid) whatever the outcome."""
 
-    def __init__(self, log: Path, via_make: bool = False):
+    def __init__(self, log: Path, via_make: bool = False, table: str = "fog-compute-signals"):
         self.port, self.dynamodb_port = local_stack.free_port(), local_stack.free_port()
-        options = ["--port", str(self.port), "--dynamodb-port", str(self.dynamodb_port), "--table", "fog-compute-signals"]
+        # Where fogctl run in the log's directory looks (not the checkout's, a developer's stack's).
+        self.state_file = log.parent / ".local" / "stack.json"
+        options = ["--port", str(self.port), "--dynamodb-port", str(self.dynamodb_port), "--table", table,
+                   "--state-file", str(self.state_file)]
         if via_make:
             # A make of its own, not a sub-make of the `make test` this may run under.
             env = {name: value for name, value in os.environ.items() if name not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
@@ -144,13 +150,73 @@ def test_a_stop_signal_stops_the_whole_stack(tmp_path, stop_signal):
         assert listening(stack.port) and listening(stack.dynamodb_port)
         assert len(servers) >= 2, "the DynamoDB server and cargo lambda watch"
 
+        assert stack.state_file.exists()
+
         stack.process.send_signal(stop_signal)
         stack.process.wait(timeout=30)
         assert_gone(servers, stack.port, stack.dynamodb_port)
+        assert not stack.state_file.exists(), "the state file goes with the stack"
         log = (tmp_path / "run.log").read_text(errors="replace")
         assert "Traceback" not in log, log
     finally:
         stack.cleanup()
+
+
+def fogctl(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """fogctl as an operator runs it in `cwd`, with no TABLE_NAME or DYNAMODB_ENDPOINT in its
+    environment: the binary `cargo build --workspace` made (cargo itself, outside the checkout,
+    would miss .cargo/config.toml and build everything again)."""
+    binary = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "debug" / "fogctl"
+    env = {name: value for name, value in os.environ.items() if name not in ("TABLE_NAME", "DYNAMODB_ENDPOINT")}
+    return subprocess.run([str(binary), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_fogctl_finds_the_stack_make_run_started_on_any_ports(tmp_path):
+    """Issue 22: fogctl talked to 127.0.0.1:8000 whatever ports `make run` was given."""
+    stack = Stack(tmp_path / "run.log", table="fog-compute-fogctl")
+    try:
+        stack.wait_serving()
+        state = json.loads(stack.state_file.read_text())
+        assert state == {
+            "pid": stack.process.pid, "api": f"http://127.0.0.1:{stack.port}",
+            "dynamodb_endpoint": f"http://127.0.0.1:{stack.dynamodb_port}", "table": "fog-compute-fogctl",
+        }
+        user = {"username": "ada", "email": "ada@example.com", "password": "Fog-Compute-2024"}
+        registered = requests.post(f"{state['api']}/api/auth/register", json=user, timeout=300)
+        assert registered.status_code == 201, registered.text
+
+        promoted = fogctl(tmp_path, "promote", "ada")
+        assert promoted.returncode == 0, promoted.stderr
+        assert promoted.stdout.strip() == "ada is now an administrator"
+        login = requests.post(f"{state['api']}/api/auth/login", json=user, timeout=300).json()
+        me = requests.get(f"{state['api']}/api/auth/me", timeout=300,
+                          headers={"Authorization": f"Bearer {login['access_token']}"})
+        assert me.json()["is_admin"] is True
+
+        # --endpoint still decides: a server that is not there, and fogctl does not fall back.
+        elsewhere = fogctl(tmp_path, "--endpoint", f"http://127.0.0.1:{local_stack.free_port()}", "demote", "ada")
+        assert elsewhere.returncode != 0 and "no user named" not in elsewhere.stderr, elsewhere.stderr
+        # And --table: the stack's DynamoDB, another table.
+        other_table = fogctl(tmp_path, "--table", "fog-compute-other", "demote", "ada")
+        assert other_table.returncode != 0, other_table.stdout
+
+        stack.process.send_signal(signal.SIGTERM)
+        stack.process.wait(timeout=30)
+        gone = fogctl(tmp_path, "demote", "ada")
+        assert gone.returncode == 1
+        assert gone.stderr.strip().splitlines() == [
+            f"fogctl: no local stack is running ({stack.state_file} is missing): start one with `make run`, "
+            "or pass --endpoint URL or --aws (see --help)"
+        ]
+    finally:
+        stack.cleanup()
+
+
+def test_fogctl_help_says_how_it_finds_the_stack(tmp_path):
+    result = fogctl(tmp_path, "--help")
+    assert result.returncode == 0, result.stderr
+    assert ".local/stack.json" in result.stdout and "make run" in result.stdout
+    assert "--endpoint" in result.stdout and "--aws" in result.stdout
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
@@ -177,7 +243,7 @@ def run_beside(holder_port: int, which: str, tmp_path: Path) -> tuple[subprocess
     ports = {"functions": ("--port", "--dynamodb-port"), "dynamodb": ("--dynamodb-port", "--port")}[which]
     stack = subprocess.Popen(
         [sys.executable, str(SCRIPT), "run", ports[0], str(holder_port), ports[1], str(other),
-         "--table", "fog-compute-taken"],
+         "--table", "fog-compute-taken", "--state-file", str(tmp_path / ".local" / "stack.json")],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     started: set[Process] = set()
@@ -230,7 +296,7 @@ def test_the_emulator_answers_a_body_that_is_not_utf8_itself(api):
     """cargo-lambda's emulator (`make run`) answers a JSON body that is not UTF-8 with its own
     500 before any function runs, where API Gateway would hand the function the body
     base64-encoded: the functions' 400 for it is tested in-process (shared/tests/body_encoding.rs)
-    and through `sam local invoke` (tests/sam/). The README says so; this fails if a cargo-lambda
+    and through `sam local invoke` (tests/sam/). docs/local-development.md says so; this fails if a cargo-lambda
     release changes it."""
     response = api.post("/api/auth/register", data='{"username":"café"}'.encode("latin-1"),
                         headers={"Content-Type": "application/json"})

@@ -204,7 +204,7 @@ def rate_limit_line(category: str, keys: str, limits: dict[str, int]) -> str:
     """What an operation's description ends with: its category and default limit, and whom it
     counts: auth routes the source IP; the others a verified token's user (administrators in
     `admin`), the source IP on public routes without one, an API key its own hourly budget where
-    the route takes keys (README, Rate limiting)."""
+    the route takes keys (docs/rate-limiting.md)."""
     if category == "Exempt":
         return "Rate limit: none (exempt, like /health)."
     category = category.lower()

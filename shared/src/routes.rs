@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-/// How a route is rate limited (see the README's Rate limiting section).
+/// How a route is rate limited (see docs/rate-limiting.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RateLimit {
     /// Never counted, and reads no token: the health check.

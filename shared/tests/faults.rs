@@ -163,7 +163,7 @@ impl Operation {
 
     /// Item kinds (partition key prefixes) whose changes are not all-or-nothing by design: a
     /// password change reserves and releases a login attempt as login does, and a reservation
-    /// whose release is lost counts as one failed attempt until it ages out (README, Brute force).
+    /// whose release is lost counts as one failed attempt until it ages out (docs/rate-limiting.md, Brute force).
     fn untracked(self) -> &'static [&'static str] {
         match self {
             Self::ChangePassword | Self::ChangePasswordRevokingKeys => &["LOGINFAIL#"],

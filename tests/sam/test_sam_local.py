@@ -390,7 +390,7 @@ def check_docs_assets(url: str, page: requests.Response) -> None:
 def test_start_api_does_not_pass_on_a_body_that_is_not_utf8(sam_api):
     """Unlike API Gateway, `sam local start-api` builds the event by decoding the body as UTF-8
     and answers 502 itself when that fails; the function never runs (hence the `sam local
-    invoke` tests above). The README says so; this fails when a SAM release changes it."""
+    invoke` tests above). docs/local-development.md says so; this fails when a SAM release changes it."""
     response = requests.post(f"{sam_api}/api/auth/register", data=latin1('{"username":"café"}'),
                              headers={"Content-Type": "application/json"}, timeout=TIMEOUT)
     assert response.status_code == 502 and response.json() == {"message": "Internal server error"}, response.text

@@ -4,12 +4,14 @@
 //! written before it existed.
 //!
 //! `cargo run -q -p fogctl -- [--table NAME] [--endpoint URL | --aws] <command> <username>`
-//! runs against the local stack by default; `--aws` uses the AWS endpoint of the usual
-//! AWS_REGION / AWS_PROFILE settings.
+//! finds the local stack `make run` started through its state file unless told where to go (see
+//! `WHERE`).
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use serde::Deserialize;
 use shared::config::{AUDIT_RETENTION_DAYS, DEFAULT_AUDIT_RETENTION_DAYS};
 use shared::domain::{Actor, ApiKey, AuditContext, AuditEventType, UserAction, rfc3339};
 use shared::store::{
@@ -18,25 +20,94 @@ use shared::store::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// Which table fogctl acts on, and where (the end of `--help`).
+const WHERE: &str = "\
+Which DynamoDB, and which table:
+  (no option)      the local stack `make run` (or `make sam-local`) is running: it writes its
+                   DynamoDB endpoint and table to .local/stack.json at the checkout's root (the
+                   nearest directory holding Cargo.lock, from the current one up) and removes it
+                   when it stops, so the ports RUN_ARGS gave it are found too
+  --endpoint URL   that DynamoDB-compatible server (also DYNAMODB_ENDPOINT); the table is
+                   fog-compute-local unless --table says otherwise
+  --aws            AWS itself, with the usual AWS_REGION / AWS_PROFILE settings; --table is
+                   required (the deployed stack's TableName output)
+--table NAME (also TABLE_NAME) overrides the table in every case.";
+
+/// The local stack's table unless told otherwise (`make run`'s default).
+const LOCAL_TABLE: &str = "fog-compute-local";
+
 #[derive(Parser)]
-#[command(about = "Fog Compute operator CLI")]
+#[command(about = "Fog Compute operator CLI", after_help = WHERE)]
 struct Cli {
-    /// The DynamoDB table.
-    #[arg(long, env = "TABLE_NAME", default_value = "fog-compute-local")]
-    table: String,
-    /// A local DynamoDB-compatible endpoint.
-    #[arg(
-        long,
-        env = "DYNAMODB_ENDPOINT",
-        default_value = "http://127.0.0.1:8000",
-        conflicts_with = "aws"
-    )]
-    endpoint: String,
+    /// The DynamoDB table [default: the local stack's].
+    #[arg(long, env = "TABLE_NAME")]
+    table: Option<String>,
+    /// A local DynamoDB-compatible endpoint [default: the local stack's].
+    #[arg(long, env = "DYNAMODB_ENDPOINT", conflicts_with = "aws")]
+    endpoint: Option<String>,
     /// Use AWS itself rather than a local endpoint.
     #[arg(long)]
     aws: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// What the running local stack wrote in its state file (infra/local_stack.py `stack_state`).
+#[derive(Deserialize)]
+struct StackState {
+    dynamodb_endpoint: String,
+    table: String,
+}
+
+/// The endpoint (none: AWS) and table the options name, or the running local stack's.
+fn target(cli: &Cli) -> Result<(Option<String>, String), Failure> {
+    if cli.aws {
+        let table = cli.table.clone().ok_or_else(|| {
+            Failure::Refused("--aws needs --table (the deployed stack's TableName output)".into())
+        })?;
+        return Ok((None, table));
+    }
+    if let Some(endpoint) = &cli.endpoint {
+        let table = cli.table.clone().unwrap_or_else(|| LOCAL_TABLE.to_owned());
+        return Ok((Some(endpoint.clone()), table));
+    }
+    let here = std::env::current_dir()
+        .map_err(|error| Failure::Refused(format!("the current directory: {error}")))?;
+    let path = stack_file(&here);
+    let state = read_stack_state(&path)?;
+    Ok((
+        Some(state.dynamodb_endpoint),
+        cli.table.clone().unwrap_or(state.table),
+    ))
+}
+
+/// `.local/stack.json` at the checkout's root: the nearest directory from `here` up that holds
+/// Cargo.lock, else `here` itself.
+fn stack_file(here: &Path) -> PathBuf {
+    let root = (here.ancestors())
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or(here);
+    root.join(".local").join("stack.json")
+}
+
+fn read_stack_state(path: &Path) -> Result<StackState, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        Failure::Refused(if error.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "no local stack is running ({} is missing): start one with `make run`, \
+                 or pass --endpoint URL or --aws (see --help)",
+                path.display()
+            )
+        } else {
+            format!("{}: {error}", path.display())
+        })
+    })?;
+    serde_json::from_str(&text).map_err(|error| {
+        Failure::Refused(format!(
+            "{} is not a local stack's state file: {error}",
+            path.display()
+        ))
+    })
 }
 
 #[derive(Subcommand)]
@@ -68,38 +139,45 @@ enum KeysCommand {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let endpoint = (!cli.aws).then_some(cli.endpoint.as_str());
-    let store = Store::new(client(&sdk_config(endpoint).await), &cli.table);
-    let outcome = match &cli.command {
-        Command::Keys(command) => keys(&store, command).await,
-        Command::ReindexUsers => reindex_users(&store).await,
-        command => act_on_user(&store, command).await,
-    };
-    match outcome {
+    match run(&Cli::parse()).await {
         Ok(message) => {
             println!("{message}");
             ExitCode::SUCCESS
         }
-        Err(Failure::NoSuchUser(username)) => {
-            eprintln!("fogctl: no user named {username} in table {}", cli.table);
-            ExitCode::FAILURE
-        }
-        Err(Failure::Refused(reason)) => {
-            eprintln!("fogctl: {reason}");
-            ExitCode::FAILURE
-        }
-        Err(Failure::Store(error)) => {
-            eprintln!("fogctl: {error}");
+        Err(failure) => {
+            eprintln!("fogctl: {failure}");
             ExitCode::FAILURE
         }
     }
 }
 
+async fn run(cli: &Cli) -> Result<String, Failure> {
+    let (endpoint, table) = target(cli)?;
+    let store = Store::new(client(&sdk_config(endpoint.as_deref()).await), &table);
+    match &cli.command {
+        Command::Keys(command) => keys(&store, command).await,
+        Command::ReindexUsers => reindex_users(&store).await,
+        command => act_on_user(&store, command).await,
+    }
+}
+
 enum Failure {
-    NoSuchUser(String),
+    /// The username, and the table it is not in.
+    NoSuchUser(String, String),
     Refused(String),
     Store(StoreError),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoSuchUser(username, table) => {
+                write!(f, "no user named {username} in table {table}")
+            }
+            Self::Refused(reason) => f.write_str(reason),
+            Self::Store(error) => write!(f, "{error}"),
+        }
+    }
 }
 
 impl From<StoreError> for Failure {
@@ -151,13 +229,15 @@ async fn act_on_user(store: &Store, command: &Command) -> Result<String, Failure
     let username = username.to_ascii_lowercase();
     let context = audit_context()?;
     let Some(user) = store.user_by_username(&username).await? else {
-        return Err(Failure::NoSuchUser(username));
+        return Err(Failure::NoSuchUser(username, store.table().to_owned()));
     };
     match store.act_on_user(&user, action, &context).await {
         Ok(UserActionOutcome::Done { .. } | UserActionOutcome::Unchanged(_)) => {
             Ok(format!("{username} {done}"))
         }
-        Err(UserActionError::NotFound) => Err(Failure::NoSuchUser(username)),
+        Err(UserActionError::NotFound) => {
+            Err(Failure::NoSuchUser(username, store.table().to_owned()))
+        }
         Err(UserActionError::Store(error)) => Err(error.into()),
         // Only an administrator acting through the API meets these.
         Err(error @ (UserActionError::OwnAccount(_) | UserActionError::ActorNotAdmin)) => {
@@ -175,7 +255,7 @@ async fn keys(store: &Store, command: &KeysCommand) -> Result<String, Failure> {
     let (KeysCommand::List { username } | KeysCommand::Revoke { username, .. }) = command;
     let username = username.to_ascii_lowercase();
     let Some(credential) = store.credential(&username).await? else {
-        return Err(Failure::NoSuchUser(username));
+        return Err(Failure::NoSuchUser(username, store.table().to_owned()));
     };
     let now = OffsetDateTime::now_utc();
     match command {

@@ -6,7 +6,7 @@
 //! anything: the owner's user id (16 bytes), the key's id (16 bytes) and its hourly rate limit
 //! (4 bytes, big-endian). None of those three is trusted as sent: the key item, found by the
 //! key id, holds the SHA-256 of the whole secret, and a secret whose owner, id or limit was
-//! changed hashes to something else and is refused (see the README's Rate limiting section).
+//! changed hashes to something else and is refused (see docs/rate-limiting.md).
 //!
 //! The checksum lets a mistyped or made-up key be refused before any DynamoDB call, and secret
 //! scanners recognise `fog_sk_` and can check the checksum offline.

@@ -49,4 +49,41 @@ mod tests {
         assert_eq!(document["openapi"], "3.1.0");
         assert_eq!(document["info"]["version"], VERSION);
     }
+
+    /// The docs page shows paths, tags and security schemes in the document's order, so the
+    /// served JSON keeps openapi.yaml's rather than sorting each object's keys.
+    #[test]
+    fn the_served_document_keeps_the_yaml_order() {
+        let yaml = include_str!("../../../openapi.yaml");
+        // The keys one level below a section's header line, up to the next line indented no
+        // deeper than the header.
+        let keys_under = |header: &str| -> Vec<String> {
+            let depth = header.len() - header.trim_start().len();
+            (yaml.lines())
+                .skip_while(|line| *line != header)
+                .skip(1)
+                .take_while(|line| line.is_empty() || line.len() - line.trim_start().len() > depth)
+                .filter(|line| line.len() - line.trim_start().len() == depth + 2)
+                .filter_map(|line| line.trim().strip_suffix(':'))
+                .map(|key| format!("\"{key}\":"))
+                .collect()
+        };
+        let position = |text: &str| {
+            OPENAPI_JSON
+                .find(text)
+                .unwrap_or_else(|| panic!("{text} is not in openapi.json"))
+        };
+        for ordered in [keys_under("paths:"), keys_under("  securitySchemes:")] {
+            assert!(ordered.len() > 1, "{ordered:?}");
+            let positions: Vec<usize> = ordered.iter().map(|key| position(key)).collect();
+            assert!(positions.is_sorted(), "openapi.json reorders {ordered:?}");
+        }
+        let tags: Vec<String> = (yaml.lines())
+            .filter_map(|line| line.strip_prefix("  - name: "))
+            .map(|name| format!("{{\"name\":\"{name}\""))
+            .collect();
+        assert!(tags.len() > 1, "{tags:?}");
+        let positions: Vec<usize> = tags.iter().map(|tag| position(tag)).collect();
+        assert!(positions.is_sorted(), "openapi.json reorders the tags");
+    }
 }

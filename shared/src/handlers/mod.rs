@@ -153,10 +153,10 @@ fn body_string(req: &Request, field: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// The policy the README states: `/health` and the docs page exempt, every `/api/auth/` route
-    /// `auth`, other reads `read` and other writes `write`.
+    /// The policy docs/rate-limiting.md states: `/health` and the docs page exempt, every
+    /// `/api/auth/` route `auth`, other reads `read` and other writes `write`.
     #[test]
-    fn every_route_is_limited_as_the_readme_says() {
+    fn every_route_is_limited_as_documented() {
         for route in ROUTES {
             for path in route.paths {
                 let documented =

@@ -1,5 +1,5 @@
 //! Rate limiting that holds across every Lambda instance: sliding-window counters in DynamoDB
-//! (see `window` for the arithmetic, the README for the policy).
+//! (see `window` for the arithmetic, docs/rate-limiting.md for the policy).
 
 mod lockout;
 mod window;
@@ -138,9 +138,9 @@ pub struct Caller<'a> {
     pub ip: &'a str,
 }
 
-/// A counter per identity: one route's in one category, per minute (the README's per-route
-/// buckets); or an API key's own budget over every route, per hour, with the limit its secret
-/// carries.
+/// A counter per identity: one route's in one category, per minute (the per-route buckets of
+/// docs/rate-limiting.md); or an API key's own budget over every route, per hour, with the limit
+/// its secret carries.
 #[derive(Clone, Copy)]
 enum Bucket<'a> {
     Route {

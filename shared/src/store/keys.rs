@@ -1,4 +1,4 @@
-//! Primary keys of every item type. See the README's table design.
+//! Primary keys of every item type. See docs/table-design.md.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;

@@ -1,5 +1,5 @@
-//! DynamoDB access. One table holds every item type; `keys` names them and the README documents
-//! the design.
+//! DynamoDB access. One table holds every item type; `keys` names them and docs/table-design.md
+//! documents the design.
 
 mod api_keys;
 mod audit;
@@ -99,7 +99,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(500);
 const AWS_ROOT_CERTIFICATES: &[u8] = include_bytes!("aws_root_cas.pem");
 
 /// The AWS SDK configuration, loaded once per cold start: bounded timeouts and retries, and TLS
-/// that trusts only Amazon's roots (see the README). `endpoint` points at a local server, which is
+/// that trusts only Amazon's roots (see docs/security.md). `endpoint` points at a local server, which is
 /// given placeholder credentials so that real ones never leave for it.
 pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());

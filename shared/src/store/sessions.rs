@@ -1,8 +1,8 @@
 //! Sessions and their refresh tokens (issue 15). A session is one login: an item `SESSION#<id>`
 //! listed under its user in GSI1, `active` until it ends (`revoked`), with an `epoch` that must be
 //! at least its user's `session_epoch`. A refresh token is an item `REFRESH#<sha256>`, `current`
-//! until a rotation spends it (recording when, and its successor's hash). See the README's table
-//! design for every write.
+//! until a rotation spends it (recording when, and its successor's hash). See docs/table-design.md
+//! for every write.
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
