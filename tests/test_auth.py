@@ -2,7 +2,7 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import assert_problem, local_stack, unique_username
+from conftest import assert_problem, invalid_fields, local_stack, unique_username
 
 
 def test_register_login_me_logout_flow(api):
@@ -47,6 +47,19 @@ def test_each_login_token_is_revoked_on_its_own(api):
     assert api.post("/api/auth/logout", token=first).status_code == 200
     assert api.get("/api/auth/me", token=first).status_code == 401
     assert api.get("/api/auth/me", token=second).status_code == 200
+
+
+def test_usernames_take_the_old_backends_alphabet(api):
+    """Letters, digits, `_` and `-`, 3-50 characters, compared in any case (issue 23): the old
+    backend's suites register names such as `refresh_user_1700000000`."""
+    username = f"Refresh_User-{unique_username()}"
+    registered = api.register(username)
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["username"] == username.lower()
+    assert api.login(username.upper()).status_code == 200
+    assert api.register(username.lower(), f"other-{username}@example.com").status_code == 400
+    for bad in ("ab", "a" * 51, "dot.ted", "plus+sign", "space d", "caf\u00e9"):
+        assert invalid_fields(api.register(bad, f"{unique_username()}@example.com")) == {"username"}, bad
 
 
 def test_duplicate_username_in_any_case_and_duplicate_email(api):
