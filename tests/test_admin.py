@@ -122,7 +122,7 @@ def test_unlock_lets_the_right_password_in_after_a_lockout(api, admin):
     user_id = me(api, token)["id"]
     for _ in range(5):
         assert api.login(username, "Wrong-Password-1").status_code == 401
-    assert api.login(username).status_code == 429
+    assert api.login(username).status_code == 423
     unlocked = act(api, admin, user_id, "unlock")
     assert unlocked.status_code == 200, unlocked.text
     assert api.login(username).status_code == 200

@@ -377,7 +377,7 @@ async fn unlock_lets_the_right_password_in_again() {
         assert_eq!(wrong.status(), 401, "{}", wrong.text());
     }
     let locked = app.login(&user.username, PASSWORD).await;
-    assert_eq!(locked.status(), 429, "{}", locked.text());
+    assert_eq!(locked.status(), 423, "{}", locked.text());
 
     let unlocked = act(&app, Some(&admin.token), user.id, "unlock").await;
     assert_eq!(unlocked.status(), 200, "{}", unlocked.text());

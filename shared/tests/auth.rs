@@ -31,7 +31,10 @@ async fn a_username_with_underscores_and_hyphens_registers_and_logs_in_in_any_ca
     let registered = app.register(&username).await;
     assert_eq!(registered.status(), 201, "{}", registered.text());
     assert_eq!(registered.json()["username"], username.to_lowercase());
-    assert_eq!(app.login(&username.to_uppercase(), PASSWORD).await.status(), 200);
+    assert_eq!(
+        app.login(&username.to_uppercase(), PASSWORD).await.status(),
+        200
+    );
 }
 
 #[tokio::test]

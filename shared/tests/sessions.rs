@@ -737,11 +737,19 @@ async fn wrong_old_passwords_count_toward_the_login_lockout() {
         json!({"old_password": PASSWORD, "new_password": "Fog-Compute-2025-Renewed"}),
     )
     .await;
-    assert_eq!(locked.status(), 429, "{}", locked.text());
+    assert_eq!(locked.status(), 423, "{}", locked.text());
     assert!(locked.header("retry-after").is_some());
+    assert!(
+        locked.json()["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Account locked due to too many failed attempts. Try again in "),
+        "{}",
+        locked.text()
+    );
     assert_eq!(
         app.login(&username, PASSWORD).await.status(),
-        429,
+        423,
         "one lockout"
     );
 }

@@ -107,9 +107,8 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
                         .store
                         .record_audit(&[failed(LoginFailure::Locked)], &[])
                         .await?;
-                    return Err(ApiError::RateLimited {
+                    return Err(ApiError::Locked {
                         retry_after_seconds,
-                        detail: "Too many failed login attempts; try again later".into(),
                     });
                 }
             }

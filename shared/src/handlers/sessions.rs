@@ -324,9 +324,8 @@ pub async fn change_password(
             retry_after_seconds,
         } => {
             tracing::info!("password change refused: too many failed attempts for this username");
-            return Err(ApiError::RateLimited {
+            return Err(ApiError::Locked {
                 retry_after_seconds,
-                detail: "Too many failed login attempts; try again later".into(),
             });
         }
     };

@@ -34,6 +34,13 @@ pub enum ApiError {
         retry_after_seconds: u64,
         detail: String,
     },
+    /// A username locked by failed logins (`ratelimit::lockout`), known or not: answered 423 with
+    /// `Retry-After` and `retry_after`, in the old backend's words (whole minutes, rounded up).
+    #[error(
+        "Account locked due to too many failed attempts. Try again in {} minutes.",
+        .retry_after_seconds.div_ceil(60)
+    )]
+    Locked { retry_after_seconds: u64 },
     /// A dependency (DynamoDB) could not be reached in time; the client may retry.
     #[error("Service temporarily unavailable, retry shortly")]
     Unavailable,

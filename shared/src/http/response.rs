@@ -45,6 +45,7 @@ pub fn problem(error: &ApiError) -> Response<Body> {
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ApiError::Locked { .. } => StatusCode::LOCKED,
         ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -63,6 +64,9 @@ pub fn problem(error: &ApiError) -> Response<Body> {
             body["error"] = json!("Rate limit exceeded");
             body["retry_after"] = json!(retry_after_seconds);
         }
+        ApiError::Locked {
+            retry_after_seconds,
+        } => body["retry_after"] = json!(retry_after_seconds),
         _ => {}
     }
     let mut response = with_body(status, "application/problem+json", body.to_string());
@@ -80,6 +84,9 @@ pub fn problem(error: &ApiError) -> Response<Body> {
         ApiError::RateLimited {
             retry_after_seconds,
             ..
+        }
+        | ApiError::Locked {
+            retry_after_seconds,
         } => {
             headers.insert(RETRY_AFTER, (*retry_after_seconds).into());
         }
@@ -152,6 +159,32 @@ mod tests {
             (Some("Rate limit exceeded"), Some(12))
         );
         assert_eq!(body["detail"], "Too many requests");
+    }
+
+    #[test]
+    fn a_locked_username_is_423_in_the_old_backends_words() {
+        for (seconds, minutes) in [(1, 1), (60, 1), (61, 2), (900, 15)] {
+            let response = problem(&ApiError::Locked {
+                retry_after_seconds: seconds,
+            });
+            assert_eq!(response.status(), 423);
+            assert_eq!(
+                response.headers()[RETRY_AFTER],
+                seconds.to_string().as_str()
+            );
+            let body = body(&response);
+            assert_eq!(
+                body["detail"],
+                format!(
+                    "Account locked due to too many failed attempts. Try again in {minutes} minutes."
+                )
+            );
+            assert_eq!(
+                (body["title"].as_str(), body["retry_after"].as_u64()),
+                (Some("Locked"), Some(seconds))
+            );
+            assert_eq!(body.get("error"), None, "not the rate limiter's answer");
+        }
     }
 
     #[test]
