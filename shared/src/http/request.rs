@@ -155,6 +155,21 @@ pub fn api_key_header(req: &Request) -> Option<&lambda_http::http::HeaderValue> 
     req.headers().get(API_KEY_HEADER)
 }
 
+/// The header a client names its own correlation id in, and every answer carries.
+pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+const CORRELATION_ID_MAX_CHARS: usize = 64;
+
+/// The client's `X-Correlation-ID`, if it is one this API repeats: 1-64 characters of
+/// `[A-Za-z0-9._-]` (anything else could forge or break a log line or a header).
+pub fn client_correlation_id(req: &Request) -> Option<&str> {
+    let value = req.headers().get(CORRELATION_ID_HEADER)?.to_str().ok()?;
+    let well_formed = (1..=CORRELATION_ID_MAX_CHARS).contains(&value.len())
+        && value
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
+    well_formed.then_some(value)
+}
+
 /// Whether the request has an `Authorization` header, whatever its scheme or value.
 pub fn has_authorization(req: &Request) -> bool {
     req.headers().contains_key(AUTHORIZATION)
@@ -301,6 +316,36 @@ mod tests {
             json_body(&request(json, r#"{"a": {"b": 1, "b": 2}}"#)).is_ok(),
             "nested objects are the fields' own business"
         );
+    }
+
+    #[test]
+    fn a_client_correlation_id_is_repeated_only_when_well_formed() {
+        let with = |value: &[u8]| {
+            http::Request::builder()
+                .header(CORRELATION_ID_HEADER, value)
+                .body(Body::Empty)
+                .unwrap()
+        };
+        let longest = "a".repeat(64);
+        for good in ["a", "req-42", "A.b_c-9", longest.as_str()] {
+            assert_eq!(client_correlation_id(&with(good.as_bytes())), Some(good));
+        }
+        let too_long = "a".repeat(65);
+        for bad in [
+            &b""[..],
+            too_long.as_bytes(),
+            b"has space",
+            b"tab\there",
+            b"quote\"d",
+            b"{json}",
+            b"caf\xc3\xa9",
+            b"a/b",
+            b"a:b",
+        ] {
+            assert_eq!(client_correlation_id(&with(bad)), None, "{bad:?}");
+        }
+        let without = http::Request::builder().body(Body::Empty).unwrap();
+        assert_eq!(client_correlation_id(&without), None);
     }
 
     #[test]

@@ -1,0 +1,145 @@
+//! The old backend's later contract (issue 23) through `http::dispatch`: the headers of every
+//! answer, the correlation id.
+
+mod support;
+
+use lambda_http::{Context, Request, RequestExt};
+use shared::handlers::{DOCS, HEALTH, LOGIN, ME, ROOT};
+use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
+
+/// `request` as Lambda hands it over, with its request id.
+fn invoked(request: Request, request_id: &str) -> Request {
+    let mut context = Context::default();
+    context.request_id = request_id.to_owned();
+    request.with_lambda_context(context)
+}
+
+fn assert_headers_of_every_answer(response: &TestResponse, what: &str) {
+    assert_eq!(response.header("x-frame-options"), Some("DENY"), "{what}");
+    let permissions = response.header("permissions-policy").unwrap_or_default();
+    for feature in [
+        "geolocation=()",
+        "camera=()",
+        "microphone=()",
+        "payment=()",
+        "usb=()",
+    ] {
+        assert!(
+            permissions.split(", ").any(|each| each == feature),
+            "{what}: {permissions}"
+        );
+    }
+    assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(response.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(
+        response.header("strict-transport-security"),
+        Some("max-age=63072000; includeSubDomains")
+    );
+    assert!(
+        response
+            .header("content-security-policy")
+            .is_some_and(|policy| policy.starts_with("default-src 'none'")),
+        "{what}"
+    );
+}
+
+#[tokio::test]
+async fn every_kind_of_answer_carries_the_frame_and_permissions_policies_and_a_correlation_id() {
+    let app = TestApp::new().await;
+    let limited = TestApp::with_settings(&[("RATE_LIMIT_READ_PER_MIN", "1")]).await;
+    let ip = unique_ip();
+    let username = unique_username();
+    assert_eq!(app.register(&username).await.status(), 201);
+    for _ in 0..5 {
+        assert_eq!(app.login(&username, "Wrong-Password-1").await.status(), 401);
+    }
+    let login = |password: &str| {
+        let body = serde_json::json!({"username": username, "password": password});
+        event("POST", "/api/auth/login").json(&body).build()
+    };
+    let root = || event("GET", "/").source_ip(&ip).build();
+    assert_eq!(limited.call(&ROOT, root()).await.status(), 200);
+    let answers = [
+        ("200", &app, &HEALTH, event("GET", "/health").build()),
+        ("401", &app, &ME, event("GET", "/api/auth/me").build()),
+        ("423", &app, &LOGIN, login(PASSWORD)),
+        ("429", &limited, &ROOT, root()),
+        ("docs page", &app, &DOCS, event("GET", "/docs").build()),
+    ];
+    for (what, app, endpoint, request) in answers {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let response = app.call(endpoint, invoked(request, &request_id)).await;
+        assert_eq!(
+            response.status(),
+            match what {
+                "docs page" => 200,
+                status => status.parse().unwrap(),
+            },
+            "{what}: {}",
+            response.text()
+        );
+        assert_headers_of_every_answer(&response, what);
+        assert_eq!(
+            response.header("x-correlation-id"),
+            Some(request_id.as_str()),
+            "{what}: the Lambda request id without a client's own"
+        );
+    }
+    let docs = app.call(&DOCS, event("GET", "/docs").build()).await;
+    let permissions = docs.header("permissions-policy").unwrap();
+    assert!(
+        permissions.contains("clipboard-write=(self)"),
+        "{permissions}"
+    );
+    let json = app.call(&HEALTH, event("GET", "/health").build()).await;
+    let permissions = json.header("permissions-policy").unwrap();
+    assert!(permissions.contains("clipboard-write=()"), "{permissions}");
+}
+
+#[tokio::test]
+async fn a_well_formed_client_correlation_id_is_answered_back_and_any_other_replaced() {
+    let app = TestApp::new().await;
+    let longest = "x".repeat(64);
+    let too_long = "x".repeat(65);
+    for (sent, answered) in [
+        ("checkout-7.retry_2", "checkout-7.retry_2"),
+        (longest.as_str(), longest.as_str()),
+        (too_long.as_str(), "lambda-request-1"),
+        ("", "lambda-request-1"),
+        ("two words", "lambda-request-1"),
+        ("a/b", "lambda-request-1"),
+        ("{\"forged\":1}", "lambda-request-1"),
+    ] {
+        let request = event("GET", "/health")
+            .header("x-correlation-id", sent)
+            .build();
+        let response = app
+            .call(&HEALTH, invoked(request, "lambda-request-1"))
+            .await;
+        assert_eq!(
+            response.header("x-correlation-id"),
+            Some(answered),
+            "{sent:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_correlation_id_is_exposed_to_allowed_origins() {
+    let app = TestApp::with_settings(&[("CORS_ALLOWED_ORIGINS", "https://app.example.com")]).await;
+    let request = event("GET", "/health")
+        .header("origin", "https://app.example.com")
+        .build();
+    let response = app.call(&HEALTH, invoked(request, "r-1")).await;
+    let exposed = response.header("access-control-expose-headers").unwrap();
+    assert!(
+        exposed.split(", ").any(|name| name == "X-Correlation-ID"),
+        "{exposed}"
+    );
+}
+
+/// A source IP no other test uses, so that its counters are its own.
+fn unique_ip() -> String {
+    let [a, b, c, ..] = *uuid::Uuid::new_v4().as_bytes();
+    format!("10.{a}.{b}.{c}")
+}
