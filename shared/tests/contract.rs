@@ -1,10 +1,10 @@
 //! The old backend's later contract (issue 23) through `http::dispatch`: the headers of every
-//! answer, the correlation id.
+//! answer, the correlation id, what a refused access token is told.
 
 mod support;
 
 use lambda_http::{Context, Request, RequestExt};
-use shared::handlers::{DOCS, HEALTH, LOGIN, ME, ROOT};
+use shared::handlers::{DOCS, HEALTH, LOGIN, LOGOUT, ME, ROOT};
 use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
 /// `request` as Lambda hands it over, with its request id.
@@ -142,4 +142,83 @@ async fn the_correlation_id_is_exposed_to_allowed_origins() {
 fn unique_ip() -> String {
     let [a, b, c, ..] = *uuid::Uuid::new_v4().as_bytes();
     format!("10.{a}.{b}.{c}")
+}
+
+const EXPIRED_CHALLENGE: &str =
+    "Bearer error=\"invalid_token\", error_description=\"The access token expired\"";
+
+/// An access token of the token's user and session that expired an hour ago.
+async fn expired_copy(app: &TestApp, token: &str) -> String {
+    let keys = app.state.jwt_keys().unwrap();
+    let claims = keys.verify(token).unwrap();
+    let user = app.state.store.user(claims.sub).await.unwrap().unwrap();
+    let two_hours_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+    keys.issue(&user, claims.sid, two_hours_ago).token
+}
+
+#[tokio::test]
+async fn an_expired_token_says_so_apart_from_a_missing_and_an_invalid_one() {
+    let app = TestApp::new().await;
+    let (_, token) = app.user_with_token().await;
+    let me = |token: Option<&str>| {
+        let request = event("GET", "/api/auth/me");
+        match token {
+            Some(token) => request.bearer(token).build(),
+            None => request.build(),
+        }
+    };
+    let expired = app
+        .call(&ME, me(Some(&expired_copy(&app, &token).await)))
+        .await;
+    assert_eq!(expired.status(), 401, "{}", expired.text());
+    assert_eq!(expired.header("www-authenticate"), Some(EXPIRED_CHALLENGE));
+    assert_eq!(expired.json()["detail"], "Token has expired");
+    assert_eq!(
+        expired.header("content-type"),
+        Some("application/problem+json")
+    );
+
+    // RFC 6750, section 3.1: without credentials, no error code.
+    let missing = app.call(&ME, me(None)).await;
+    assert_eq!(missing.status(), 401);
+    assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(missing.json()["detail"], "Not authenticated");
+
+    let (header, _) = token.split_once('.').unwrap();
+    let malformed = ["garbage".to_owned(), format!("{header}.e30.c2ln")];
+    for bad in &malformed {
+        let response = app.call(&ME, me(Some(bad))).await;
+        assert_eq!(response.status(), 401, "{bad}");
+        assert_eq!(
+            response.header("www-authenticate"),
+            Some("Bearer error=\"invalid_token\""),
+            "{bad}"
+        );
+        assert_eq!(response.json()["detail"], "Could not validate credentials");
+    }
+    let logout = event("POST", "/api/auth/logout").bearer(&token).build();
+    assert_eq!(app.call(&LOGOUT, logout).await.status(), 200);
+    let revoked = app.call(&ME, me(Some(&token))).await;
+    assert_eq!(revoked.status(), 401);
+    assert_eq!(
+        revoked.header("www-authenticate"),
+        Some("Bearer error=\"invalid_token\"")
+    );
+    assert_eq!(revoked.json()["detail"], "Could not validate credentials");
+}
+
+#[tokio::test]
+async fn a_public_route_answers_whatever_state_a_token_is_in() {
+    let app = TestApp::new().await;
+    let (_, token) = app.user_with_token().await;
+    let expired = expired_copy(&app, &token).await;
+    for bearer in [expired.as_str(), "garbage"] {
+        let request = event("GET", "/").bearer(bearer).build();
+        assert_eq!(app.call(&ROOT, request).await.status(), 200, "{bearer}");
+    }
+    // Logging out with an expired token ends nothing, and says it succeeded.
+    let logout = event("POST", "/api/auth/logout").bearer(&expired).build();
+    assert_eq!(app.call(&LOGOUT, logout).await.status(), 200);
+    let me = event("GET", "/api/auth/me").bearer(&token).build();
+    assert_eq!(app.call(&ME, me).await.status(), 200);
 }

@@ -200,7 +200,7 @@ pub async fn logout(mut req: Request, state: &AppState) -> Result<Response<Body>
         }
         // A token already refused (its session over, its user inactive) ends nothing more for
         // everyone.
-        Credentials::Refused(Some(_)) if all => {}
+        Credentials::Refused(_) if all => {}
         credentials => {
             if let Some(claims) = credentials.claims() {
                 state

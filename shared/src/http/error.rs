@@ -1,4 +1,4 @@
-use crate::auth::{AuthError, PasswordError};
+use crate::auth::{AuthError, PasswordError, TokenFault};
 use crate::domain::{FieldError, ValidationError};
 use crate::store::StoreError;
 
@@ -14,6 +14,13 @@ pub enum ApiError {
     /// Answered with `WWW-Authenticate: Bearer`.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A bearer token refused: answered 401 with `WWW-Authenticate: Bearer
+    /// error="invalid_token"` (RFC 6750, section 3.1), saying when it expired.
+    #[error("{}", match .0 {
+        TokenFault::Expired => "Token has expired",
+        TokenFault::Invalid => "Could not validate credentials",
+    })]
+    InvalidToken(TokenFault),
     /// An API key that is malformed, unknown, revoked or expired, or whose owner is inactive:
     /// answered 401 with `WWW-Authenticate: ApiKey`.
     #[error("Invalid API key")]
@@ -92,7 +99,8 @@ impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         match error {
             AuthError::Missing => Self::Unauthorized("Not authenticated"),
-            AuthError::Refused => Self::Unauthorized("Could not validate credentials"),
+            AuthError::Refused => Self::InvalidToken(TokenFault::Invalid),
+            AuthError::Expired => Self::InvalidToken(TokenFault::Expired),
             AuthError::InvalidKey => Self::InvalidApiKey,
             AuthError::MissingScope(_) | AuthError::KeysRefused => {
                 Self::Forbidden(error.to_string())
@@ -113,6 +121,14 @@ mod tests {
         assert!(matches!(
             ApiError::from(AuthError::Missing),
             ApiError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            ApiError::from(AuthError::Refused),
+            ApiError::InvalidToken(TokenFault::Invalid)
+        ));
+        assert!(matches!(
+            ApiError::from(AuthError::Expired),
+            ApiError::InvalidToken(TokenFault::Expired)
         ));
         assert!(matches!(
             ApiError::from(AuthError::InvalidKey),

@@ -5,6 +5,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::ApiError;
+use crate::auth::TokenFault;
+
+/// RFC 6750, section 3.1: a refused bearer token is `invalid_token`; an expired one says so.
+const INVALID_TOKEN_CHALLENGE: &str = "Bearer error=\"invalid_token\"";
+const EXPIRED_TOKEN_CHALLENGE: &str =
+    "Bearer error=\"invalid_token\", error_description=\"The access token expired\"";
 
 /// Seconds a client should wait before retrying after a 503.
 const UNAVAILABLE_RETRY_AFTER_SECONDS: u32 = 1;
@@ -38,7 +44,9 @@ pub fn problem(error: &ApiError) -> Response<Body> {
     let status = match error {
         ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
         ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ApiError::Unauthorized(_) | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+        ApiError::Unauthorized(_) | ApiError::InvalidToken(_) | ApiError::InvalidApiKey => {
+            StatusCode::UNAUTHORIZED
+        }
         ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -74,6 +82,13 @@ pub fn problem(error: &ApiError) -> Response<Body> {
     match error {
         ApiError::Unauthorized(_) => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        ApiError::InvalidToken(fault) => {
+            let challenge = match fault {
+                TokenFault::Expired => EXPIRED_TOKEN_CHALLENGE,
+                TokenFault::Invalid => INVALID_TOKEN_CHALLENGE,
+            };
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         ApiError::InvalidApiKey => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
@@ -136,6 +151,20 @@ mod tests {
         let response = problem(&ApiError::Unauthorized("Not authenticated"));
         assert_eq!(response.status(), 401);
         assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer");
+        let response = problem(&ApiError::InvalidToken(TokenFault::Invalid));
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\""
+        );
+        assert_eq!(body(&response)["detail"], "Could not validate credentials");
+        let response = problem(&ApiError::InvalidToken(TokenFault::Expired));
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\", error_description=\"The access token expired\""
+        );
+        assert_eq!(body(&response)["detail"], "Token has expired");
         let response = problem(&ApiError::InvalidApiKey);
         assert_eq!(response.status(), 401);
         assert_eq!(response.headers()[WWW_AUTHENTICATE], "ApiKey");

@@ -185,7 +185,7 @@ async fn admit(
 ) -> Result<ratelimit::Admission, ApiError> {
     let shown = shown(&endpoint.route, req, state)?;
     let claimed_user = match &shown {
-        Shown::Nothing => None,
+        Shown::Nothing | Shown::Unverified(_) => None,
         Shown::Token(claims) => Some(claims.sub),
         Shown::Key(key) => Some(key.owner),
     };
@@ -234,10 +234,13 @@ fn shown(route: &Route, req: &Request, state: &AppState) -> Result<Shown, ApiErr
                 AuthError::InvalidKey.into()
             });
     }
-    let claims = bearer_token(req)
-        .zip(state.jwt_keys())
-        .and_then(|(token, tokens)| tokens.verify(token).ok());
-    Ok(claims.map_or(Shown::Nothing, Shown::Token))
+    let Some((token, tokens)) = bearer_token(req).zip(state.jwt_keys()) else {
+        return Ok(Shown::Nothing);
+    };
+    Ok(match tokens.verify(token) {
+        Ok(claims) => Shown::Token(claims),
+        Err(error) => Shown::Unverified(error.fault()),
+    })
 }
 
 fn add_rate_limit_headers(response: &mut Response<Body>, decision: &Decision) {
