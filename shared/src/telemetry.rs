@@ -149,6 +149,7 @@ mod tests {
         rate_limit: RateLimit::Auth,
         api_keys: crate::routes::ApiKeys::Ignored,
         serves: crate::routes::Serves::Json,
+        query: &[],
     };
 
     #[test]

@@ -1,10 +1,10 @@
 //! The old backend's later contract (issue 23) through `http::dispatch`: the headers of every
-//! answer, the correlation id, what a refused access token is told.
+//! answer, the correlation id, what a refused access token is told, unknown query parameters.
 
 mod support;
 
 use lambda_http::{Context, Request, RequestExt};
-use shared::handlers::{DOCS, HEALTH, LOGIN, LOGOUT, ME, ROOT};
+use shared::handlers::{DOCS, HEALTH, LIST_JOBS, LOGIN, LOGOUT, ME, ROOT, SUBMIT_JOB};
 use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
 /// `request` as Lambda hands it over, with its request id.
@@ -221,4 +221,84 @@ async fn a_public_route_answers_whatever_state_a_token_is_in() {
     assert_eq!(app.call(&LOGOUT, logout).await.status(), 200);
     let me = event("GET", "/api/auth/me").bearer(&token).build();
     assert_eq!(app.call(&ME, me).await.status(), 200);
+}
+
+#[tokio::test]
+async fn an_unknown_query_parameter_is_refused_naming_it_and_the_ones_taken() {
+    let app = TestApp::new().await;
+    let (_, token) = app.user_with_token().await;
+    let job = serde_json::json!({"name": "render", "sla_tier": "gold", "cpu_required": 1, "memory_required": 4});
+    let submitted = app
+        .call(
+            &SUBMIT_JOB,
+            event("POST", "/api/scheduler/jobs")
+                .bearer(&token)
+                .json(&job)
+                .build(),
+        )
+        .await;
+    assert_eq!(submitted.status(), 201, "{}", submitted.text());
+    let list = |query: &str| {
+        event("GET", "/api/scheduler/jobs")
+            .bearer(&token)
+            .query(query)
+            .build()
+    };
+    let typo = app.call(&LIST_JOBS, list("stauts=pending")).await;
+    assert_eq!(typo.status(), 422, "{}", typo.text());
+    assert_eq!(
+        typo.header("content-type"),
+        Some("application/problem+json")
+    );
+    let body = typo.json();
+    assert_eq!(body["detail"], "Invalid fields: stauts");
+    assert_eq!(
+        body["errors"],
+        serde_json::json!([{
+            "field": "stauts",
+            "message": "is not a query parameter of GET /api/scheduler/jobs; it takes status, limit, cursor"
+        }])
+    );
+    let several = app
+        .call(&LIST_JOBS, list("limit=2&x=1&stauts=pending&x=2"))
+        .await;
+    let fields: Vec<_> = several.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fields, ["x", "stauts"], "{}", several.text());
+    for known in [
+        "",
+        "status=pending",
+        "limit=1&cursor=",
+        "status=pending&limit=5",
+    ] {
+        let response = app.call(&LIST_JOBS, list(known)).await;
+        assert_eq!(response.status(), 200, "{known}: {}", response.text());
+    }
+    // A route that takes none says so.
+    let health = app
+        .call(&HEALTH, event("GET", "/health").query("verbose=1").build())
+        .await;
+    assert_eq!(health.status(), 422);
+    assert_eq!(
+        health.json()["errors"][0]["message"],
+        "is not a query parameter of GET /health; it takes none"
+    );
+    // Before the handler: a write with a stray parameter writes nothing.
+    let stray = app
+        .call(
+            &SUBMIT_JOB,
+            event("POST", "/api/scheduler/jobs")
+                .bearer(&token)
+                .query("dry_run=true")
+                .json(&job)
+                .build(),
+        )
+        .await;
+    assert_eq!(stray.status(), 422);
+    let listed = app.call(&LIST_JOBS, list("")).await.json();
+    assert_eq!(listed["jobs"].as_array().unwrap().len(), 1, "{listed}");
 }

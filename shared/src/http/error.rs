@@ -29,6 +29,13 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// A known path asked with a method none of its routes takes: answered 405 with `Allow`.
+    #[error("{method} is not allowed on {path}, which takes {}", .allowed.join(", "))]
+    MethodNotAllowed {
+        method: String,
+        path: &'static str,
+        allowed: Vec<&'static str>,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("Request body is larger than {0} bytes")]

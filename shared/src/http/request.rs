@@ -12,7 +12,8 @@ use time::OffsetDateTime;
 
 use super::ApiError;
 use crate::AppState;
-use crate::domain::{Actor, AuditContext, JsonObject};
+use crate::domain::{Actor, AuditContext, FieldError, JsonObject};
+use crate::routes::Route;
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -132,6 +133,41 @@ pub fn query_fields(req: &Request) -> Result<JsonObject, ApiError> {
         }
     }
     Ok(fields)
+}
+
+/// Refuses a query string naming a parameter `route` does not take (a typo would otherwise be
+/// ignored, and the answer taken for the one asked): 422 listing each unknown name, with the
+/// parameters the route takes. The default route answers whatever the query string: it serves
+/// nothing to ask for.
+pub fn refuse_unknown_query_parameters(req: &Request, route: &Route) -> Result<(), ApiError> {
+    let Some(query) = req
+        .query_string_parameters_ref()
+        .filter(|_| !route.is_default())
+    else {
+        return Ok(());
+    };
+    let takes = match route.query {
+        [] => "it takes none".to_owned(),
+        names => format!("it takes {}", names.join(", ")),
+    };
+    let mut unknown: Vec<&str> = Vec::new();
+    for (name, _) in query.iter() {
+        if !route.query.contains(&name) && !unknown.contains(&name) {
+            unknown.push(name);
+        }
+    }
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Validation(
+        unknown
+            .into_iter()
+            .map(|name| FieldError {
+                field: name.to_owned(),
+                message: format!("is not a query parameter of {route}; {takes}"),
+            })
+            .collect(),
+    ))
 }
 
 /// A path parameter of the route (`{id}`).

@@ -1,4 +1,6 @@
-use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use lambda_http::http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
@@ -49,6 +51,7 @@ pub fn problem(error: &ApiError) -> Response<Body> {
         }
         ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+        ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         ApiError::Conflict(_) => StatusCode::CONFLICT,
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -92,6 +95,11 @@ pub fn problem(error: &ApiError) -> Response<Body> {
         }
         ApiError::InvalidApiKey => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
+        }
+        ApiError::MethodNotAllowed { allowed, .. } => {
+            if let Ok(allow) = HeaderValue::try_from(allowed.join(", ")) {
+                headers.insert(ALLOW, allow);
+            }
         }
         ApiError::Unavailable => {
             headers.insert(RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECONDS.into());

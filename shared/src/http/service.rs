@@ -20,7 +20,7 @@ use crate::{AppState, telemetry};
 
 use super::{
     ApiError, CORRELATION_ID_HEADER, Endpoint, api_key_header, bearer_token, client_correlation_id,
-    has_authorization, problem, source_ip,
+    has_authorization, problem, refuse_unknown_query_parameters, source_ip,
 };
 
 /// The whole of a function binary's `main`: logging, state built once, then the Lambda loop
@@ -155,15 +155,17 @@ async fn respond(endpoint: &Endpoint, req: Request, state: &'static AppState) ->
     response
 }
 
-/// The handler, and beside it (concurrently: no round trip more for the caller to wait for when
-/// the handler makes a DynamoDB call of its own) the write of an API key's `last_used` when it is
-/// due. Not after the response: a Lambda instance is frozen once it has answered.
+/// The handler, once the query string names only parameters the route takes; and beside it
+/// (concurrently: no round trip more for the caller to wait for when the handler makes a DynamoDB
+/// call of its own) the write of an API key's `last_used` when it is due. Not after the response:
+/// a Lambda instance is frozen once it has answered.
 async fn handle(
     endpoint: &Endpoint,
     req: Request,
     state: &'static AppState,
     last_used_due: Option<uuid::Uuid>,
 ) -> Result<Response<Body>, ApiError> {
+    refuse_unknown_query_parameters(&req, &endpoint.route)?;
     let handler = (endpoint.handler)(req, state);
     let Some(key_id) = last_used_due else {
         return handler.await;

@@ -374,6 +374,7 @@ mod tests {
             rate_limit,
             api_keys: crate::routes::ApiKeys::Ignored,
             serves: crate::routes::Serves::Json,
+            query: &[],
         };
         let (health, login, me) = (
             route("GET", &["/health"], RateLimit::Exempt),
@@ -415,6 +416,7 @@ mod tests {
             rate_limit: RateLimit::Read,
             api_keys: crate::routes::ApiKeys::AnyScope,
             serves: crate::routes::Serves::Json,
+            query: &[],
         };
         let shown = Shown::Token(claims.clone());
         assert_eq!(identify(Category::Auth, &route, &shown, &ip).1, ip);
@@ -441,6 +443,7 @@ mod tests {
                 rate_limit: RateLimit::Auth,
                 api_keys: crate::routes::ApiKeys::AnyScope,
                 serves: crate::routes::Serves::Json,
+                query: &[],
             },
             Route {
                 function: "list-jobs",
@@ -449,6 +452,7 @@ mod tests {
                 rate_limit: RateLimit::Read,
                 api_keys: crate::routes::ApiKeys::AnyScope,
                 serves: crate::routes::Serves::Json,
+                query: &[],
             },
         );
         let limits = RateLimits {
