@@ -1,10 +1,11 @@
 //! The old backend's later contract (issue 23) through `http::dispatch`: the headers of every
-//! answer, the correlation id, what a refused access token is told, unknown query parameters.
+//! answer, the correlation id, what a refused access token is told, unknown query parameters, and
+//! the answer to requests no route matches.
 
 mod support;
 
 use lambda_http::{Context, Request, RequestExt};
-use shared::handlers::{DOCS, HEALTH, LIST_JOBS, LOGIN, LOGOUT, ME, ROOT, SUBMIT_JOB};
+use shared::handlers::{DOCS, HEALTH, LIST_JOBS, LOGIN, LOGOUT, ME, ROOT, SUBMIT_JOB, UNMATCHED};
 use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
 /// `request` as Lambda hands it over, with its request id.
@@ -301,4 +302,102 @@ async fn an_unknown_query_parameter_is_refused_naming_it_and_the_ones_taken() {
     assert_eq!(stray.status(), 422);
     let listed = app.call(&LIST_JOBS, list("")).await.json();
     assert_eq!(listed["jobs"].as_array().unwrap().len(), 1, "{listed}");
+}
+
+#[tokio::test]
+async fn an_unmatched_request_is_404_or_405_with_allow_in_the_problem_shape() {
+    let app = TestApp::new().await;
+    for (method, path, allowed) in [
+        ("GET", "/api/auth/login", Some("POST")),
+        ("PUT", "/api/scheduler/jobs", Some("GET, POST")),
+        (
+            "PATCH",
+            "/api/keys/0190b1c5-0000-7000-8000-000000000000",
+            Some("DELETE, GET"),
+        ),
+        ("HEAD", "/health", Some("GET")),
+        ("OPTIONS", "/api/auth/me", Some("GET")),
+        ("POST", "/docs/app.js", Some("GET")),
+        ("GET", "/api/auth/login/", None),
+        ("GET", "/api/schedulr/jobs", None),
+        ("GET", "/api/scheduler/jobs/", None),
+        ("GET", "/floor", None),
+        ("GET", "/lambda-url/floor/", None),
+        ("DELETE", "/", Some("GET")),
+        ("GET", "//", None),
+    ] {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let request = invoked(event(method, path).build(), &request_id);
+        let response = app.call(&UNMATCHED, request).await;
+        let what = format!("{method} {path}");
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/problem+json"),
+            "{what}"
+        );
+        let body = response.json();
+        match allowed {
+            Some(allowed) => {
+                assert_eq!(response.status(), 405, "{what}: {}", response.text());
+                assert_eq!(response.header("allow"), Some(allowed), "{what}");
+                assert_eq!(body["title"], "Method Not Allowed");
+                assert!(
+                    body["detail"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("{method} is not allowed on /")),
+                    "{what}: {body}"
+                );
+            }
+            None => {
+                assert_eq!(response.status(), 404, "{what}: {}", response.text());
+                assert_eq!(response.header("allow"), None, "{what}");
+                assert_eq!(
+                    body["detail"],
+                    "No route matches this path; GET / lists every route"
+                );
+                assert!(
+                    !response.text().contains("floor"),
+                    "no internal binary named"
+                );
+            }
+        }
+        assert_eq!(body["status"], response.status());
+        assert_headers_of_every_answer(&response, &what);
+        assert_eq!(
+            response.header("x-correlation-id"),
+            Some(request_id.as_str())
+        );
+        assert!(
+            response.header("x-ratelimit-limit").is_some(),
+            "{what}: rate limited"
+        );
+    }
+    // Whatever the query string: there is nothing to ask it for.
+    let typo = app
+        .call(
+            &UNMATCHED,
+            event("GET", "/api/schedulr/jobs").query("stauts=x").build(),
+        )
+        .await;
+    assert_eq!(typo.status(), 404);
+}
+
+#[tokio::test]
+async fn unmatched_requests_count_against_the_source_ip_whatever_token_they_carry() {
+    let app = TestApp::new().await;
+    let limited = TestApp::with_settings(&[("RATE_LIMIT_READ_PER_MIN", "2")]).await;
+    let ip = unique_ip();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (_, token) = app.user_with_token().await;
+        let request = event("GET", "/nowhere")
+            .source_ip(&ip)
+            .bearer(&token)
+            .build();
+        statuses.push(limited.call(&UNMATCHED, request).await.status());
+    }
+    assert_eq!(statuses, [404, 404, 429]);
+    let other_ip = event("GET", "/nowhere").source_ip(&unique_ip()).build();
+    assert_eq!(limited.call(&UNMATCHED, other_ip).await.status(), 404);
 }

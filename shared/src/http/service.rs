@@ -211,8 +211,8 @@ async fn admit(
 }
 
 /// The credentials a request shows, checked as far as the request alone allows (no DynamoDB
-/// call): a bearer token's signature and claims; an API key's form and checksum, only on a route
-/// that reads keys. A key on a route that refuses keys is 403, a key beside a bearer token 400,
+/// call): a bearer token's signature and claims, only on a route that reads tokens; an API key's
+/// form and checksum, only on a route that reads keys. A key on a route that refuses keys is 403, a key beside a bearer token 400,
 /// and a key that cannot be one this API issued 401: none of them is counted or read.
 fn shown(route: &Route, req: &Request, state: &AppState) -> Result<Shown, ApiError> {
     let key = match route.api_keys {
@@ -236,7 +236,8 @@ fn shown(route: &Route, req: &Request, state: &AppState) -> Result<Shown, ApiErr
                 AuthError::InvalidKey.into()
             });
     }
-    let Some((token, tokens)) = bearer_token(req).zip(state.jwt_keys()) else {
+    let token = bearer_token(req).filter(|_| route.reads_tokens());
+    let Some((token, tokens)) = token.zip(state.jwt_keys()) else {
         return Ok(Shown::Nothing);
     };
     Ok(match tokens.verify(token) {
