@@ -1,5 +1,6 @@
 """The local stack: a DynamoDB-compatible server and every function binary behind
-cargo-lambda's Lambda Runtime API emulator, routed as template.yaml routes them.
+cargo-lambda's Lambda Runtime API emulator, routed as template.yaml routes them: the requests no
+route matches go to the template's `$default` function, as API Gateway sends them.
 
     python infra/local_stack.py run                # what `make run` does
     python infra/local_stack.py with-dynamodb CMD  # CMD runs with TABLE_NAME/DYNAMODB_ENDPOINT set
@@ -17,6 +18,7 @@ import contextlib
 import ctypes
 import errno
 import json
+import http.client
 import os
 import re
 import secrets
@@ -26,9 +28,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -104,8 +108,13 @@ def template_functions(template: dict) -> dict[str, str]:
     }
 
 
+# API Gateway's route of the requests no other route matches (an HttpApi event `Path: $default`).
+DEFAULT_ROUTE = "$default"
+
+
 def template_routes(template: dict) -> set[tuple[str, str, str]]:
-    """(method, path, binary) for every HttpApi event in the template."""
+    """(method, path, binary) for every HttpApi event in the template (the `$default` route's:
+    ("ANY", "$default", binary))."""
     routes = set()
     for resource in template["Resources"].values():
         if resource["Type"] != "AWS::Serverless::Function":
@@ -115,6 +124,20 @@ def template_routes(template: dict) -> set[tuple[str, str, str]]:
             if event["Type"] == "HttpApi":
                 routes.add((event["Properties"]["Method"].upper(), event["Properties"]["Path"], binary))
     return routes
+
+
+def default_route_function(template: dict) -> str:
+    """The binary of the template's `$default` route: what answers every unmatched request."""
+    [binary] = [binary for _, path, binary in template_routes(template) if path == DEFAULT_ROUTE]
+    return binary
+
+
+def route_pattern(path: str) -> re.Pattern:
+    """A route's path as API Gateway matches it: each segment as written, `{name}` any non-empty
+    segment."""
+    return re.compile("/".join(
+        "[^/]+" if re.fullmatch(r"\{[^/}]+\}", segment) else re.escape(segment) for segment in path.split("/")
+    ))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -331,18 +354,125 @@ class DynamoDb:
             _stop(self.process)
 
 
+# Headers that belong to one connection, not to the request or response passed on (RFC 9110,
+# section 7.6.1); `expect` is answered here, `content-length` recomputed.
+_HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "transfer-encoding", "upgrade", "expect", "content-length",
+}
+
+
+class Router:
+    """What API Gateway does in front of the functions, on `port`: a request that a route of the
+    template matches goes to cargo-lambda's emulator (on `upstream_port`) as sent, to be routed
+    by the Cargo.toml router; any other goes to the `$default` route's function, through the
+    emulator's `/lambda-url/<function>` prefix, which hands the function the path as sent. The
+    emulator's router has no fallback: left to itself, it answers an unmatched request with its
+    own 404 listing the project's binaries."""
+
+    def __init__(self, port: int, upstream_port: int, template: dict):
+        self.upstream_port = upstream_port
+        self.default_function = default_route_function(template)
+        self.routes = [
+            (method, route_pattern(path))
+            for method, path, _ in template_routes(template) if path != DEFAULT_ROUTE
+        ]
+        router = self
+
+        class Handler(_ForwardingHandler):
+            forward_to = router
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, name="router", daemon=True)
+        self._thread.start()
+
+    def target(self, method: str, request_target: str) -> str:
+        """Where the emulator is asked: the request as sent when a route matches it, else the
+        default route's function with the same path and query string."""
+        path = request_target.partition("?")[0]
+        if any(method == route_method and pattern.fullmatch(path) for route_method, pattern in self.routes):
+            return request_target
+        return f"/lambda-url/{self.default_function}{request_target}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _ForwardingHandler(BaseHTTPRequestHandler):
+    """Passes each request on to the emulator and its answer back, whatever the method."""
+
+    protocol_version = "HTTP/1.1"
+    # The headers and the body go out in separate writes: with Nagle's algorithm and the client's
+    # delayed ACK, the body would wait about 40 ms.
+    disable_nagle_algorithm = True
+    forward_to: Router
+
+    def __getattr__(self, name: str):
+        if name.startswith("do_"):  # every method, the ones http.server has no handler for too
+            return self._forward
+        raise AttributeError(name)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
+        """Silent: the functions log every request themselves."""
+
+    def _body(self) -> bytes | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline().strip():  # trailer fields, up to the blank line
+                pass
+            return b"".join(chunks)
+        length = self.headers.get("Content-Length")
+        return self.rfile.read(int(length)) if length else None
+
+    def _forward(self) -> None:
+        body = self._body()
+        upstream = http.client.HTTPConnection("127.0.0.1", self.forward_to.upstream_port)
+        try:
+            upstream.putrequest(self.command, self.forward_to.target(self.command, self.path),
+                                skip_host=True, skip_accept_encoding=True)
+            for name, value in self.headers.items():
+                if name.lower() not in _HOP_BY_HOP:
+                    upstream.putheader(name, value)
+            if body is not None:
+                upstream.putheader("Content-Length", str(len(body)))
+            upstream.endheaders(body)
+            answer = upstream.getresponse()
+            payload = answer.read()
+        except OSError as error:
+            payload = f"the functions' emulator did not answer: {error}\n".encode()
+            self.send_response_only(502)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+        else:
+            self.send_response_only(answer.status, answer.reason)
+            for name, value in answer.getheaders():
+                if name.lower() not in _HOP_BY_HOP:
+                    self.send_header(name, value)
+        finally:
+            upstream.close()
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+
 class Functions:
-    """`cargo lambda watch` serving every function binary on one port."""
+    """`cargo lambda watch` serving every function binary, behind the `Router` on `port`."""
 
     def __init__(self, port: int, env: dict[str, str], log: Path | None = None, reload: bool = False):
         self.url = f"http://127.0.0.1:{port}"
+        emulator_port = free_port()
         self._env_dir = tempfile.TemporaryDirectory(prefix="fog-functions-")
         env_file = Path(self._env_dir.name) / "functions.env"
         env_file.touch(mode=0o600)
         env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
         command = [
             "cargo", "lambda", "watch", "--quiet",
-            "--invoke-address", "127.0.0.1", "--invoke-port", str(port),
+            "--invoke-address", "127.0.0.1", "--invoke-port", str(emulator_port),
             "--env-file", str(env_file), "--concurrency", "4",
             # The functions answer CORS themselves, for the configured origins only.
             "--disable-cors",
@@ -351,7 +481,9 @@ class Functions:
             command.append("--ignore-changes")
         self._log = open(log, "ab") if log else None
         self.process = None
+        self.router = None
         try:
+            self.router = Router(port, emulator_port, load_template())
             self.process = subprocess.Popen(
                 command,
                 cwd=REPO,
@@ -369,6 +501,8 @@ class Functions:
     def stop(self) -> None:
         if self.process is not None:
             _stop(self.process)
+        if self.router is not None:
+            self.router.stop()
         self._env_dir.cleanup()
 
 

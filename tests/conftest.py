@@ -34,6 +34,15 @@ DOCS_PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+# The browser features every JSON answer turns off, and the docs page's (its copy buttons write to
+# the clipboard).
+JSON_PERMISSIONS = (
+    "accelerometer=(), autoplay=(), camera=(), clipboard-read=(), clipboard-write=(), display-capture=(), "
+    "encrypted-media=(), fullscreen=(), geolocation=(), gyroscope=(), hid=(), idle-detection=(), magnetometer=(), "
+    "microphone=(), midi=(), payment=(), picture-in-picture=(), publickey-credentials-get=(), screen-wake-lock=(), "
+    "serial=(), sync-xhr=(), usb=(), web-share=(), xr-spatial-tracking=()"
+)
+DOCS_PAGE_PERMISSIONS = JSON_PERMISSIONS.replace("clipboard-write=()", "clipboard-write=(self)")
 TIMEOUT = 60
 
 

@@ -1,8 +1,13 @@
 """The auth endpoints end to end, over HTTP, through the real function binaries."""
 
+import base64
+import hashlib
+import hmac
+import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import assert_problem, local_stack, unique_username
+from conftest import assert_problem, invalid_fields, local_stack, unique_username
 
 
 def test_register_login_me_logout_flow(api):
@@ -32,7 +37,7 @@ def test_register_login_me_logout_flow(api):
 
     after = api.get("/api/auth/me", token=token)
     assert_problem(after, 401)
-    assert after.headers["WWW-Authenticate"] == "Bearer"
+    assert after.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
 
 
 def test_logout_succeeds_without_a_token(api):
@@ -47,6 +52,19 @@ def test_each_login_token_is_revoked_on_its_own(api):
     assert api.post("/api/auth/logout", token=first).status_code == 200
     assert api.get("/api/auth/me", token=first).status_code == 401
     assert api.get("/api/auth/me", token=second).status_code == 200
+
+
+def test_usernames_take_the_old_backends_alphabet(api):
+    """Letters, digits, `_` and `-`, 3-50 characters, compared in any case (issue 23): the old
+    backend's suites register names such as `refresh_user_1700000000`."""
+    username = f"Refresh_User-{unique_username()}"
+    registered = api.register(username)
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["username"] == username.lower()
+    assert api.login(username.upper()).status_code == 200
+    assert api.register(username.lower(), f"other-{username}@example.com").status_code == 400
+    for bad in ("ab", "a" * 51, "dot.ted", "plus+sign", "space d", "caf\u00e9"):
+        assert invalid_fields(api.register(bad, f"{unique_username()}@example.com")) == {"username"}, bad
 
 
 def test_duplicate_username_in_any_case_and_duplicate_email(api):
@@ -143,15 +161,49 @@ def test_fogctl_promotes_and_reports_unknown_users(api):
     assert unknown.returncode != 0 and "no user named" in unknown.stderr
 
 
+INVALID_TOKEN = 'Bearer error="invalid_token"'
+EXPIRED_TOKEN = 'Bearer error="invalid_token", error_description="The access token expired"'
+
+
 def test_bad_tokens_get_401(api):
     username, token = api.new_user()
     header, payload, signature = token.split(".")
-    for bad in ["garbage", f"{header}.{payload}.{signature[::-1]}", f"{header}.{payload}.", ""]:
+    for bad in ["garbage", f"{header}.{payload}.{signature[::-1]}", f"{header}.{payload}."]:
         response = api.get("/api/auth/me", headers={"Authorization": f"Bearer {bad}"})
-        assert_problem(response, 401)
+        assert assert_problem(response, 401)["detail"] == "Could not validate credentials"
+        assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
+    # RFC 6750, section 3.1: a request without a bearer token gets no error code.
+    for without in [{"Authorization": "Bearer "}, {}, {"Authorization": f"Basic {token}"}]:
+        response = api.get("/api/auth/me", headers=without)
+        assert assert_problem(response, 401)["detail"] == "Not authenticated"
         assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert_problem(api.get("/api/auth/me"), 401)
-    assert_problem(api.get("/api/auth/me", headers={"Authorization": f"Basic {token}"}), 401)
+
+
+def hs256(claims: dict, secret: str) -> str:
+    def encode(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = encode(b'{"alg":"HS256","typ":"JWT"}') + "." + encode(json.dumps(claims).encode())
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + encode(signature)
+
+
+def test_an_expired_token_is_told_so(api):
+    """Issue 23, item 4: a client can tell an expired token (refresh it) from a bad one."""
+    _, token = api.new_user()
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["exp"] = int(time.time()) - 60
+    claims["iat"] = claims["exp"] - 1800
+    expired = hs256(claims, api.env["JWT_SECRET"])
+    response = api.get("/api/auth/me", token=expired)
+    assert assert_problem(response, 401)["detail"] == "Token has expired"
+    assert response.headers["WWW-Authenticate"] == EXPIRED_TOKEN
+    # The same claims under another key are no token of this API's: not said to have expired.
+    forged = api.get("/api/auth/me", token=hs256(claims, "another-secret-of-at-least-32-bytes!!"))
+    assert assert_problem(forged, 401)["detail"] == "Could not validate credentials"
+    assert forged.headers["WWW-Authenticate"] == INVALID_TOKEN
+    assert api.get("/api/auth/me", token=token).status_code == 200
 
 
 def test_malformed_wrong_type_and_oversize_bodies_get_4xx(api):

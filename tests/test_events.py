@@ -35,17 +35,25 @@ def test_fixture_is_a_realistic_http_api_event_of_its_function(binary):
         pytest.skip("no fixture (reported by the test above)")
     event = fixture(binary)
     assert event["version"] == "2.0" and event["isBase64Encoded"] is False
-    method, _, route_path = event["routeKey"].partition(" ")
-    assert (method, route_path, binary) in ROUTES, f"{event['routeKey']} is not a route of {binary}"
     context = event["requestContext"]
     assert context["routeKey"] == event["routeKey"] and context["stage"] == "$default"
-    assert context["http"]["method"] == method
     assert context["http"]["path"] == event["rawPath"]
-    path_pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(route_path))
-    assert re.fullmatch(path_pattern, event["rawPath"]), (route_path, event["rawPath"])
-    parameters = re.findall(r"\{([^/}]+?)\+?\}", route_path)
-    if parameters:
-        assert sorted(event["pathParameters"]) == sorted(parameters), "pathParameters of the route"
+    if event["routeKey"] == local_stack.DEFAULT_ROUTE:
+        # API Gateway's `$default` route: a request no other route matches.
+        assert binary == local_stack.default_route_function(TEMPLATE)
+        method = context["http"]["method"]
+        assert not any(route_method == method and local_stack.route_pattern(path).fullmatch(event["rawPath"])
+                       for route_method, path, _ in ROUTES if path != local_stack.DEFAULT_ROUTE), event["rawPath"]
+        assert "pathParameters" not in event
+    else:
+        method, _, route_path = event["routeKey"].partition(" ")
+        assert (method, route_path, binary) in ROUTES, f"{event['routeKey']} is not a route of {binary}"
+        assert context["http"]["method"] == method
+        path_pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(route_path))
+        assert re.fullmatch(path_pattern, event["rawPath"]), (route_path, event["rawPath"])
+        parameters = re.findall(r"\{([^/}]+?)\+?\}", route_path)
+        if parameters:
+            assert sorted(event["pathParameters"]) == sorted(parameters), "pathParameters of the route"
     source_ip = context["http"]["sourceIp"]
     assert re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", source_ip) and source_ip != "127.0.0.1"
     for key in ("accountId", "apiId", "domainName", "requestId", "time", "timeEpoch"):

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from conftest import DOCS_PAGE_POLICY, REPO, assert_problem, local_stack
+from conftest import DOCS_PAGE_PERMISSIONS, DOCS_PAGE_POLICY, JSON_PERMISSIONS, REPO, assert_problem, local_stack
 
 # Every field any endpoint reads; a hostile body sets them all, so each route meets its own.
 FIELDS = [
@@ -50,7 +50,10 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": JSON_PERMISSIONS,
 }
+CORRELATION_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Routes that answer without reading a body.
 BODILESS = {"GET", "DELETE"}
 # POST routes that read no body: the admin API's actions (`POST .../{id}/deactivate`).
@@ -80,13 +83,15 @@ def expected_security_headers(response) -> dict[str, str]:
         caching = "no-store"
     else:
         caching = "no-cache" if path == "/docs" else "public, max-age=31536000, immutable"
-    return {**SECURITY_HEADERS, "Content-Security-Policy": DOCS_PAGE_POLICY, "Cache-Control": caching}
+    return {**SECURITY_HEADERS, "Content-Security-Policy": DOCS_PAGE_POLICY, "Permissions-Policy": DOCS_PAGE_PERMISSIONS,
+            "Cache-Control": caching}
 
 
 def assert_security_headers(response):
     for name, value in expected_security_headers(response).items():
         assert response.headers.get(name) == value, (response.request.method, response.url, name)
     assert response.headers.get("Strict-Transport-Security", "").startswith("max-age=")
+    assert CORRELATION_ID.match(response.headers.get("X-Correlation-ID", "")), (response.request.method, response.url)
 
 
 def stored_items(api) -> list:
@@ -158,7 +163,9 @@ def test_bad_authorization_headers_get_401_everywhere_it_is_required(api):
             response = api.request(method, path, headers={"Authorization": header, "Content-Type": "application/json"},
                                    data=b"{}")
             assert_problem(response, 401)
-            assert response.headers["WWW-Authenticate"] == "Bearer"
+            # A bearer token that does not verify is `invalid_token`; no token at all, no error.
+            challenge = 'Bearer error="invalid_token"' if header == "Bearer not.a.jwt" else "Bearer"
+            assert response.headers["WWW-Authenticate"] == challenge, (method, path, header)
             assert_security_headers(response)
 
 

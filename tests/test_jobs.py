@@ -141,3 +141,19 @@ def test_pagination_walks_every_job_once_and_refuses_bad_cursors(api):
 def test_jobs_need_a_token(api):
     for response in [api.get(JOBS), api.post(JOBS, json=job()), api.get(f"{JOBS}/x"), api.delete(f"{JOBS}/x")]:
         assert_problem(response, 401)
+
+
+def test_a_misspelt_query_parameter_is_refused_not_ignored(api):
+    """Issue 23, item 5: `?stauts=pending` answered every job, the typo silently ignored."""
+    _, token = api.new_user()
+    submit(api, token)
+    typo = api.get("/api/scheduler/jobs?stauts=pending", token=token)
+    body = assert_problem(typo, 422)
+    assert body["errors"] == [{
+        "field": "stauts",
+        "message": "is not a query parameter of GET /api/scheduler/jobs; it takes status, limit, cursor",
+    }]
+    assert api.get("/api/scheduler/jobs?status=pending", token=token).json()["total"] == 1
+    # Every operation, the routes that take no parameter included.
+    for path in ("/health", "/", "/openapi.json", "/api/auth/me"):
+        assert invalid_fields(api.get(f"{path}?v=2", token=token)) == {"v"}, path

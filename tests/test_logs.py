@@ -201,6 +201,7 @@ def test_every_line_a_request_logs_carries_its_request_id_and_route(logged):
     for line in lines:
         span = line.get("span", {})
         assert span.get("request_id") and span.get("route"), f"a line without its request: {line}"
+        assert span.get("correlation_id") == span["request_id"], f"no client id was sent: {line}"
         by_request[span["request_id"]].append(line)
     closing = {}
     for request_id, request in by_request.items():
@@ -216,6 +217,39 @@ def test_every_line_a_request_logs_carries_its_request_id_and_route(logged):
     assert "request failed" in messages("GET /api/auth/me", 500)
     costs = {line["fields"]["cost"] for line in lines if line["fields"]["message"] == "cost"}
     assert costs == {"dynamodb", "argon2id"}, "the cost lines of DynamoDB calls and of hashing on the blocking pool"
+
+
+def test_the_correlation_id_is_the_clients_or_the_request_id_on_the_answer_and_every_line(logged):
+    """Issue 23: `X-Correlation-ID` answered back when the client sent a well-formed one (at most 64
+    characters of `[A-Za-z0-9._-]`), otherwise the Lambda request id; and on every line the request
+    logs, beside `request_id`."""
+    api, _, log = logged
+    before = len(log.read_text(errors="replace"))
+    username, _ = api.new_user()
+    sent = {"checkout-42.retry_1": True, "x" * 65: False, "two words": False, '{"forged":1}': False}
+    answered = {}
+    for correlation_id in sent:
+        response = api.post("/api/auth/login", json={"username": username, "password": "Wrong-Password-1"},
+                            headers={"X-Correlation-ID": correlation_id})
+        assert response.status_code == 401
+        answered[correlation_id] = response.headers["X-Correlation-ID"]
+    plain = api.get("/health")
+    lines = records(log.read_text(errors="replace")[before:])
+    by_correlation = collections.defaultdict(list)
+    for line in lines:
+        by_correlation[line["span"]["correlation_id"]].append(line)
+    for correlation_id, repeated in sent.items():
+        lines_of_request = by_correlation[answered[correlation_id]]
+        assert lines_of_request, correlation_id
+        assert {line["span"]["route"] for line in lines_of_request} == {"POST /api/auth/login"}
+        assert {"login refused: bad credentials", "request"} <= {line["fields"]["message"] for line in lines_of_request}
+        if repeated:
+            assert answered[correlation_id] == correlation_id
+            assert {line["span"]["request_id"] for line in lines_of_request} != {correlation_id}
+        else:
+            assert {line["span"]["request_id"] for line in lines_of_request} == {answered[correlation_id]}
+    [health] = [line for line in lines if line["span"]["route"] == "GET /health" and line["fields"]["message"] == "request"]
+    assert plain.headers["X-Correlation-ID"] == health["span"]["request_id"] == health["span"]["correlation_id"]
 
 
 @pytest.fixture(scope="module")

@@ -151,14 +151,17 @@ def problem_examples():
 def test_problem_examples_are_answers_of_their_status(status, problem):
     """As `http::response::problem` writes them: `about:blank`, the response's status, the
     status's reason phrase as the title, and a 422's detail naming the fields it lists."""
-    titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-              413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Entity",
-              429: "Too Many Requests", 503: "Service Unavailable"}
+    titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+              409: "Conflict", 413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Entity",
+              423: "Locked", 429: "Too Many Requests", 503: "Service Unavailable"}
     assert (problem["type"], problem["status"], problem["title"]) == ("about:blank", status, titles[status])
     if status == 422:
         assert problem["detail"] == "Invalid fields: " + ", ".join(error["field"] for error in problem["errors"])
     if status == 429:
         assert problem["error"] == "Rate limit exceeded"
+    if status == 423:
+        minutes = -(-problem["retry_after"] // 60)
+        assert problem["detail"] == f"Account locked due to too many failed attempts. Try again in {minutes} minutes."
 
 
 def test_example_amounts_are_decimal_strings():

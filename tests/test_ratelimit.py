@@ -65,10 +65,17 @@ def test_the_old_backends_security_script_passes(default_auth_limit):
     username = unique_username()
     assert api.register(username).status_code == 201
     assert api.login(username).status_code == 200
-    failed = [api.login(username, "Wrong-Password-1").status_code for _ in range(15)]
-    assert 429 in failed[:11], failed
-    assert set(failed) <= {401, 429}, failed
-    assert failed.index(429) <= 10 and all(status == 429 for status in failed[failed.index(429):]), failed
+    failed = [api.login(username, "Wrong-Password-1") for _ in range(15)]
+    statuses = [response.status_code for response in failed]
+    # Five wrong passwords, then the username's lockout (423), until the IP's limit (429).
+    assert statuses[:5] == [401] * 5, statuses
+    assert 429 in statuses[:11], statuses
+    first_429 = statuses.index(429)
+    assert statuses[5:first_429] == [423] * (first_429 - 5), statuses
+    assert statuses[first_429:] == [429] * (15 - first_429), statuses
+    locked = assert_problem(failed[5], 423)
+    assert locked["detail"] == "Account locked due to too many failed attempts. Try again in 15 minutes."
+    assert failed[5].headers["Retry-After"] == str(locked["retry_after"])
     for weak in ("weak", "password"):
         assert_problem(api.register(password=weak), 422)
     duplicate = assert_problem(api.register(username), 400)

@@ -74,6 +74,8 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
         (UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#"),
     },
     "OpenApiFunction": COUNTERS,
+    # The `$default` route's answer (404, 405): rate limited per source IP, it writes nothing else.
+    "NotFoundFunction": COUNTERS,
     # The docs page and its assets, built into the function: it writes nothing, and reads nothing.
     "DocsFunction": set(),
     # Jobs live in their user's partition, beside the profile.
@@ -281,13 +283,14 @@ def test_every_checkov_skip_gives_its_reason():
 
 
 def test_only_the_functions_that_read_a_token_may_read_the_jwt_secret():
-    """health and docs read no token (exempt routes): their functions start without the JWT
-    secret, so they get neither the right to read it nor its ARN."""
+    """health and docs read no token (exempt routes), nor does the `$default` route's function
+    (every request it answers counts against its source IP): their functions start without the
+    JWT secret, so they get neither the right to read it nor its ARN."""
     readers = {
         function for function in FUNCTIONS
         if any("secretsmanager:GetSecretValue" in as_list(statement["Action"]) for statement in statements(function))
     }
-    exempt = {"HealthFunction", "DocsFunction"}
+    exempt = {"HealthFunction", "DocsFunction", "NotFoundFunction"}
     assert readers == set(FUNCTIONS) - exempt
     for function in exempt:
         assert RESOURCES[function]["Properties"]["Environment"]["Variables"]["JWT_SECRET_ARN"] == "", function

@@ -248,6 +248,18 @@ Resources:
           Properties:
             Method: GET
             Path: /docs/{file}
+  NotFoundFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: not-found
+    Properties:
+      Events:
+        Unmatched:
+          Type: HttpApi
+          Properties:
+            Method: ANY
+            Path: $default
 "#;
 
     const OPENAPI: &str = r##"
@@ -303,6 +315,12 @@ components:
                     binary: "docs".into(),
                     method: "GET".into(),
                     path: "/docs".into(),
+                    memory_mb: 256,
+                },
+                Function {
+                    binary: "not-found".into(),
+                    method: "ANY".into(),
+                    path: "$default".into(),
                     memory_mb: 256,
                 },
             ]

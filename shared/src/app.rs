@@ -4,7 +4,7 @@ use secrecy::SecretString;
 use crate::auth::JwtKeys;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, JwtSecretSource, checked_jwt_secret};
-use crate::routes::{RateLimit, Route};
+use crate::routes::Route;
 use crate::store::{self, Store, sdk_config};
 
 /// What every request of a process shares, built once per cold start.
@@ -12,7 +12,7 @@ pub struct AppState {
     pub config: Config,
     pub store: Store,
     /// Absent only in a function whose route reads no token (an exempt one: the health check,
-    /// the docs page), which therefore starts without a JWT secret.
+    /// the docs page; and the default route's), which therefore starts without a JWT secret.
     jwt_keys: Option<JwtKeys>,
     pub clock: Clock,
 }
@@ -30,15 +30,17 @@ impl AppState {
         Self::new(Config::from_env()?, route).await
     }
 
-    /// The state of the function serving `route`: every function but an exempt one needs the JWT
-    /// secret and refuses to start without it.
+    /// The state of the function serving `route`: every function whose route reads tokens needs
+    /// the JWT secret and refuses to start without it.
     pub async fn new(config: Config, route: &Route) -> Result<Self, StartupError> {
         let sdk_config = sdk_config(config.dynamodb_endpoint.as_deref()).await;
-        let jwt_secret = match (&config.jwt_secret, route.rate_limit) {
-            (_, RateLimit::Exempt) => None,
-            (None, _) => return Err(ConfigError::Missing("JWT_SECRET or JWT_SECRET_ARN").into()),
-            (Some(JwtSecretSource::Value(secret)), _) => Some(secret.clone()),
-            (Some(JwtSecretSource::SecretsManager { arn }), _) => {
+        let jwt_secret = match (&config.jwt_secret, route.reads_tokens()) {
+            (_, false) => None,
+            (None, true) => {
+                return Err(ConfigError::Missing("JWT_SECRET or JWT_SECRET_ARN").into());
+            }
+            (Some(JwtSecretSource::Value(secret)), true) => Some(secret.clone()),
+            (Some(JwtSecretSource::SecretsManager { arn }), true) => {
                 Some(read_secret(&sdk_config, arn).await?)
             }
         };
@@ -50,7 +52,7 @@ impl AppState {
         })
     }
 
-    /// The access-token signer and verifier; `None` only in a function of an exempt route.
+    /// The access-token signer and verifier; `None` only in a function whose route reads no token.
     pub fn jwt_keys(&self) -> Option<&JwtKeys> {
         self.jwt_keys.as_ref()
     }

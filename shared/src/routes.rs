@@ -121,6 +121,47 @@ pub struct Route {
     pub rate_limit: RateLimit,
     pub api_keys: ApiKeys,
     pub serves: Serves,
+    /// The query parameters the route takes (openapi.yaml's, which a test keeps equal); a request
+    /// naming any other is refused with 422 before its handler runs.
+    pub query: &'static [&'static str],
+}
+
+/// API Gateway's route key for requests no other route matches: the path of the route that
+/// answers them (`handlers::UNMATCHED`).
+pub const DEFAULT_ROUTE: &str = "$default";
+
+impl Route {
+    /// Whether this is the route of requests no other route matches.
+    pub fn is_default(&self) -> bool {
+        self.paths == [DEFAULT_ROUTE]
+    }
+
+    /// Whether the route's function reads bearer tokens, and so starts with the JWT secret: all
+    /// but the exempt routes and the default route (which counts every request against its
+    /// source IP).
+    pub fn reads_tokens(&self) -> bool {
+        self.rate_limit != RateLimit::Exempt && !self.is_default()
+    }
+
+    /// The route's path that `path` (a request's, as sent) is, as API Gateway matches them: each
+    /// segment equal, or any non-empty one for a `{parameter}`.
+    pub fn path_matching(&self, path: &str) -> Option<&'static str> {
+        self.paths.iter().copied().find(|template| {
+            let (mut template, mut path) = (template.split('/'), path.split('/'));
+            loop {
+                match (template.next(), path.next()) {
+                    (None, None) => return true,
+                    (Some(expected), Some(segment)) => {
+                        let parameter = expected.starts_with('{') && expected.ends_with('}');
+                        if !(segment == expected || (parameter && !segment.is_empty())) {
+                            return false;
+                        }
+                    }
+                    _ => return false,
+                }
+            }
+        })
+    }
 }
 
 impl fmt::Display for Route {
@@ -133,6 +174,39 @@ impl fmt::Display for Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_is_served_segment_by_segment() {
+        let route = Route {
+            function: "f",
+            method: "GET",
+            paths: &["/api/keys/{id}", "/docs"],
+            rate_limit: RateLimit::Read,
+            api_keys: ApiKeys::Ignored,
+            serves: Serves::Json,
+            query: &[],
+        };
+        for (served, template) in [
+            ("/api/keys/1", "/api/keys/{id}"),
+            ("/api/keys/a%2Fb", "/api/keys/{id}"),
+            ("/docs", "/docs"),
+        ] {
+            assert_eq!(route.path_matching(served), Some(template), "{served}");
+        }
+        for other in [
+            "/api/keys",
+            "/api/keys/",
+            "/api/keys/1/",
+            "/api/keys/1/x",
+            "/docs/",
+            "/Docs",
+            "/api/key/1",
+            "",
+            "/",
+        ] {
+            assert_eq!(route.path_matching(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn scopes_round_trip_and_nothing_else_parses() {

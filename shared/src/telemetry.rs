@@ -77,13 +77,19 @@ where
     )
 }
 
-/// The span of one request: every line logged while it is entered carries `request_id` and
-/// `route` ("METHOD path", the `Display` of `Route`). At ERROR, the least detailed level, so that it is recorded whatever
-/// the level logged (a span's level only decides whether it is recorded).
-pub fn request_span(request_id: Option<&str>, route: &Route) -> tracing::Span {
+/// The span of one request: every line logged while it is entered carries `request_id`,
+/// `correlation_id` (the client's `X-Correlation-ID`, or the request id) and `route` ("METHOD
+/// path", the `Display` of `Route`). At ERROR, the least detailed level, so that it is recorded
+/// whatever the level logged (a span's level only decides whether it is recorded).
+pub fn request_span(
+    request_id: Option<&str>,
+    correlation_id: Option<&str>,
+    route: &Route,
+) -> tracing::Span {
     tracing::error_span!(
         "request",
         request_id,
+        correlation_id,
         route = %route
     )
 }
@@ -143,6 +149,7 @@ mod tests {
         rate_limit: RateLimit::Auth,
         api_keys: crate::routes::ApiKeys::Ignored,
         serves: crate::routes::Serves::Json,
+        query: &[],
     };
 
     #[test]
@@ -196,12 +203,13 @@ mod tests {
     fn every_line_of_a_request_carries_its_id_and_route() {
         let lines = logged(LevelFilter::DEBUG, || {
             tracing::info!("outside any request");
-            let handed_over = request_span(Some("request-1"), &ME).in_scope(|| {
-                tracing::info!(user_id = "user-1", "handled");
-                tracing::debug_span!(target: "aws_smithy_runtime", "try_attempt")
-                    .in_scope(|| log_cost("dynamodb", "GetItem", SystemTime::now()));
-                in_current_span(|| tracing::warn!("handed over"))
-            });
+            let handed_over =
+                request_span(Some("request-1"), Some("client-7.a_b"), &ME).in_scope(|| {
+                    tracing::info!(user_id = "user-1", "handled");
+                    tracing::debug_span!(target: "aws_smithy_runtime", "try_attempt")
+                        .in_scope(|| log_cost("dynamodb", "GetItem", SystemTime::now()));
+                    in_current_span(|| tracing::warn!("handed over"))
+                });
             handed_over();
         });
         assert_eq!(lines.len(), 4, "{lines:?}");
@@ -210,7 +218,12 @@ mod tests {
         for line in &lines[1..] {
             assert_eq!(
                 line["span"],
-                serde_json::json!({"request_id": "request-1", "route": "GET /api/auth/me", "name": "request"}),
+                serde_json::json!({
+                    "request_id": "request-1",
+                    "correlation_id": "client-7.a_b",
+                    "route": "GET /api/auth/me",
+                    "name": "request"
+                }),
                 "{line}"
             );
         }
@@ -226,7 +239,7 @@ mod tests {
     #[test]
     fn a_less_detailed_level_drops_lines_but_keeps_the_request_span() {
         let lines = logged(LevelFilter::WARN, || {
-            let _request = request_span(Some("request-1"), &ME).entered();
+            let _request = request_span(Some("request-1"), Some("request-1"), &ME).entered();
             tracing::info!("dropped");
             tracing::warn!("kept");
         });

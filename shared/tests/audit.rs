@@ -161,7 +161,7 @@ async fn the_failure_that_locks_records_the_lock_and_a_locked_attempt_records_it
         assert_eq!(login_from(&app, &username, "Wrong-Password-1").await, 401);
     }
     // Locked now, even for the right password.
-    assert_eq!(login_from(&app, &username, PASSWORD).await, 429);
+    assert_eq!(login_from(&app, &username, PASSWORD).await, 423);
     let mut expected = vec!["user.registered", "login.succeeded"];
     expected.extend(["login.failed"; MAX_FAILED_LOGINS]);
     expected.extend(["login.locked", "login.failed"]);

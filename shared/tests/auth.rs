@@ -25,6 +25,19 @@ async fn register_answers_the_user_and_never_a_credential() {
 }
 
 #[tokio::test]
+async fn a_username_with_underscores_and_hyphens_registers_and_logs_in_in_any_case() {
+    let app = TestApp::new().await;
+    let username = format!("Refresh_User-{}", unique_username());
+    let registered = app.register(&username).await;
+    assert_eq!(registered.status(), 201, "{}", registered.text());
+    assert_eq!(registered.json()["username"], username.to_lowercase());
+    assert_eq!(
+        app.login(&username.to_uppercase(), PASSWORD).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
 async fn the_stored_credential_is_an_argon2id_hash() {
     let app = TestApp::new().await;
     let username = unique_username();

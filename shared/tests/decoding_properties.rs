@@ -107,7 +107,7 @@ proptest! {
         if let Ok(username) = Username::parse(&text) {
             let name = username.as_str();
             prop_assert!((3..=50).contains(&name.len()));
-            prop_assert!(name.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
+            prop_assert!(name.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == '_' || c == '-'));
         }
         if let Ok(email) = Email::parse(&text) {
             prop_assert!(email.as_str().chars().count() <= 100 && email.as_str().contains('@'));

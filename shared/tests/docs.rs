@@ -136,6 +136,7 @@ async fn a_json_route_cannot_cache_its_answers_or_loosen_its_policy() {
             rate_limit: RateLimit::Exempt,
             api_keys: ApiKeys::Ignored,
             serves: Serves::Json,
+            query: &[],
         },
         first_read: no_first_read,
         handler: |_, _| {

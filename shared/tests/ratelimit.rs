@@ -278,19 +278,42 @@ async fn the_sixth_failed_login_locks_the_username_even_with_the_right_password(
         assert_eq!(app.login(&username, "Wrong-Password-1").await.status(), 401);
     }
     let locked = app.login(&username, PASSWORD).await;
-    assert_eq!(locked.status(), 429);
+    assert_eq!(locked.status(), 423, "{}", locked.text());
+    assert_eq!(
+        locked.header("content-type"),
+        Some("application/problem+json")
+    );
     let retry_after = locked.json()["retry_after"].as_u64().unwrap();
     assert!((800..=900).contains(&retry_after), "{retry_after}");
     assert_eq!(
         locked.header("retry-after"),
         Some(retry_after.to_string().as_str())
     );
-    // Unknown usernames lock alike, so the answer reveals nothing.
+    assert_eq!(
+        locked.json()["detail"],
+        format!(
+            "Account locked due to too many failed attempts. Try again in {} minutes.",
+            retry_after.div_ceil(60)
+        )
+    );
+    assert_eq!(locked.json()["title"], "Locked");
+    // Unknown usernames lock alike, so the answer reveals nothing: the same status, detail and
+    // headers (the minutes aside, which follow each name's own failures).
     let unknown = unique_username();
     for _ in 0..5 {
         assert_eq!(app.login(&unknown, "Wrong-Password-1").await.status(), 401);
     }
-    assert_eq!(app.login(&unknown, "Wrong-Password-1").await.status(), 429);
+    let unknown_locked = app.login(&unknown, "Wrong-Password-1").await;
+    assert_eq!(unknown_locked.status(), 423);
+    assert_eq!(
+        unknown_locked.json()["detail"],
+        "Account locked due to too many failed attempts. Try again in 15 minutes."
+    );
+    let mut names: Vec<_> = unknown_locked.header_names();
+    names.sort();
+    let mut known_names = locked.header_names();
+    known_names.sort();
+    assert_eq!(names, known_names);
 }
 
 #[tokio::test]
@@ -302,7 +325,7 @@ async fn a_successful_login_does_not_reset_the_failure_count() {
     }
     assert_eq!(app.login(&username, PASSWORD).await.status(), 200);
     assert_eq!(app.login(&username, "Wrong-Password-1").await.status(), 401);
-    assert_eq!(app.login(&username, PASSWORD).await.status(), 429);
+    assert_eq!(app.login(&username, PASSWORD).await.status(), 423);
 }
 
 #[tokio::test]
@@ -427,10 +450,10 @@ async fn twelve_parallel_wrong_guesses_get_at_most_five_answers() {
         statuses.push(guess.await.unwrap());
     }
     let refused = statuses.iter().filter(|&&status| status == 401).count();
-    let locked = statuses.iter().filter(|&&status| status == 429).count();
+    let locked = statuses.iter().filter(|&&status| status == 423).count();
     assert!(refused <= 5, "{statuses:?}");
     assert_eq!(refused + locked, 12, "{statuses:?}");
-    assert_eq!(app.login(&username, PASSWORD).await.status(), 429);
+    assert_eq!(app.login(&username, PASSWORD).await.status(), 423);
 }
 
 /// Security review, item 5: behind a custom domain's base path a route keeps its category.

@@ -279,7 +279,7 @@ async fn a_wrong_password_counts_toward_the_lockout_and_is_audited() {
         assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
     }
     let locked = reauthenticate(&app, &pair.access, PASSWORD).await;
-    assert_eq!(locked.status(), 429, "{}", locked.text());
+    assert_eq!(locked.status(), 423, "{}", locked.text());
     assert!(locked.header("retry-after").is_some());
 
     let failed = events(&app, user, "login.failed").await;
@@ -301,7 +301,7 @@ async fn a_wrong_password_counts_toward_the_lockout_and_is_audited() {
     assert_eq!(events(&app, user, "login.locked").await.len(), 1);
     // No sign-in was renewed by any of them, and logins are locked out too.
     assert_eq!(events(&app, user, "login.succeeded").await.len(), 1);
-    assert_eq!(app.login(&username, PASSWORD).await.status(), 429);
+    assert_eq!(app.login(&username, PASSWORD).await.status(), 423);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use shared::AppState;
 use shared::app::StartupError;
 use shared::config::{Config, ConfigError};
 use shared::domain::{Email, User, Username};
-use shared::handlers::{HEALTH, ROOT};
+use shared::handlers::{HEALTH, ROOT, UNMATCHED};
 
 fn endpoint() -> String {
     std::env::var("DYNAMODB_ENDPOINT").expect("set by `make test`")
@@ -109,4 +109,22 @@ async fn the_health_check_starts_without_a_secret() {
     .await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("x-ratelimit-limit").is_none());
+}
+
+/// The answer to unmatched requests reads no token either: it starts without the secret, and
+/// its fixture (a browser's GET of the login route) is 405.
+#[tokio::test]
+async fn the_unmatched_route_starts_without_a_secret() {
+    let state = AppState::new(config_without_a_secret(), &UNMATCHED.route)
+        .await
+        .unwrap();
+    assert!(state.jwt_keys().is_none());
+    let response = shared::http::dispatch(
+        &UNMATCHED,
+        lambda_http::request::from_str(include_str!("../../events/not-found.json")).unwrap(),
+        Box::leak(Box::new(state)),
+    )
+    .await;
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
 }

@@ -16,6 +16,8 @@ from conftest import REPO, SAM_TABLE, local_stack
 TEMPLATE = local_stack.load_template()
 FUNCTIONS = local_stack.template_functions(TEMPLATE)
 ROUTES = local_stack.template_routes(TEMPLATE)
+# The routes that serve a path (all but the `$default` route, which answers what none matches).
+SERVED = {route for route in ROUTES if route[1] != local_stack.DEFAULT_ROUTE}
 BINARY_TO_ID = {binary: logical_id for logical_id, binary in FUNCTIONS.items()}
 AUTH_FLOW = ("register", "login", "me", "logout")
 PASSWORD = "Fog-Compute-2024"
@@ -77,7 +79,7 @@ def response_of(invocations, binary: str) -> tuple[int, dict | str, dict]:
 
 def check_root(status, body, _headers):
     assert status == 200
-    assert set(body["endpoints"]) == {f"{method} {path}" for method, path, _ in ROUTES}
+    assert set(body["endpoints"]) == {f"{method} {path}" for method, path, _ in SERVED}
 
 
 def check_health(status, body, _headers):
@@ -193,7 +195,15 @@ def check_problem(expected):
     return check
 
 
+def check_not_found(status, body, headers):
+    """The fixture: a browser's GET of the login route, which takes POST."""
+    assert status == 405, body
+    assert headers["content-type"] == "application/problem+json" and body["status"] == 405
+    assert headers["allow"] == "POST"
+
+
 CHECKS = {
+    "not-found": check_not_found,
     "openapi": check_openapi,
     "docs": check_docs,
     "submit-job": check_submit_job,
@@ -341,10 +351,19 @@ def test_start_api_register_login_me_logout_me(sam_api):
     after = requests.get(f"{api}/api/auth/me", headers=auth, timeout=TIMEOUT)
     assert after.status_code == 401, after.text
     assert after.headers["Content-Type"] == "application/problem+json"
-    assert after.headers["WWW-Authenticate"] == "Bearer"
+    assert after.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
 
 
-OTHER_ROUTES = sorted((method, path, binary) for method, path, binary in ROUTES if binary not in AUTH_FLOW)
+OTHER_ROUTES = sorted((method, path, binary) for method, path, binary in SERVED if binary not in AUTH_FLOW)
+
+
+def test_start_api_sends_what_no_route_matches_to_the_default_route(sam_api):
+    """`sam local start-api` has the `$default` route too: a path no route has is the function's
+    404 in the problem shape."""
+    response = requests.get(f"{sam_api}/api/schedulr/jobs", timeout=TIMEOUT)
+    assert response.status_code == 404, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["detail"] == "No route matches this path; GET / lists every route"
 
 
 @pytest.fixture(scope="module")

@@ -11,4 +11,6 @@ pub use api_key::{
 };
 pub use password::{PasswordError, hash_password, map_hash_memory_apart, verify_password};
 pub use principal::{AuthError, Credentials, Principal};
-pub use tokens::{Claims, IssuedToken, JwtKeys, LEEWAY_SECONDS, TokenError, stated_username};
+pub use tokens::{
+    Claims, IssuedToken, JwtKeys, LEEWAY_SECONDS, TokenError, TokenFault, stated_username,
+};

@@ -5,7 +5,7 @@ use crate::domain::{ApiKey, User};
 use crate::routes::{ApiKeys, Scope};
 use crate::store::{KeySession, Session};
 
-use super::{Claims, PresentedKey};
+use super::{Claims, PresentedKey, TokenFault};
 
 /// Who a request acts as: verified once per request (by `http::dispatch`, with the rate
 /// limiter's read of the session or key), then handed to the handler.
@@ -77,9 +77,11 @@ impl Principal {
 pub enum Credentials {
     /// No bearer token (nor API key).
     Missing,
-    /// A bearer token that does not verify; or one that does (its claims), whose session is
-    /// revoked or whose user is inactive or gone.
-    Refused(Option<Claims>),
+    /// A bearer token that does not verify, and why.
+    Unverified(TokenFault),
+    /// A bearer token that verifies (its claims), whose session is revoked or whose user is
+    /// inactive or gone.
+    Refused(Claims),
     /// An API key that is unknown, does not match its stored hash, is revoked or expired, or
     /// whose owner is inactive or gone.
     RefusedKey,
@@ -93,8 +95,11 @@ pub enum Credentials {
 pub enum AuthError {
     #[error("Not authenticated")]
     Missing,
+    /// A bearer token that does not verify, or whose session or user is over.
     #[error("Could not validate credentials")]
     Refused,
+    #[error("Token has expired")]
+    Expired,
     #[error("Invalid API key")]
     InvalidKey,
     #[error("This API key lacks the scope {0}")]
@@ -127,7 +132,7 @@ impl Credentials {
             {
                 Self::Valid(Principal::User { user, claims })
             }
-            _ => Self::Refused(Some(claims)),
+            _ => Self::Refused(claims),
         }
     }
 
@@ -155,7 +160,8 @@ impl Credentials {
         match self {
             Self::Valid(principal) => Ok(principal),
             Self::Missing => Err(AuthError::Missing),
-            Self::Refused(_) => Err(AuthError::Refused),
+            Self::Unverified(TokenFault::Expired) => Err(AuthError::Expired),
+            Self::Unverified(TokenFault::Invalid) | Self::Refused(_) => Err(AuthError::Refused),
             Self::RefusedKey => Err(AuthError::InvalidKey),
             Self::Unavailable => Err(AuthError::Unavailable),
         }
@@ -164,9 +170,9 @@ impl Credentials {
     /// The claims of a token that verified, whatever its session.
     pub fn claims(&self) -> Option<&Claims> {
         match self {
-            Self::Valid(Principal::User { claims, .. }) => Some(claims),
-            Self::Refused(claims) => claims.as_ref(),
+            Self::Valid(Principal::User { claims, .. }) | Self::Refused(claims) => Some(claims),
             Self::Valid(Principal::ApiKey { .. })
+            | Self::Unverified(_)
             | Self::RefusedKey
             | Self::Unavailable
             | Self::Missing => None,

@@ -47,6 +47,25 @@ pub struct Claims {
 #[error("invalid access token: {0}")]
 pub struct TokenError(#[from] jsonwebtoken::errors::Error);
 
+/// Why an access token does not verify, as far as its holder is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenFault {
+    /// Signed with this API's key, but past `exp` and the leeway: the client may refresh.
+    Expired,
+    /// Anything else: malformed, another key or algorithm, wrong claims.
+    Invalid,
+}
+
+impl TokenError {
+    /// The signature is checked before the claims, so only a token this API signed is `Expired`.
+    pub fn fault(&self) -> TokenFault {
+        match self.0.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenFault::Expired,
+            _ => TokenFault::Invalid,
+        }
+    }
+}
+
 pub struct IssuedToken {
     pub token: String,
     pub expires_in: i64,
@@ -273,6 +292,33 @@ mod tests {
         );
         claims["exp"] = json!(OffsetDateTime::now_utc().unix_timestamp() - 30);
         assert!(jwt_keys().verify(&sign(&claims, SECRET)).is_err());
+    }
+
+    #[test]
+    fn only_a_genuine_expired_token_is_said_to_have_expired() {
+        let fault = |token: &str| {
+            jwt_keys()
+                .verify(token)
+                .map(|_| ())
+                .map_err(|error| error.fault())
+        };
+        let mut claims = valid_claims();
+        claims["exp"] = json!(OffsetDateTime::now_utc().unix_timestamp() - 30);
+        let expired = sign(&claims, SECRET);
+        assert_eq!(fault(&expired), Err(TokenFault::Expired));
+        assert_eq!(
+            fault(&sign(&claims, "another-secret-that-is-at-least-32-bytes")),
+            Err(TokenFault::Invalid),
+            "an expired token of another key is no token of ours"
+        );
+        let mut parts: Vec<&str> = expired.split('.').collect();
+        let tampered = base64_url(&json!({"exp": 1}).to_string());
+        parts[1] = &tampered;
+        assert_eq!(fault(&parts.join(".")), Err(TokenFault::Invalid));
+        for garbage in ["", "garbage", "a.b.c"] {
+            assert_eq!(fault(garbage), Err(TokenFault::Invalid), "{garbage:?}");
+        }
+        assert_eq!(fault(&sign(&valid_claims(), SECRET)), Ok(()));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{AuditEventType, USERNAME_CHARS, User};
+use super::{AuditEventType, USERNAME_CHARS, User, is_username_char};
 
 /// One of a user's two flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,8 +107,8 @@ impl fmt::Display for UserAction {
     }
 }
 
-/// The user list's `q`: the start of a username, in the usernames' alphabet (letters and
-/// digits), 1-50 characters, lower-cased as usernames are stored.
+/// The user list's `q`: the start of a username, in the usernames' alphabet (letters, digits, `_`
+/// and `-`), 1-50 characters, lower-cased as usernames are stored.
 pub fn username_prefix(raw: &str) -> Result<String, String> {
     let length = raw.chars().count();
     if !(1..=*USERNAME_CHARS.end()).contains(&length) {
@@ -117,8 +117,8 @@ pub fn username_prefix(raw: &str) -> Result<String, String> {
             USERNAME_CHARS.end()
         ));
     }
-    if !raw.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err("may contain only letters and digits".into());
+    if !raw.chars().all(is_username_char) {
+        return Err("may contain only letters, digits, _ and -".into());
     }
     Ok(raw.to_ascii_lowercase())
 }
@@ -151,7 +151,9 @@ mod tests {
         assert_eq!(username_prefix("Al").unwrap(), "al");
         assert_eq!(username_prefix("a").unwrap(), "a");
         assert_eq!(username_prefix(&"x".repeat(50)).unwrap(), "x".repeat(50));
-        for bad in ["", "al ice", "al_", "é", &"x".repeat(51)] {
+        assert_eq!(username_prefix("Refresh_U").unwrap(), "refresh_u");
+        assert_eq!(username_prefix("-").unwrap(), "-");
+        for bad in ["", "al ice", "al.", "é", "a%", &"x".repeat(51)] {
             assert!(username_prefix(bad).is_err(), "{bad:?}");
         }
     }

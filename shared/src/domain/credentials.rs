@@ -8,7 +8,13 @@ pub const USERNAME_CHARS: std::ops::RangeInclusive<usize> = 3..=50;
 pub const EMAIL_MAX_CHARS: usize = 100;
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=256;
 
-/// Letters and digits only, stored lower-cased, so uniqueness is case-insensitive.
+/// Whether `c` may appear in a username: an ASCII letter or digit, `_` or `-` (the old backend's
+/// alphabet).
+pub fn is_username_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// ASCII letters, digits, `_` and `-`, stored lower-cased, so uniqueness is case-insensitive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
@@ -22,8 +28,8 @@ impl Username {
                 USERNAME_CHARS.end()
             ));
         }
-        if !raw.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err("may contain only letters and digits".into());
+        if !raw.chars().all(is_username_char) {
+            return Err("may contain only letters, digits, _ and -".into());
         }
         Ok(Self(raw.to_ascii_lowercase()))
     }
@@ -122,9 +128,26 @@ mod tests {
     }
 
     #[test]
-    fn username_is_alphanumeric_and_lower_cased() {
+    fn username_is_the_old_backends_alphabet_lower_cased() {
         assert_eq!(Username::parse("AliCe42").unwrap().as_str(), "alice42");
-        for bad in ["ali ce", "ali_ce", "alice!", "álice", "alice\u{0}"] {
+        assert_eq!(
+            Username::parse("Refresh_User-1").unwrap().as_str(),
+            "refresh_user-1"
+        );
+        for edge in ["___", "---", "-a-", "_1"] {
+            let padded = format!("{edge}x");
+            assert_eq!(Username::parse(&padded).unwrap().as_str(), padded);
+        }
+        for bad in [
+            "ali ce",
+            "alice!",
+            "álice",
+            "alice\u{0}",
+            "ali.ce",
+            "ali+ce",
+            "alice@x",
+            "a#b",
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

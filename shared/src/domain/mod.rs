@@ -23,7 +23,9 @@ pub use api_key::{
     MAX_ACTIVE_KEYS, NewApiKey, key_name, key_scopes, whole_seconds,
 };
 pub use audit::{Actor, AuditContext, AuditEvent, AuditEventType, LoginFailure};
-pub use credentials::{Email, Password, USERNAME_CHARS, Username, normalized_password};
+pub use credentials::{
+    Email, Password, USERNAME_CHARS, Username, is_username_char, normalized_password,
+};
 pub use device::{
     BATTERY_PERCENT, CPU_CORES, DEFAULT_BATTERY_PERCENT, Device, DeviceId, DeviceType, MEMORY_MB,
 };

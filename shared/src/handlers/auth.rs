@@ -106,9 +106,8 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
                         .store
                         .record_audit(&[failed(LoginFailure::Locked)], &[])
                         .await?;
-                    return Err(ApiError::RateLimited {
+                    return Err(ApiError::Locked {
                         retry_after_seconds,
-                        detail: "Too many failed login attempts; try again later".into(),
                     });
                 }
             }
@@ -210,7 +209,7 @@ pub async fn logout(mut req: Request, state: &AppState) -> Result<Response<Body>
         }
         // A token already refused (its session over, its user inactive) ends nothing more for
         // everyone.
-        Credentials::Refused(Some(_)) if all => {}
+        Credentials::Refused(_) if all => {}
         credentials => {
             if let Some(claims) = credentials.claims() {
                 state

@@ -34,6 +34,31 @@ pub async fn root(_req: Request, _state: &AppState) -> Result<Response<Body>, Ap
     ))
 }
 
+/// Every request no route matches (API Gateway's `$default` route, and the local stack's router
+/// alike): 405 with `Allow` when its path is a route's, with another method; 404 otherwise.
+pub async fn unmatched(req: Request, _state: &AppState) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path();
+    let mut known = None;
+    let mut allowed = Vec::new();
+    for route in ROUTES {
+        if let Some(template) = route.path_matching(path) {
+            known = Some(template);
+            allowed.push(route.method);
+        }
+    }
+    let Some(path) = known else {
+        return Err(ApiError::NotFound(
+            "No route matches this path; GET / lists every route".into(),
+        ));
+    };
+    allowed.sort_unstable();
+    Err(ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path,
+        allowed,
+    })
+}
+
 /// `GET /openapi.json`
 pub async fn openapi(_req: Request, _state: &AppState) -> Result<Response<Body>, ApiError> {
     Ok(json_text_response(StatusCode::OK, OPENAPI_JSON))

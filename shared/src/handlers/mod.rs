@@ -8,7 +8,8 @@
 //!
 //! `keys(...)` says what an `X-API-Key` may do on the route: `ignored` (a public route does not
 //! read it), `refused` (admin and account routes: 403), `any` (any valid key), or the scope a key
-//! needs (`jobs:read`, ...).
+//! needs (`jobs:read`, ...). `query(...)` names the query parameters the route takes (none
+//! without it): `http::dispatch` refuses any other with 422 before the handler runs.
 
 mod admin;
 mod api_keys;
@@ -25,13 +26,13 @@ mod sessions;
 use lambda_http::Request;
 
 use crate::http::{Endpoint, authenticated, no_first_read};
-use crate::routes::{ApiKeys, RateLimit, Route, Scope, Serves};
+use crate::routes::{ApiKeys, DEFAULT_ROUTE, RateLimit, Route, Scope, Serves};
 use crate::store::FirstRead;
 
 macro_rules! endpoints {
     ($($name:ident: $function:literal, $method:literal $($path:literal)|+, $rate_limit:ident,
-        keys($($keys:tt)+), $access:ident $handler:path $(, first read $first_read:path)?
-        $(, serves $serves:ident)?;)*) => {
+        keys($($keys:tt)+), $access:ident $handler:path $(, query($($query:literal),+))?
+        $(, first read $first_read:path)? $(, serves $serves:ident)?;)*) => {
         $(pub const $name: Endpoint = Endpoint {
             route: Route {
                 function: $function,
@@ -40,6 +41,7 @@ macro_rules! endpoints {
                 rate_limit: RateLimit::$rate_limit,
                 api_keys: endpoints!(@keys $($keys)+),
                 serves: endpoints!(@serves $($serves)?),
+                query: &[$($($query),+)?],
             },
             first_read: endpoints!(@first_read $($first_read)?),
             handler: |req, state| Box::pin(endpoints!(@call $access $handler, req, state,
@@ -83,7 +85,8 @@ endpoints! {
     LOGIN: "login", "POST" "/api/auth/login", Auth, keys(ignored), public auth::login,
         first read auth::login_first_read;
     ME: "me", "GET" "/api/auth/me", Auth, keys(any), user auth::me;
-    LOGOUT: "logout", "POST" "/api/auth/logout", Auth, keys(refused), public auth::logout;
+    LOGOUT: "logout", "POST" "/api/auth/logout", Auth, keys(refused), public auth::logout,
+        query("all");
     REFRESH: "refresh", "POST" "/api/auth/refresh", Auth, keys(ignored), public sessions::refresh,
         first read sessions::refresh_first_read;
     REVOKE: "revoke", "POST" "/api/auth/revoke", Auth, keys(ignored), public sessions::revoke,
@@ -99,7 +102,7 @@ endpoints! {
     SUBMIT_JOB: "submit-job", "POST" "/api/scheduler/jobs", Write, keys(jobs:write),
         user jobs::submit_job;
     LIST_JOBS: "list-jobs", "GET" "/api/scheduler/jobs", Read, keys(jobs:read),
-        user jobs::list_jobs;
+        user jobs::list_jobs, query("status", "limit", "cursor");
     GET_JOB: "get-job", "GET" "/api/scheduler/jobs/{id}", Read, keys(jobs:read),
         user jobs::get_job, first read jobs::get_job_first_read;
     CANCEL_JOB: "cancel-job", "DELETE" "/api/scheduler/jobs/{id}", Write, keys(jobs:write),
@@ -109,7 +112,7 @@ endpoints! {
     LIST_DEVICES: "list-devices", "GET" "/api/idle-compute/devices", Read, keys(devices:read),
         user devices::list_devices;
     BALANCE: "balance", "GET" "/api/tokenomics/balance", Read, keys(tokens:read),
-        user ledger::balance;
+        user ledger::balance, query("address");
     TRANSFER: "transfer", "POST" "/api/tokenomics/transfer", Write, keys(tokens:write),
         user ledger::transfer;
     STAKE: "stake", "POST" "/api/tokenomics/stake", Write, keys(tokens:write),
@@ -120,27 +123,44 @@ endpoints! {
     CREATE_PROPOSAL: "create-proposal", "POST" "/api/tokenomics/proposals", Write,
         keys(governance:write), user governance::create_proposal;
     LIST_PROPOSALS: "list-proposals", "GET" "/api/tokenomics/proposals", Read, keys(any),
-        user governance::list_proposals;
+        user governance::list_proposals, query("limit", "cursor");
     VOTE: "vote", "POST" "/api/tokenomics/vote", Write, keys(governance:write),
         user governance::vote, first read governance::vote_first_read;
     CREATE_API_KEY: "create-api-key", "POST" "/api/keys", Write, keys(refused),
         user api_keys::create_api_key;
     LIST_API_KEYS: "list-api-keys", "GET" "/api/keys", Read, keys(refused),
-        user api_keys::list_api_keys;
+        user api_keys::list_api_keys, query("include_inactive");
     GET_API_KEY: "get-api-key", "GET" "/api/keys/{id}", Read, keys(refused),
         user api_keys::get_api_key, first read api_keys::get_api_key_first_read;
     REVOKE_API_KEY: "revoke-api-key", "DELETE" "/api/keys/{id}", Write, keys(refused),
         user api_keys::revoke_api_key;
     OPENAPI: "openapi", "GET" "/openapi.json", Read, keys(ignored), public meta::openapi;
     ADMIN_LIST_USERS: "admin-list-users", "GET" "/api/admin/users", Read, keys(refused),
-        user admin::list_users;
+        user admin::list_users, query("q", "limit", "cursor");
     ADMIN_USER_ACTION: "admin-user-action", "POST" "/api/admin/users/{id}/{action}", Write,
         keys(refused), user admin::user_action, first read admin::user_action_first_read;
     ADMIN_AUDIT: "admin-audit", "GET" "/api/admin/audit", Read, keys(refused),
-        user audit::audit;
+        user audit::audit, query("type", "subject", "since", "until", "limit", "cursor");
     DOCS: "docs", "GET" "/docs" | "/docs/{file}", Exempt, keys(ignored), public docs::docs,
         serves DocsPage;
 }
+
+/// What answers every request no route matches: API Gateway's `$default` route, and the local
+/// stack's router alike. 404, or 405 with `Allow` for a known path. Not one of `ROUTES`, which
+/// lists what is served; counted against the source IP (its function reads no token).
+pub const UNMATCHED: Endpoint = Endpoint {
+    route: Route {
+        function: "not-found",
+        method: "ANY",
+        paths: &[DEFAULT_ROUTE],
+        rate_limit: RateLimit::Read,
+        api_keys: ApiKeys::Ignored,
+        serves: Serves::Json,
+        query: &[],
+    },
+    first_read: no_first_read,
+    handler: |req, state| Box::pin(meta::unmatched(req, state)),
+};
 
 /// The string `field` of a JSON request body, if the body has one; for first reads, which look
 /// ahead of the handler's own validation.
@@ -350,6 +370,62 @@ mod tests {
                     assert!(first_read.iter().all(|key| batch.contains(key)));
                 }
             }
+        }
+    }
+
+    /// The one list of query parameters: each route's are exactly its OpenAPI operation's.
+    #[test]
+    fn each_route_takes_the_query_parameters_its_openapi_operation_lists() {
+        let document: serde_json::Value = serde_json::from_str(meta::OPENAPI_JSON).unwrap();
+        let resolve = |parameter: &serde_json::Value| match parameter["$ref"].as_str() {
+            Some(reference) => document
+                .pointer(reference.trim_start_matches('#'))
+                .unwrap()
+                .clone(),
+            None => parameter.clone(),
+        };
+        for (route, path) in ROUTES
+            .iter()
+            .flat_map(|route| route.paths.iter().map(move |path| (route, *path)))
+        {
+            let item = &document["paths"][path];
+            let operation = &item[route.method.to_lowercase()];
+            let mut documented: Vec<String> = [&item["parameters"], &operation["parameters"]]
+                .into_iter()
+                .filter_map(serde_json::Value::as_array)
+                .flatten()
+                .map(resolve)
+                .filter(|parameter| parameter["in"] == "query")
+                .map(|parameter| parameter["name"].as_str().unwrap().to_owned())
+                .collect();
+            documented.sort_unstable();
+            let mut taken: Vec<&str> = route.query.to_vec();
+            taken.sort_unstable();
+            assert_eq!(documented, taken, "{route}");
+        }
+    }
+
+    /// The default route serves no path of its own, reads no token (every request counts
+    /// against its IP) and takes no key; its function is none of the table's.
+    #[test]
+    fn the_default_route_is_apart_from_the_table() {
+        let route = &UNMATCHED.route;
+        assert!(route.is_default() && !route.reads_tokens());
+        assert_eq!(route.to_string(), "ANY $default");
+        assert_eq!(route.api_keys, ApiKeys::Ignored);
+        assert!(ROUTES.iter().all(|listed| !listed.is_default()));
+        assert!(
+            ROUTES
+                .iter()
+                .all(|listed| listed.function != route.function)
+        );
+        let reads_no_token = ["health", "docs"];
+        for listed in ROUTES {
+            assert_eq!(
+                listed.reads_tokens(),
+                !reads_no_token.contains(&listed.function),
+                "{listed}"
+            );
         }
     }
 

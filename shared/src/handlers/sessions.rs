@@ -386,9 +386,8 @@ pub async fn change_password(
                 .store
                 .record_audit(&[failed(LoginFailure::Locked)], &[])
                 .await?;
-            return Err(ApiError::RateLimited {
+            return Err(ApiError::Locked {
                 retry_after_seconds,
-                detail: "Too many failed login attempts; try again later".into(),
             });
         }
     };
@@ -544,9 +543,8 @@ pub async fn reauthenticate(
                 .store
                 .record_audit(&[failed(LoginFailure::Locked)], &[])
                 .await?;
-            return Err(ApiError::RateLimited {
+            return Err(ApiError::Locked {
                 retry_after_seconds,
-                detail: "Too many failed login attempts; try again later".into(),
             });
         }
     };

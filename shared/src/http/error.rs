@@ -1,4 +1,4 @@
-use crate::auth::{AuthError, PasswordError};
+use crate::auth::{AuthError, PasswordError, TokenFault};
 use crate::domain::{FieldError, ValidationError};
 use crate::store::StoreError;
 
@@ -14,6 +14,13 @@ pub enum ApiError {
     /// Answered with `WWW-Authenticate: Bearer`.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A bearer token refused: answered 401 with `WWW-Authenticate: Bearer
+    /// error="invalid_token"` (RFC 6750, section 3.1), saying when it expired.
+    #[error("{}", match .0 {
+        TokenFault::Expired => "Token has expired",
+        TokenFault::Invalid => "Could not validate credentials",
+    })]
+    InvalidToken(TokenFault),
     /// An API key that is malformed, unknown, revoked or expired, or whose owner is inactive:
     /// answered 401 with `WWW-Authenticate: ApiKey`.
     #[error("Invalid API key")]
@@ -30,6 +37,13 @@ pub enum ApiError {
     },
     #[error("{0}")]
     NotFound(String),
+    /// A known path asked with a method none of its routes takes: answered 405 with `Allow`.
+    #[error("{method} is not allowed on {path}, which takes {}", .allowed.join(", "))]
+    MethodNotAllowed {
+        method: String,
+        path: &'static str,
+        allowed: Vec<&'static str>,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("Request body is larger than {0} bytes")]
@@ -42,6 +56,13 @@ pub enum ApiError {
         retry_after_seconds: u64,
         detail: String,
     },
+    /// A username locked by failed logins (`ratelimit::lockout`), known or not: answered 423 with
+    /// `Retry-After` and `retry_after`, in the old backend's words (whole minutes, rounded up).
+    #[error(
+        "Account locked due to too many failed attempts. Try again in {} minutes.",
+        .retry_after_seconds.div_ceil(60)
+    )]
+    Locked { retry_after_seconds: u64 },
     /// A dependency (DynamoDB) could not be reached in time; the client may retry.
     #[error("Service temporarily unavailable, retry shortly")]
     Unavailable,
@@ -93,7 +114,8 @@ impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         match error {
             AuthError::Missing => Self::Unauthorized("Not authenticated"),
-            AuthError::Refused => Self::Unauthorized("Could not validate credentials"),
+            AuthError::Refused => Self::InvalidToken(TokenFault::Invalid),
+            AuthError::Expired => Self::InvalidToken(TokenFault::Expired),
             AuthError::InvalidKey => Self::InvalidApiKey,
             AuthError::MissingScope(_) | AuthError::KeysRefused => {
                 Self::Forbidden(error.to_string())
@@ -118,6 +140,14 @@ mod tests {
         assert!(matches!(
             ApiError::from(AuthError::Missing),
             ApiError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            ApiError::from(AuthError::Refused),
+            ApiError::InvalidToken(TokenFault::Invalid)
+        ));
+        assert!(matches!(
+            ApiError::from(AuthError::Expired),
+            ApiError::InvalidToken(TokenFault::Expired)
         ));
         assert!(matches!(
             ApiError::from(AuthError::InvalidKey),

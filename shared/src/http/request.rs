@@ -12,7 +12,8 @@ use time::OffsetDateTime;
 
 use super::ApiError;
 use crate::AppState;
-use crate::domain::{Actor, AuditContext, JsonObject};
+use crate::domain::{Actor, AuditContext, FieldError, JsonObject};
+use crate::routes::Route;
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -134,6 +135,41 @@ pub fn query_fields(req: &Request) -> Result<JsonObject, ApiError> {
     Ok(fields)
 }
 
+/// Refuses a query string naming a parameter `route` does not take (a typo would otherwise be
+/// ignored, and the answer taken for the one asked): 422 listing each unknown name, with the
+/// parameters the route takes. The default route answers whatever the query string: it serves
+/// nothing to ask for.
+pub fn refuse_unknown_query_parameters(req: &Request, route: &Route) -> Result<(), ApiError> {
+    let Some(query) = req
+        .query_string_parameters_ref()
+        .filter(|_| !route.is_default())
+    else {
+        return Ok(());
+    };
+    let takes = match route.query {
+        [] => "it takes none".to_owned(),
+        names => format!("it takes {}", names.join(", ")),
+    };
+    let mut unknown: Vec<&str> = Vec::new();
+    for (name, _) in query.iter() {
+        if !route.query.contains(&name) && !unknown.contains(&name) {
+            unknown.push(name);
+        }
+    }
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Validation(
+        unknown
+            .into_iter()
+            .map(|name| FieldError {
+                field: name.to_owned(),
+                message: format!("is not a query parameter of {route}; {takes}"),
+            })
+            .collect(),
+    ))
+}
+
 /// A path parameter of the route (`{id}`).
 pub fn path_parameter<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.path_parameters_ref()?.first(name)
@@ -153,6 +189,21 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 /// The `X-API-Key` header, if the request has one (its value unchecked: it may not even be text).
 pub fn api_key_header(req: &Request) -> Option<&lambda_http::http::HeaderValue> {
     req.headers().get(API_KEY_HEADER)
+}
+
+/// The header a client names its own correlation id in, and every answer carries.
+pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+const CORRELATION_ID_MAX_CHARS: usize = 64;
+
+/// The client's `X-Correlation-ID`, if it is one this API repeats: 1-64 characters of
+/// `[A-Za-z0-9._-]` (anything else could forge or break a log line or a header).
+pub fn client_correlation_id(req: &Request) -> Option<&str> {
+    let value = req.headers().get(CORRELATION_ID_HEADER)?.to_str().ok()?;
+    let well_formed = (1..=CORRELATION_ID_MAX_CHARS).contains(&value.len())
+        && value
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
+    well_formed.then_some(value)
 }
 
 /// Whether the request has an `Authorization` header, whatever its scheme or value.
@@ -301,6 +352,36 @@ mod tests {
             json_body(&request(json, r#"{"a": {"b": 1, "b": 2}}"#)).is_ok(),
             "nested objects are the fields' own business"
         );
+    }
+
+    #[test]
+    fn a_client_correlation_id_is_repeated_only_when_well_formed() {
+        let with = |value: &[u8]| {
+            http::Request::builder()
+                .header(CORRELATION_ID_HEADER, value)
+                .body(Body::Empty)
+                .unwrap()
+        };
+        let longest = "a".repeat(64);
+        for good in ["a", "req-42", "A.b_c-9", longest.as_str()] {
+            assert_eq!(client_correlation_id(&with(good.as_bytes())), Some(good));
+        }
+        let too_long = "a".repeat(65);
+        for bad in [
+            &b""[..],
+            too_long.as_bytes(),
+            b"has space",
+            b"tab\there",
+            b"quote\"d",
+            b"{json}",
+            b"caf\xc3\xa9",
+            b"a/b",
+            b"a:b",
+        ] {
+            assert_eq!(client_correlation_id(&with(bad)), None, "{bad:?}");
+        }
+        let without = http::Request::builder().body(Body::Empty).unwrap();
+        assert_eq!(client_correlation_id(&without), None);
     }
 
     #[test]

@@ -1,10 +1,18 @@
-use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use lambda_http::http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 use serde_json::json;
 
 use super::ApiError;
+use crate::auth::TokenFault;
+
+/// RFC 6750, section 3.1: a refused bearer token is `invalid_token`; an expired one says so.
+const INVALID_TOKEN_CHALLENGE: &str = "Bearer error=\"invalid_token\"";
+const EXPIRED_TOKEN_CHALLENGE: &str =
+    "Bearer error=\"invalid_token\", error_description=\"The access token expired\"";
 
 /// Seconds a client should wait before retrying after a 503.
 const UNAVAILABLE_RETRY_AFTER_SECONDS: u32 = 1;
@@ -38,13 +46,17 @@ pub fn problem(error: &ApiError) -> Response<Body> {
     let status = match error {
         ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
         ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ApiError::Unauthorized(_) | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+        ApiError::Unauthorized(_) | ApiError::InvalidToken(_) | ApiError::InvalidApiKey => {
+            StatusCode::UNAUTHORIZED
+        }
         ApiError::Forbidden(_) | ApiError::ReauthenticationRequired { .. } => StatusCode::FORBIDDEN,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+        ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         ApiError::Conflict(_) => StatusCode::CONFLICT,
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ApiError::Locked { .. } => StatusCode::LOCKED,
         ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -63,6 +75,9 @@ pub fn problem(error: &ApiError) -> Response<Body> {
             body["error"] = json!("Rate limit exceeded");
             body["retry_after"] = json!(retry_after_seconds);
         }
+        ApiError::Locked {
+            retry_after_seconds,
+        } => body["retry_after"] = json!(retry_after_seconds),
         _ => {}
     }
     let mut response = with_body(status, "application/problem+json", body.to_string());
@@ -70,6 +85,13 @@ pub fn problem(error: &ApiError) -> Response<Body> {
     match error {
         ApiError::Unauthorized(_) => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        ApiError::InvalidToken(fault) => {
+            let challenge = match fault {
+                TokenFault::Expired => EXPIRED_TOKEN_CHALLENGE,
+                TokenFault::Invalid => INVALID_TOKEN_CHALLENGE,
+            };
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         ApiError::InvalidApiKey => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
@@ -85,12 +107,20 @@ pub fn problem(error: &ApiError) -> Response<Body> {
                 HeaderValue::from_str(&challenge).expect("a challenge of ASCII and digits"),
             );
         }
+        ApiError::MethodNotAllowed { allowed, .. } => {
+            if let Ok(allow) = HeaderValue::try_from(allowed.join(", ")) {
+                headers.insert(ALLOW, allow);
+            }
+        }
         ApiError::Unavailable => {
             headers.insert(RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECONDS.into());
         }
         ApiError::RateLimited {
             retry_after_seconds,
             ..
+        }
+        | ApiError::Locked {
+            retry_after_seconds,
         } => {
             headers.insert(RETRY_AFTER, (*retry_after_seconds).into());
         }
@@ -140,6 +170,20 @@ mod tests {
         let response = problem(&ApiError::Unauthorized("Not authenticated"));
         assert_eq!(response.status(), 401);
         assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer");
+        let response = problem(&ApiError::InvalidToken(TokenFault::Invalid));
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\""
+        );
+        assert_eq!(body(&response)["detail"], "Could not validate credentials");
+        let response = problem(&ApiError::InvalidToken(TokenFault::Expired));
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\", error_description=\"The access token expired\""
+        );
+        assert_eq!(body(&response)["detail"], "Token has expired");
         let response = problem(&ApiError::InvalidApiKey);
         assert_eq!(response.status(), 401);
         assert_eq!(response.headers()[WWW_AUTHENTICATE], "ApiKey");
@@ -183,6 +227,32 @@ mod tests {
             (Some("Rate limit exceeded"), Some(12))
         );
         assert_eq!(body["detail"], "Too many requests");
+    }
+
+    #[test]
+    fn a_locked_username_is_423_in_the_old_backends_words() {
+        for (seconds, minutes) in [(1, 1), (60, 1), (61, 2), (900, 15)] {
+            let response = problem(&ApiError::Locked {
+                retry_after_seconds: seconds,
+            });
+            assert_eq!(response.status(), 423);
+            assert_eq!(
+                response.headers()[RETRY_AFTER],
+                seconds.to_string().as_str()
+            );
+            let body = body(&response);
+            assert_eq!(
+                body["detail"],
+                format!(
+                    "Account locked due to too many failed attempts. Try again in {minutes} minutes."
+                )
+            );
+            assert_eq!(
+                (body["title"].as_str(), body["retry_after"].as_u64()),
+                (Some("Locked"), Some(seconds))
+            );
+            assert_eq!(body.get("error"), None, "not the rate limiter's answer");
+        }
     }
 
     #[test]

@@ -4,8 +4,8 @@ use std::time::Instant;
 use lambda_http::http::HeaderValue;
 use lambda_http::http::header::{
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL,
-    CONTENT_SECURITY_POLICY, ORIGIN, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, VARY,
-    X_CONTENT_TYPE_OPTIONS,
+    CONTENT_SECURITY_POLICY, HeaderName, ORIGIN, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, VARY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
@@ -19,7 +19,8 @@ use crate::store::LAST_USED_INTERVAL;
 use crate::{AppState, telemetry};
 
 use super::{
-    ApiError, Endpoint, api_key_header, bearer_token, has_authorization, problem, source_ip,
+    ApiError, CORRELATION_ID_HEADER, Endpoint, api_key_header, bearer_token, client_correlation_id,
+    has_authorization, problem, refuse_unknown_query_parameters, source_ip,
 };
 
 /// The whole of a function binary's `main`: logging, state built once, then the Lambda loop
@@ -38,22 +39,33 @@ pub async fn run(endpoint: &'static Endpoint) -> Result<(), lambda_http::Error> 
 }
 
 /// Runs one request through `endpoint` inside the request's span, so that every line it logs
-/// carries its request id and route.
+/// carries its request id, correlation id and route; the answer carries the correlation id too
+/// (`X-Correlation-ID`): the client's own when well-formed, the Lambda request id otherwise.
 pub async fn dispatch(
     endpoint: &Endpoint,
     req: Request,
     state: &'static AppState,
 ) -> Response<Body> {
+    let request_id = req
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone());
+    let correlation_id = client_correlation_id(&req)
+        .map(str::to_owned)
+        .or_else(|| request_id.clone());
     let span = telemetry::request_span(
-        req.lambda_context_ref()
-            .map(|context| context.request_id.as_str()),
+        request_id.as_deref(),
+        correlation_id.as_deref(),
         &endpoint.route,
     );
     // On the heap: the whole request's state, limiter and handler included, is too large a
     // future for a small thread's stack in a debug build.
-    Box::pin(respond(endpoint, req, state))
+    let mut response = Box::pin(respond(endpoint, req, state))
         .instrument(span)
-        .await
+        .await;
+    if let Some(value) = correlation_id.and_then(|id| HeaderValue::try_from(id).ok()) {
+        response.headers_mut().insert(CORRELATION_ID_HEADER, value);
+    }
+    response
 }
 
 /// The credentials checked once (a bearer token verified, or an API key's form and checksum);
@@ -149,15 +161,17 @@ async fn respond(endpoint: &Endpoint, req: Request, state: &'static AppState) ->
     response
 }
 
-/// The handler, and beside it (concurrently: no round trip more for the caller to wait for when
-/// the handler makes a DynamoDB call of its own) the write of an API key's `last_used` when it is
-/// due. Not after the response: a Lambda instance is frozen once it has answered.
+/// The handler, once the query string names only parameters the route takes; and beside it
+/// (concurrently: no round trip more for the caller to wait for when the handler makes a DynamoDB
+/// call of its own) the write of an API key's `last_used` when it is due. Not after the response:
+/// a Lambda instance is frozen once it has answered.
 async fn handle(
     endpoint: &Endpoint,
     req: Request,
     state: &'static AppState,
     last_used_due: Option<uuid::Uuid>,
 ) -> Result<Response<Body>, ApiError> {
+    refuse_unknown_query_parameters(&req, &endpoint.route)?;
     let handler = (endpoint.handler)(req, state);
     let Some(key_id) = last_used_due else {
         return handler.await;
@@ -179,7 +193,7 @@ async fn admit(
 ) -> Result<ratelimit::Admission, ApiError> {
     let shown = shown(&endpoint.route, req, state)?;
     let claimed_user = match &shown {
-        Shown::Nothing => None,
+        Shown::Nothing | Shown::Unverified(_) => None,
         Shown::Token(claims) => Some(claims.sub),
         Shown::Key(key) => Some(key.owner),
     };
@@ -203,8 +217,8 @@ async fn admit(
 }
 
 /// The credentials a request shows, checked as far as the request alone allows (no DynamoDB
-/// call): a bearer token's signature and claims; an API key's form and checksum, only on a route
-/// that reads keys. A key on a route that refuses keys is 403, a key beside a bearer token 400,
+/// call): a bearer token's signature and claims, only on a route that reads tokens; an API key's
+/// form and checksum, only on a route that reads keys. A key on a route that refuses keys is 403, a key beside a bearer token 400,
 /// and a key that cannot be one this API issued 401: none of them is counted or read.
 fn shown(route: &Route, req: &Request, state: &AppState) -> Result<Shown, ApiError> {
     let key = match route.api_keys {
@@ -228,10 +242,14 @@ fn shown(route: &Route, req: &Request, state: &AppState) -> Result<Shown, ApiErr
                 AuthError::InvalidKey.into()
             });
     }
-    let claims = bearer_token(req)
-        .zip(state.jwt_keys())
-        .and_then(|(token, tokens)| tokens.verify(token).ok());
-    Ok(claims.map_or(Shown::Nothing, Shown::Token))
+    let token = bearer_token(req).filter(|_| route.reads_tokens());
+    let Some((token, tokens)) = token.zip(state.jwt_keys()) else {
+        return Ok(Shown::Nothing);
+    };
+    Ok(match tokens.verify(token) {
+        Ok(claims) => Shown::Token(claims),
+        Err(error) => Shown::Unverified(error.fault()),
+    })
 }
 
 fn add_rate_limit_headers(response: &mut Response<Body>, decision: &Decision) {
@@ -248,10 +266,13 @@ fn add_cors_headers(response: &mut Response<Body>, origin: HeaderValue) {
     headers.insert(
         ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static(
-            "Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset",
+            "Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, \
+             X-Correlation-ID",
         ),
     );
 }
+
+const PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
 
 /// The Content-Security-Policy of every JSON answer: it loads nothing and may be framed by no page.
 const JSON_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
@@ -264,9 +285,25 @@ const DOCS_PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src
     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
     form-action 'none'";
 
-/// The same on every answer, but the Content-Security-Policy and caching, which follow what the
-/// route serves: a JSON route's answers are never cached, whatever its handler set, while the docs
-/// page's handler says how long each of its answers may be kept (`no-store` unless it says).
+/// The browser features every answer turns off (`Permissions-Policy`): all an API has no use
+/// for, which is every one. Only features Chromium knows, as an unknown one is a console error.
+const JSON_PERMISSIONS: &str = "accelerometer=(), autoplay=(), camera=(), clipboard-read=(), \
+    clipboard-write=(), display-capture=(), encrypted-media=(), fullscreen=(), geolocation=(), \
+    gyroscope=(), hid=(), idle-detection=(), magnetometer=(), microphone=(), midi=(), payment=(), \
+    picture-in-picture=(), publickey-credentials-get=(), screen-wake-lock=(), serial=(), \
+    sync-xhr=(), usb=(), web-share=(), xr-spatial-tracking=()";
+
+/// The docs page's: the same, but Swagger UI's copy buttons may write to the clipboard.
+const DOCS_PAGE_PERMISSIONS: &str = "accelerometer=(), autoplay=(), camera=(), \
+    clipboard-read=(), clipboard-write=(self), display-capture=(), encrypted-media=(), \
+    fullscreen=(), geolocation=(), gyroscope=(), hid=(), idle-detection=(), magnetometer=(), \
+    microphone=(), midi=(), payment=(), picture-in-picture=(), publickey-credentials-get=(), \
+    screen-wake-lock=(), serial=(), sync-xhr=(), usb=(), web-share=(), xr-spatial-tracking=()";
+
+/// The same on every answer, but the Content-Security-Policy, the Permissions-Policy and caching,
+/// which follow what the route serves: a JSON route's answers are never cached, whatever its
+/// handler set, while the docs page's handler says how long each of its answers may be kept
+/// (`no-store` unless it says).
 fn add_security_headers(response: &mut Response<Body>, serves: Serves) {
     let headers = response.headers_mut();
     for (name, value) in [
@@ -276,24 +313,24 @@ fn add_security_headers(response: &mut Response<Body>, serves: Serves) {
             "max-age=63072000; includeSubDomains",
         ),
         (REFERRER_POLICY, "no-referrer"),
+        (X_FRAME_OPTIONS, "DENY"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
     let no_store = HeaderValue::from_static("no-store");
-    match serves {
+    let (content_policy, permissions) = match serves {
         Serves::Json => {
-            headers.insert(
-                CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(JSON_POLICY),
-            );
             headers.insert(CACHE_CONTROL, no_store);
+            (JSON_POLICY, JSON_PERMISSIONS)
         }
         Serves::DocsPage => {
-            headers.insert(
-                CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(DOCS_PAGE_POLICY),
-            );
             headers.entry(CACHE_CONTROL).or_insert(no_store);
+            (DOCS_PAGE_POLICY, DOCS_PAGE_PERMISSIONS)
         }
-    }
+    };
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(content_policy),
+    );
+    headers.insert(PERMISSIONS_POLICY, HeaderValue::from_static(permissions));
 }

@@ -12,7 +12,7 @@ pub use lockout::{
 };
 pub use window::{Decision, Window, WindowPosition, decide};
 
-use crate::auth::{Claims, Credentials, PresentedKey};
+use crate::auth::{Claims, Credentials, PresentedKey, TokenFault};
 use crate::config::RateLimits;
 use crate::routes::{RateLimit, Route};
 use crate::store::{
@@ -97,8 +97,10 @@ pub struct Admission {
 /// The credentials a request shows, as far as the request alone tells.
 #[derive(Debug)]
 pub enum Shown {
-    /// None, or a bearer string that does not verify.
+    /// None (or a bearer token in a function that reads none).
     Nothing,
+    /// A bearer token that does not verify, and why: counted against the IP, as nothing would be.
+    Unverified(TokenFault),
     /// A bearer token that verified: its claims.
     Token(Claims),
     /// A well-formed API key, on a route that accepts keys.
@@ -109,7 +111,7 @@ impl Shown {
     /// What must be read to know whether the credentials are valid.
     fn keys(&self) -> Vec<Key> {
         match self {
-            Self::Nothing => Vec::new(),
+            Self::Nothing | Self::Unverified(_) => Vec::new(),
             Self::Token(claims) => Session::keys(claims.sub, claims.jti, claims.sid).into(),
             Self::Key(key) => KeySession::keys(key.key_id, key.owner).into(),
         }
@@ -119,6 +121,7 @@ impl Shown {
     fn resolve(&self, items: &[Item], now: OffsetDateTime) -> Result<Credentials, StoreError> {
         Ok(match self {
             Self::Nothing => Credentials::Missing,
+            Self::Unverified(fault) => Credentials::Unverified(*fault),
             Self::Token(claims) => {
                 let session = Session::from_items(items, claims.sub, claims.jti, claims.sid)?;
                 Credentials::of_session(claims.clone(), session)
@@ -206,7 +209,7 @@ pub async fn admit(
             let prefetched = (!first_read.is_empty())
                 .then(|| Prefetched::new(first_read, &counted_request.items));
             let decision = match &credentials {
-                Credentials::Refused(Some(_)) | Credentials::RefusedKey if counted != ip => {
+                Credentials::Refused(_) | Credentials::RefusedKey if counted != ip => {
                     let ip_bucket = Bucket::Route {
                         category: Category::of(route, false).unwrap_or(category),
                         route,
@@ -384,6 +387,7 @@ mod tests {
             rate_limit,
             api_keys: crate::routes::ApiKeys::Ignored,
             serves: crate::routes::Serves::Json,
+            query: &[],
         };
         let (health, login, me) = (
             route("GET", &["/health"], RateLimit::Exempt),
@@ -426,6 +430,7 @@ mod tests {
             rate_limit: RateLimit::Read,
             api_keys: crate::routes::ApiKeys::AnyScope,
             serves: crate::routes::Serves::Json,
+            query: &[],
         };
         let shown = Shown::Token(claims.clone());
         assert_eq!(identify(Category::Auth, &route, &shown, &ip).1, ip);
@@ -452,6 +457,7 @@ mod tests {
                 rate_limit: RateLimit::Auth,
                 api_keys: crate::routes::ApiKeys::AnyScope,
                 serves: crate::routes::Serves::Json,
+                query: &[],
             },
             Route {
                 function: "list-jobs",
@@ -460,6 +466,7 @@ mod tests {
                 rate_limit: RateLimit::Read,
                 api_keys: crate::routes::ApiKeys::AnyScope,
                 serves: crate::routes::Serves::Json,
+                query: &[],
             },
         );
         let limits = RateLimits {

@@ -58,8 +58,8 @@ fn flag_attribute(flag: UserFlag) -> &'static str {
     }
 }
 
-/// Above every username: usernames are letters and digits, so every username that starts with a
-/// prefix sorts between the prefix and the prefix followed by this.
+/// Above every username: usernames are ASCII (letters, digits, `_` and `-`), so every username
+/// that starts with a prefix sorts between the prefix and the prefix followed by this.
 const AFTER_EVERY_SUFFIX: char = char::MAX;
 
 impl Store {

@@ -324,6 +324,15 @@ impl TestResponse {
             .and_then(|value| value.to_str().ok())
     }
 
+    /// The names of the response's headers, in the order they were set.
+    pub fn header_names(&self) -> Vec<String> {
+        self.0
+            .headers()
+            .keys()
+            .map(|name| name.to_string())
+            .collect()
+    }
+
     pub fn text(&self) -> &str {
         match self.0.body() {
             Body::Text(text) => text,
