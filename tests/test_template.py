@@ -45,9 +45,11 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     "RegisterFunction": COUNTERS | AUDIT | {(PUT, "USER#"), (PUT, "USERNAME#"), (PUT, "EMAIL#"), (PUT, "WALLET#")},
     # The failed-login record with the attempt's provisional failure events, and last_login on
     # the profile; then one TransactWriteItems: the session, its first refresh token, the
-    # success event, the provisional events deleted.
+    # success event, the provisional events deleted, the attempt released, on the conditions
+    # that the credential and the profile's session epoch are as verified.
     "LoginFunction": COUNTERS | AUDIT | {
         (UPDATE, "LOGINFAIL#"), (UPDATE, "USER#"), (PUT, "SESSION#"), (PUT, "REFRESH#"), (DELETE, "AUDIT#"),
+        (CHECK, "USERNAME#"), (CHECK, "USER#"),
     },
     "MeFunction": COUNTERS,
     # One TransactWriteItems: the revocation item and the session's end; with all=true, the
@@ -59,19 +61,21 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     # The token's session ended.
     "RevokeFunction": COUNTERS | AUDIT | {(UPDATE, "SESSION#")},
     "ListSessionsFunction": COUNTERS,
-    "DeleteSessionFunction": COUNTERS | {(UPDATE, "SESSION#")},
+    # One TransactWriteItems: the session ended and its `session.revoked` event.
+    "DeleteSessionFunction": COUNTERS | AUDIT | {(UPDATE, "SESSION#")},
     # The attempt's reservation (with its provisional failure events) and release; one
     # TransactWriteItems: the session's auth_time, the success event, the provisional events
     # deleted.
     "ReauthenticateFunction": COUNTERS | AUDIT | {
         (UPDATE, "LOGINFAIL#"), (UPDATE, "SESSION#"), (DELETE, "AUDIT#"),
     },
-    # The attempt's reservation and release; one TransactWriteItems: the credential's hash, the
-    # user's session epoch, the current session's epoch; with revoke_api_keys, every active key
-    # set inactive and the active-key count to zero.
+    # The attempt's reservation (with its provisional failure events); one TransactWriteItems:
+    # the credential's hash, the user's session epoch, the current session's epoch, the event,
+    # the attempt released and the provisional events deleted; with revoke_api_keys, every
+    # active key set inactive and the active-key count to zero.
     "ChangePasswordFunction": COUNTERS | AUDIT | {
         (UPDATE, "LOGINFAIL#"), (UPDATE, "USERNAME#"), (UPDATE, "USER#"), (UPDATE, "SESSION#"),
-        (UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#"),
+        (UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#"), (DELETE, "AUDIT#"),
     },
     "OpenApiFunction": COUNTERS,
     # The `$default` route's answer (404, 405): rate limited per source IP, it writes nothing else.
