@@ -126,6 +126,11 @@ def template_routes(template: dict) -> set[tuple[str, str, str]]:
     return routes
 
 
+def served_routes(template: dict) -> set[tuple[str, str, str]]:
+    """The template's routes that serve a path of their own: all but the `$default` one."""
+    return {route for route in template_routes(template) if route[1] != DEFAULT_ROUTE}
+
+
 def default_route_function(template: dict) -> str:
     """The binary of the template's `$default` route: what answers every unmatched request."""
     [binary] = [binary for _, path, binary in template_routes(template) if path == DEFAULT_ROUTE]
@@ -373,19 +378,27 @@ class Router:
     def __init__(self, port: int, upstream_port: int, template: dict):
         self.upstream_port = upstream_port
         self.default_function = default_route_function(template)
-        self.routes = [
-            (method, route_pattern(path))
-            for method, path, _ in template_routes(template) if path != DEFAULT_ROUTE
-        ]
+        self.routes = [(method, route_pattern(path)) for method, path, _ in served_routes(template)]
+        # The emulator's connections still waiting for an answer; closed by `stop`, as a client
+        # that went away leaves its request in flight, and the emulator waits for in-flight
+        # requests before it stops.
+        self._upstream: set[http.client.HTTPConnection] = set()
+        self._upstream_lock = threading.Lock()
         router = self
 
         class Handler(_ForwardingHandler):
             forward_to = router
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name="router", daemon=True)
+        self.server = _RouterServer(("127.0.0.1", port), Handler)
+        self._thread = threading.Thread(target=self._serve, name="router", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        # A stop signal must reach the main thread, which stops the stack: taken by this thread
+        # (or a request's, which inherit its mask) it would leave the main thread waiting for
+        # cargo-lambda for good.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        self.server.serve_forever()
 
     def target(self, method: str, request_target: str) -> str:
         """Where the emulator is asked: the request as sent when a route matches it, else the
@@ -395,9 +408,36 @@ class Router:
             return request_target
         return f"/lambda-url/{self.default_function}{request_target}"
 
+    def connect(self) -> http.client.HTTPConnection:
+        upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port)
+        with self._upstream_lock:
+            self._upstream.add(upstream)
+        return upstream
+
+    def release(self, upstream: http.client.HTTPConnection) -> None:
+        upstream.close()
+        with self._upstream_lock:
+            self._upstream.discard(upstream)
+
     def stop(self) -> None:
+        """Takes no more requests and drops those in flight (before the emulator stops)."""
         self.server.shutdown()
         self.server.server_close()
+        with self._upstream_lock:
+            in_flight = list(self._upstream)
+        for upstream in in_flight:
+            if upstream.sock is not None:
+                with contextlib.suppress(OSError):
+                    upstream.sock.shutdown(socket.SHUT_RDWR)
+
+
+class _RouterServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away before its answer (a probe that timed out) is no error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _ForwardingHandler(BaseHTTPRequestHandler):
@@ -431,7 +471,7 @@ class _ForwardingHandler(BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         body = self._body()
-        upstream = http.client.HTTPConnection("127.0.0.1", self.forward_to.upstream_port)
+        upstream = self.forward_to.connect()
         try:
             upstream.putrequest(self.command, self.forward_to.target(self.command, self.path),
                                 skip_host=True, skip_accept_encoding=True)
@@ -453,7 +493,7 @@ class _ForwardingHandler(BaseHTTPRequestHandler):
                 if name.lower() not in _HOP_BY_HOP:
                     self.send_header(name, value)
         finally:
-            upstream.close()
+            self.forward_to.release(upstream)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
@@ -499,10 +539,10 @@ class Functions:
             raise
 
     def stop(self) -> None:
-        if self.process is not None:
-            _stop(self.process)
         if self.router is not None:
             self.router.stop()
+        if self.process is not None:
+            _stop(self.process)
         self._env_dir.cleanup()
 
 

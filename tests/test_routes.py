@@ -15,9 +15,7 @@ def local_stack_routes() -> set[tuple[str, str, str]]:
 
 
 def served_routes() -> set[tuple[str, str, str]]:
-    """The template's routes but the `$default` one (which serves no path of its own)."""
-    return {route for route in local_stack.template_routes(local_stack.load_template())
-            if route[1] != local_stack.DEFAULT_ROUTE}
+    return local_stack.served_routes(local_stack.load_template())
 
 
 def test_template_and_local_stack_route_the_same():

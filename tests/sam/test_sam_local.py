@@ -17,7 +17,7 @@ TEMPLATE = local_stack.load_template()
 FUNCTIONS = local_stack.template_functions(TEMPLATE)
 ROUTES = local_stack.template_routes(TEMPLATE)
 # The routes that serve a path (all but the `$default` route, which answers what none matches).
-SERVED = {route for route in ROUTES if route[1] != local_stack.DEFAULT_ROUTE}
+SERVED = local_stack.served_routes(TEMPLATE)
 BINARY_TO_ID = {binary: logical_id for logical_id, binary in FUNCTIONS.items()}
 AUTH_FLOW = ("register", "login", "me", "logout")
 PASSWORD = "Fog-Compute-2024"
