@@ -269,7 +269,7 @@ async fn an_unknown_query_parameter_is_refused_naming_it_and_the_ones_taken() {
         .iter()
         .map(|error| error["field"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(fields, ["x", "stauts"], "{}", several.text());
+    assert_eq!(fields, ["stauts", "x"], "{}", several.text());
     for known in [
         "",
         "status=pending",

@@ -159,6 +159,8 @@ pub fn refuse_unknown_query_parameters(req: &Request, route: &Route) -> Result<(
     if unknown.is_empty() {
         return Ok(());
     }
+    // The parameters come in a hash map: sorted, the answer is the same for the same request.
+    unknown.sort_unstable();
     Err(ApiError::Validation(
         unknown
             .into_iter()
