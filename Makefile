@@ -13,6 +13,8 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < infra/requirements-c
 
 # The function binaries, as template.yaml names them (Metadata.BuildProperties.Binary).
 BINARIES := $(shell sed -n 's/^ *Binary: *//p' template.yaml)
+# Where cargo puts binaries: .cargo/config.toml builds for the host's target by name.
+HOST_TARGET_DIR := target/$(shell rustc -vV | sed -n 's/^host: //p')
 ARM64_TARGET := aarch64-unknown-linux-gnu
 # `make bench ONLY=me,health` measures only those (beside the floor); register and login are
 # built anyway, since the bench gets its access token through them, and create-api-key, through
@@ -71,8 +73,10 @@ test-checkov: $(CHECKOV_STAMP)
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --file template.yaml \
 	  --framework cloudformation --skip-download --quiet --compact
 
+## The functions' binaries are a few lines each with no test of their own: their test harnesses,
+## 36 links of the whole library, are not built.
 test-unit:
-	cargo test --workspace --lib --bins --quiet
+	cargo test --workspace --lib --bins --quiet $(addprefix --exclude ,$(BINARIES))
 
 test-handlers: $(STAMP)
 	$(PYTHON) infra/local_stack.py with-dynamodb -- cargo test --workspace --test '*' --quiet
@@ -107,13 +111,16 @@ test-sam: $(STAMP) build
 	fi
 
 ## The deploy path, offline: cfn-lint and `sam validate --lint` on template.yaml, then `sam build`
-## of one function through cargo-lambda (a release build; building all of them takes too long for
-## every run), for this host's architecture since the arm64 Rust target is not installed here.
+## of one function through cargo-lambda as a deploy runs it, for this host's architecture (the
+## arm64 Rust target is not installed here). It is a debug build (SAM_BUILD_MODE=debug) with
+## cargo as the compiler: the workspace's build for the host (.cargo/config.toml) already holds
+## it, so nothing compiles again; a release build is `make bench`'s and a deploy's.
 SAM_BUILD_CHECK_DIR := $(shell mktemp -d -u /tmp/fog-sam-build-XXXXXX)
-test-deploy: $(STAMP)
+test-deploy: $(STAMP) build
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build RootFunction --no-cached \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 SAM_BUILD_MODE=debug CARGO_LAMBDA_COMPILER=cargo \
+	  $(VENV)/bin/sam build RootFunction --no-cached \
 	  --parameter-overrides Architecture=$$(uname -m | sed 's/aarch64/arm64/') --build-dir $(SAM_BUILD_CHECK_DIR)
 	test -x $(SAM_BUILD_CHECK_DIR)/RootFunction/bootstrap
 	rm -rf $(SAM_BUILD_CHECK_DIR)
@@ -134,5 +141,5 @@ bench: $(STAMP)
 		rm -f target/bench-arm64-args; \
 	fi
 	$(PYTHON) infra/local_stack.py with-dynamodb --table fog-compute-bench -- \
-		target/harness/bench $$(cat target/bench-arm64-args 2>/dev/null) \
+		$(HOST_TARGET_DIR)/harness/bench --binaries $(HOST_TARGET_DIR)/release $$(cat target/bench-arm64-args 2>/dev/null) \
 		$(if $(ONLY),--only $(ONLY)) $(BENCH_ARGS)

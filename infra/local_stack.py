@@ -145,6 +145,15 @@ def route_pattern(path: str) -> re.Pattern:
     ))
 
 
+def binaries_dir(profile: str = "dev") -> Path:
+    """Where cargo puts the workspace's binaries of `profile`: .cargo/config.toml names the host's
+    target, so it is target/<host tuple>/<profile dir>."""
+    host = next(line.split(": ", 1)[1] for line in subprocess.run(
+        ["rustc", "-vV"], capture_output=True, text=True, check=True).stdout.splitlines() if line.startswith("host: "))
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    return target / host / ("debug" if profile == "dev" else profile)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))

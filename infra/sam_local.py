@@ -103,7 +103,7 @@ def cargo_build(binaries: list[str], profile: str) -> Path:
     for binary in binaries:
         command += ["--bin", binary]
     subprocess.run(command, cwd=REPO, check=True)
-    return REPO / "target" / ("debug" if profile == "dev" else profile)
+    return local_stack.binaries_dir(profile)
 
 
 def _link_or_copy(source: Path, destination: Path) -> None:

@@ -166,7 +166,7 @@ def fogctl(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """fogctl as an operator runs it in `cwd`, with no TABLE_NAME or DYNAMODB_ENDPOINT in its
     environment: the binary `cargo build --workspace` made (cargo itself, outside the checkout,
     would miss .cargo/config.toml and build everything again)."""
-    binary = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "debug" / "fogctl"
+    binary = local_stack.binaries_dir() / "fogctl"
     env = {name: value for name, value in os.environ.items() if name not in ("TABLE_NAME", "DYNAMODB_ENDPOINT")}
     return subprocess.run([str(binary), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 

@@ -54,8 +54,9 @@ struct Options {
     /// 200).
     #[arg(long, value_name = "N", default_value_t = 200, value_parser = at_least::<200>)]
     warm_invocations: usize,
-    /// The x86_64 bootstraps measured, one file per function.
-    #[arg(long, value_name = "DIR", default_value = "target/release")]
+    /// The x86_64 bootstraps measured, one file per function (`make bench` passes the release
+    /// directory of the host's target).
+    #[arg(long, value_name = "DIR")]
     binaries: PathBuf,
     /// cargo lambda's arm64 builds (`DIR/<function>/bootstrap`), for their sizes.
     #[arg(long, value_name = "DIR")]
@@ -592,8 +593,16 @@ mod tests {
 
     use super::*;
 
+    /// `args` after the program's name, and `--binaries bin` where `args` do not name them.
     fn parsed(args: &[&str]) -> Result<Options, clap::Error> {
-        Options::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+        let binaries: &[&str] = if args.contains(&"--binaries") {
+            &[]
+        } else {
+            &["--binaries", "bin"]
+        };
+        Options::try_parse_from(
+            std::iter::once("bench").chain(binaries.iter().chain(args).copied()),
+        )
     }
 
     #[test]
@@ -602,14 +611,16 @@ mod tests {
     }
 
     #[test]
-    fn no_flag_gives_the_defaults() {
+    fn the_binaries_are_required_and_alone_give_the_defaults() {
+        let error = Options::try_parse_from(["bench"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
         assert_eq!(
             parsed(&[]).unwrap(),
             Options {
                 only: None,
                 cold_runs: 7,
                 warm_invocations: 200,
-                binaries: "target/release".into(),
+                binaries: "bin".into(),
                 arm64: None,
                 events: "events".into(),
                 out: "bench/results".into(),
