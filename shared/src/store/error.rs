@@ -1,6 +1,10 @@
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::CancellationReason;
+use serde::de::DeserializeOwned;
+use serde_dynamo::aws_sdk_dynamodb_1::from_item;
+
+use super::Item;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -70,6 +74,67 @@ pub(super) fn failed_conditions<R: std::fmt::Debug>(
         }
     }
     Err(error.into())
+}
+
+/// A transaction that a condition refused (see `Store::transact`): the per-item reasons, in the
+/// order of its items.
+#[derive(Debug)]
+pub(super) struct Refusal(Vec<CancellationReason>);
+
+impl Refusal {
+    /// The refusal a transaction's failure is, if a condition refused it (`failed_conditions`).
+    pub(super) fn of<R: std::fmt::Debug>(
+        error: SdkError<TransactWriteItemsError, R>,
+    ) -> Result<Self, StoreError> {
+        failed_conditions(error).map(Self)
+    }
+
+    /// Whether the condition of the transaction's item at `index` failed.
+    pub(super) fn failed(&self, index: usize) -> bool {
+        self.refused(index).is_some()
+    }
+
+    /// The item at `index` as its refused condition read it back: `None` when that condition
+    /// did not fail; `Some(None)` when the item did not exist (or its write did not ask for
+    /// `ReturnValuesOnConditionCheckFailure::AllOld`).
+    pub(super) fn refused(&self, index: usize) -> Option<Option<&Item>> {
+        self.0
+            .get(index)
+            .filter(|reason| condition_failed(reason))
+            .map(CancellationReason::item)
+    }
+
+    /// `refused`, the item deserialised.
+    pub(super) fn read_back<T: DeserializeOwned>(
+        &self,
+        index: usize,
+    ) -> Result<Option<Option<T>>, StoreError> {
+        Ok(self
+            .refused(index)
+            .map(|item| item.cloned().map(from_item).transpose())
+            .transpose()?)
+    }
+
+    /// The refusal as an unexpected answer, when none of the conditions the caller expects to
+    /// fail did: `<what> cancelled: <reasons>`.
+    pub(super) fn unexpected(&self, what: &str) -> StoreError {
+        StoreError::Unexpected(format!("{what} cancelled: {:?}", self.0))
+    }
+}
+
+/// A single-item conditional write's answer: its output, or `None` when its condition refused it.
+pub(super) fn unless_refused<O, E, R>(
+    result: Result<O, SdkError<E, R>>,
+) -> Result<Option<O>, StoreError>
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(error) if is_condition_failure(&error) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Whether a single-item write was refused by its condition expression.

@@ -633,35 +633,32 @@ impl Store {
         user: &User,
         now: i64,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let mut sessions = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
-                .filter_expression("#status = :active AND #epoch >= :epoch AND #expires_at > :now")
-                .expression_attribute_names("#status", STATUS)
-                .expression_attribute_names("#epoch", EPOCH)
-                .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
-                .expression_attribute_values(":owner", string(keys::user_partition(user.id)))
-                .expression_attribute_values(":prefix", string(SESSION_PREFIX))
-                .expression_attribute_values(":active", string(ACTIVE))
-                .expression_attribute_values(":epoch", epoch(user.session_epoch))
-                .expression_attribute_values(":now", number(now))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            let page: Vec<SessionRecord> = from_items(output.items.unwrap_or_default())?;
-            sessions.extend(page.into_iter().filter(|session| session.live(user, now)));
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(sessions),
-            }
-        }
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
+            .filter_expression("#status = :active AND #epoch >= :epoch AND #expires_at > :now")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#epoch", EPOCH)
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":owner", string(keys::user_partition(user.id)))
+            .expression_attribute_values(":prefix", string(SESSION_PREFIX))
+            .expression_attribute_values(":active", string(ACTIVE))
+            .expression_attribute_values(":epoch", epoch(user.session_epoch))
+            .expression_attribute_values(":now", number(now))
+            .scan_index_forward(false)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await?;
+        let sessions: Vec<SessionRecord> = from_items(items)?;
+        Ok(sessions
+            .into_iter()
+            .filter(|session| session.live(user, now))
+            .collect())
     }
 
     /// Records that `user` proved their password again at `at` in session `session_id`: its
