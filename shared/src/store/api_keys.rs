@@ -149,7 +149,7 @@ impl Store {
         if refusal.failed(1) {
             Ok(Placement::AtTheCap)
         } else {
-            Err(refusal.unexpected("API key creation"))
+            Err(refusal.unexpected("API key creation cancelled"))
         }
     }
 
@@ -244,7 +244,7 @@ impl Store {
         match refusal.read_back::<ApiKey>(0)? {
             Some(Some(key)) if key.user_id == owner => Ok(RevokeApiKey::AlreadyInactive),
             Some(_) => Ok(RevokeApiKey::NotFound),
-            None => Err(refusal.unexpected("API key deactivation")),
+            None => Err(refusal.unexpected("API key deactivation cancelled")),
         }
     }
 

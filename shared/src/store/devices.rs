@@ -2,7 +2,7 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_items, to_item};
 use uuid::Uuid;
 
-use super::error::is_condition_failure;
+use super::error::unless_refused;
 use super::keys::{self, DEVICE_PREFIX, GSI1, GSI1PK, GSI1SK};
 use super::{Store, StoreError, string};
 use crate::domain::Device;
@@ -54,8 +54,8 @@ impl Store {
             .update_expression(format!("SET {}", assignments.join(", ")))
             .send()
             .await;
-        match result {
-            Ok(output)
+        match unless_refused(result)? {
+            Some(output)
                 if output
                     .attributes
                     .as_ref()
@@ -63,9 +63,8 @@ impl Store {
             {
                 Ok(RegisterDevice::Updated)
             }
-            Ok(_) => Ok(RegisterDevice::Registered),
-            Err(error) if is_condition_failure(&error) => Ok(RegisterDevice::OwnedByAnother),
-            Err(error) => Err(error.into()),
+            Some(_) => Ok(RegisterDevice::Registered),
+            None => Ok(RegisterDevice::OwnedByAnother),
         }
     }
 

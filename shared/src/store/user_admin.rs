@@ -205,7 +205,7 @@ impl Store {
         if actor_checked && refusal.failed(1) {
             return Err(UserActionError::ActorNotAdmin);
         }
-        Err(refusal.unexpected("user action").into())
+        Err(refusal.unexpected("user action cancelled").into())
     }
 
     /// The action's own write: the profile's flag, or the username's failed logins emptied.

@@ -158,7 +158,7 @@ impl Store {
         } else if refusal.failed(2) {
             Err(CreateUserError::EmailTaken)
         } else {
-            Err(refusal.unexpected("registration").into())
+            Err(refusal.unexpected("registration cancelled").into())
         }
     }
 
