@@ -13,7 +13,7 @@ use shared::domain::{AuditEvent, UserAction};
 use shared::handlers::{ADMIN_LIST_USERS, ADMIN_USER_ACTION, LIST_JOBS, ME, REFRESH};
 use shared::store::AuditQuery;
 use shared::store::keys;
-use support::faults::{Fault, FaultInjector};
+use support::faults::{FAULTS, Fault, FaultInjector, RATE_LIMITER_CALLS, injected_at};
 use support::{EventBuilder, PASSWORD, TestApp, TestResponse, event};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -737,31 +737,6 @@ async fn an_action_and_its_first_read_take_two_round_trips_after_the_limiter() {
 
 // ---------------------------------------------------------------------------------------------
 // Faults: each action with each DynamoDB call failing in turn.
-
-const FAULTS: [Fault; 8] = [
-    Fault::Unreachable,
-    Fault::ResponseLost,
-    Fault::Refused("ProvisionedThroughputExceededException"),
-    Fault::Refused("ThrottlingException"),
-    Fault::Refused("TransactionConflictException"),
-    Fault::Cancelled("ProvisionedThroughputExceeded"),
-    Fault::Cancelled("ThrottlingError"),
-    Fault::Cancelled("TransactionConflict"),
-];
-
-/// The rate limiter's calls (its counter's UpdateItem and a BatchGetItem) open every request.
-const RATE_LIMITER_CALLS: usize = 2;
-
-/// As shared/tests/faults.rs: an unreachable table at every call, a lost response at every write,
-/// throttling and conflicts at the handler's calls, cancellations at the transaction.
-fn injected_at(fault: Fault, call: usize, call_name: &str) -> bool {
-    match fault {
-        Fault::Unreachable => true,
-        Fault::ResponseLost => !matches!(call_name, "GetItem" | "BatchGetItem"),
-        Fault::Refused(_) => call > RATE_LIMITER_CALLS,
-        Fault::Cancelled(_) => call_name == "TransactWriteItems",
-    }
-}
 
 /// What an action may change: the target's profile and its username's failed logins.
 async fn snapshot(app: &TestApp, username: &str, id: Uuid) -> BTreeMap<String, Option<Value>> {

@@ -21,41 +21,13 @@ use shared::domain::{
 use shared::handlers;
 use shared::routes::Scope;
 use shared::store::keys::{self, Key};
-use support::faults::{Fault, FaultInjector, ItemKey};
+use support::faults::{FAULTS, Fault, FaultInjector, ItemKey, RATE_LIMITER_CALLS, injected_at};
 use support::{EventBuilder, PASSWORD, TestApp, TestResponse, event, unique_username};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-const FAULTS: [Fault; 8] = [
-    Fault::Unreachable,
-    Fault::ResponseLost,
-    Fault::Refused("ProvisionedThroughputExceededException"),
-    Fault::Refused("ThrottlingException"),
-    Fault::Refused("TransactionConflictException"),
-    Fault::Cancelled("ProvisionedThroughputExceeded"),
-    Fault::Cancelled("ThrottlingError"),
-    Fault::Cancelled("TransactionConflict"),
-];
-
-/// The rate limiter's calls (its counter's UpdateItem and a BatchGetItem) open every request.
-const RATE_LIMITER_CALLS: usize = 2;
-
 /// The functions' timeout (template.yaml).
 const FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Whether `fault` is injected at call number `call`, a `call_name`. An unreachable DynamoDB,
-/// at every call; a lost response, at every write (a read's lost response leaves what an
-/// unreachable read leaves); throttling and conflicts, at every call of the handler (the rate
-/// limiter's calls take them as any other unavailability, which the unreachable runs cover),
-/// and as a transaction's cancellation reasons, at every transaction.
-fn injected_at(fault: Fault, call: usize, call_name: &str) -> bool {
-    match fault {
-        Fault::Unreachable => true,
-        Fault::ResponseLost => !matches!(call_name, "GetItem" | "BatchGetItem"),
-        Fault::Refused(_) => call > RATE_LIMITER_CALLS,
-        Fault::Cancelled(_) => call_name == "TransactWriteItems",
-    }
-}
 
 /// How many attempts the SDK makes of a call that keeps failing: its maximum of three
 /// (shared/src/store), or one for an error it does not retry.

@@ -1,13 +1,11 @@
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, from_items, to_item};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::error::{condition_failed, failed_conditions, is_condition_failure};
+use super::error::unless_refused;
 use super::keys::{self, API_KEY_PREFIX, GSI1, GSI1PK, GSI1SK, Key};
 use super::{Item, Store, StoreError, find, number, string};
 use crate::domain::{ApiKey, AuditEvent, MAX_ACTIVE_KEYS, User, rfc3339};
@@ -139,25 +137,19 @@ impl Store {
             .expression_attribute_values(":max", number(MAX_ACTIVE_KEYS.into()))
             .build()
             .map_err(|error| StoreError::Unexpected(error.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .transact_items(self.audit_put(created)?)
-            .send()
-            .await;
-        let Err(error) = result else {
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(count).build(),
+            self.audit_put(created)?,
+        ];
+        let Err(refusal) = self.transact(items).await? else {
             created.log();
             return Ok(Placement::Placed);
         };
-        let reasons = failed_conditions(error)?;
-        if reasons.get(1).is_some_and(condition_failed) {
+        if refusal.failed(1) {
             Ok(Placement::AtTheCap)
         } else {
-            Err(StoreError::Unexpected(format!(
-                "API key creation cancelled: {reasons:?}"
-            )))
+            Err(refusal.unexpected("API key creation cancelled"))
         }
     }
 
@@ -242,20 +234,17 @@ impl Store {
         if let Deactivation::Revoked(event) = why {
             items.push(self.audit_put(event)?);
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => {
-                if let Deactivation::Revoked(event) = why {
-                    event.log();
-                }
-                Ok(RevokeApiKey::Revoked)
+        let Err(refusal) = self.transact(items).await? else {
+            if let Deactivation::Revoked(event) = why {
+                event.log();
             }
-            Err(error) => refused_deactivation(error, owner),
+            return Ok(RevokeApiKey::Revoked);
+        };
+        // The key's condition read it back: unknown or another user's, or already inactive.
+        match refusal.read_back::<ApiKey>(0)? {
+            Some(Some(key)) if key.user_id == owner => Ok(RevokeApiKey::AlreadyInactive),
+            Some(_) => Ok(RevokeApiKey::NotFound),
+            None => Err(refusal.unexpected("API key deactivation cancelled")),
         }
     }
 
@@ -322,27 +311,21 @@ impl Store {
     /// Every key of a user, newest first, revoked ones included (GSI1; eventually consistent in
     /// AWS, so a key may take a moment to appear).
     pub async fn api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
-        let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
-                .expression_attribute_values(":owner", string(keys::user_partition(user_id)))
-                .expression_attribute_values(":prefix", string(API_KEY_PREFIX))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            found.extend(from_items::<ApiKey>(output.items.unwrap_or_default())?);
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(found),
-            }
-        }
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
+            .expression_attribute_values(":owner", string(keys::user_partition(user_id)))
+            .expression_attribute_values(":prefix", string(API_KEY_PREFIX))
+            .scan_index_forward(false)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await?;
+        Ok(from_items(items)?)
     }
 
     /// Records that a key was used at `now`, unless another request did within the last
@@ -365,35 +348,7 @@ impl Store {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if is_condition_failure(&error) => Ok(()),
-            Err(error) => Err(error.into()),
-        }
-    }
-}
-
-/// What a refused deactivation's reasons say: the key item as it was tells an unknown or
-/// another user's key from one already inactive.
-fn refused_deactivation<R: std::fmt::Debug>(
-    error: aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
-    owner: Uuid,
-) -> Result<RevokeApiKey, StoreError> {
-    let reasons: Vec<CancellationReason> = failed_conditions(error)?;
-    let Some(reason) = reasons.first().filter(|reason| condition_failed(reason)) else {
-        return Err(StoreError::Unexpected(format!(
-            "API key deactivation cancelled: {reasons:?}"
-        )));
-    };
-    match reason.item() {
-        None => Ok(RevokeApiKey::NotFound),
-        Some(item) => {
-            let key: ApiKey = from_item(item.clone())?;
-            if key.user_id != owner {
-                Ok(RevokeApiKey::NotFound)
-            } else {
-                Ok(RevokeApiKey::AlreadyInactive)
-            }
-        }
+        unless_refused(result)?;
+        Ok(())
     }
 }

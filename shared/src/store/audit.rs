@@ -10,7 +10,6 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::error::{condition_failed, failed_conditions};
 use super::keys::{GSI1, GSI1PK, GSI1SK, PK, SK};
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, number, string};
 use crate::domain::{AuditEvent, AuditEventType};
@@ -163,28 +162,16 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let count = writes.len();
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .transact_items(self.audit_put(event)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => {
-                event.log();
-                Ok(true)
-            }
-            Err(error) => {
-                let reasons = failed_conditions(error)?;
-                if reasons.iter().take(count).any(condition_failed) {
-                    Ok(false)
-                } else {
-                    Err(StoreError::Unexpected(format!(
-                        "an audited write was cancelled: {reasons:?}"
-                    )))
-                }
-            }
+        let mut items = writes;
+        items.push(self.audit_put(event)?);
+        let Err(refusal) = self.transact(items).await? else {
+            event.log();
+            return Ok(true);
+        };
+        if refusal.any_failed(count) {
+            Ok(false)
+        } else {
+            Err(refusal.unexpected("an audited write was cancelled"))
         }
     }
 

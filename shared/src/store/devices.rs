@@ -2,9 +2,9 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_items, to_item};
 use uuid::Uuid;
 
-use super::error::is_condition_failure;
+use super::error::unless_refused;
 use super::keys::{self, DEVICE_PREFIX, GSI1, GSI1PK, GSI1SK};
-use super::{Item, Store, StoreError, string};
+use super::{Store, StoreError, string};
 use crate::domain::Device;
 
 /// What registering a device id did.
@@ -54,8 +54,8 @@ impl Store {
             .update_expression(format!("SET {}", assignments.join(", ")))
             .send()
             .await;
-        match result {
-            Ok(output)
+        match unless_refused(result)? {
+            Some(output)
                 if output
                     .attributes
                     .as_ref()
@@ -63,33 +63,26 @@ impl Store {
             {
                 Ok(RegisterDevice::Updated)
             }
-            Ok(_) => Ok(RegisterDevice::Registered),
-            Err(error) if is_condition_failure(&error) => Ok(RegisterDevice::OwnedByAnother),
-            Err(error) => Err(error.into()),
+            Some(_) => Ok(RegisterDevice::Registered),
+            None => Ok(RegisterDevice::OwnedByAnother),
         }
     }
 
     /// Every device of a user, by device id (GSI1; eventually consistent in AWS).
     pub async fn devices(&self, user_id: Uuid) -> Result<Vec<Device>, StoreError> {
-        let mut devices = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
-                .expression_attribute_values(":owner", string(keys::user_partition(user_id)))
-                .expression_attribute_values(":prefix", string(DEVICE_PREFIX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            devices.extend(from_items::<Device>(output.items.unwrap_or_default())?);
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(devices),
-            }
-        }
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
+            .expression_attribute_values(":owner", string(keys::user_partition(user_id)))
+            .expression_attribute_values(":prefix", string(DEVICE_PREFIX))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await?;
+        Ok(from_items(items)?)
     }
 }

@@ -5,7 +5,6 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::error::{condition_failed, failed_conditions};
 use super::keys::{self, GSI1, PROPOSALS};
 use super::ledger::{LOCKS, LOCKS_UNCHANGED, lock_version, locks_attribute, tokens, units};
 use super::{Item, Page, PageRequest, Store, StoreError, find, next_page_start, number, string};
@@ -145,32 +144,27 @@ impl Store {
             )
             .build()
             .expect("table, key and expressions are set");
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(record).build())
-            .transact_items(TransactWriteItem::builder().update(tally).build())
-            .transact_items(TransactWriteItem::builder().update(wallet).build())
-            .send()
-            .await;
-        let Err(error) = result else {
+        let items = vec![
+            TransactWriteItem::builder().put(record).build(),
+            TransactWriteItem::builder().update(tally).build(),
+            TransactWriteItem::builder().update(wallet).build(),
+        ];
+        let Err(refusal) = self.transact(items).await? else {
             return Ok(());
         };
-        let reasons = failed_conditions(error)?;
-        let failed = |index: usize| reasons.get(index).filter(|reason| condition_failed(reason));
-        if let Some(tally) = failed(1) {
-            match tally.item() {
+        if let Some(tally) = refusal.refused(1) {
+            match tally {
                 None => Err(VoteError::ProposalNotFound),
                 Some(proposal) => Err(VoteError::VotingClosed(
                     proposal_from_item(proposal.clone())?.voting_ends_at,
                 )),
             }
-        } else if failed(0).is_some() {
+        } else if refusal.failed(0) {
             Err(VoteError::AlreadyVoted)
-        } else if failed(2).is_some() {
+        } else if refusal.failed(2) {
             Err(VoteError::WalletChanged)
         } else {
-            Err(StoreError::Unexpected(format!("vote cancelled: {reasons:?}")).into())
+            Err(refusal.unexpected("vote cancelled").into())
         }
     }
 }

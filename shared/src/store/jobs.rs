@@ -1,9 +1,9 @@
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, from_items, to_item};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::error::update_or_read_back;
 use super::keys::{self, JOB_PREFIX};
 use super::{Item, Page, PageRequest, Store, StoreError, find, next_page_start, string};
 use crate::domain::{Job, JobStatus, rfc3339};
@@ -93,25 +93,18 @@ impl Store {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
+        match update_or_read_back(result)? {
             Ok(output) => {
                 let item = output.attributes.ok_or_else(|| {
                     StoreError::Unexpected("update returned no attributes".into())
                 })?;
                 Ok(CancelJob::Cancelled(from_item(item)?))
             }
-            Err(error) => match error.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    match failed.item() {
-                        None => Ok(CancelJob::NotFound),
-                        Some(item) => {
-                            let job: Job = from_item(item.clone())?;
-                            Ok(CancelJob::NotCancellable(job.status))
-                        }
-                    }
-                }
-                _ => Err(error.into()),
-            },
+            Err(None) => Ok(CancelJob::NotFound),
+            Err(Some(item)) => {
+                let job: Job = from_item(item)?;
+                Ok(CancelJob::NotCancellable(job.status))
+            }
         }
     }
 }

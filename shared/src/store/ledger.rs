@@ -9,7 +9,6 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::error::{condition_failed, failed_conditions};
 use super::keys;
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{
@@ -351,36 +350,25 @@ impl Store {
         if let Some(event) = event {
             items.push(self.audit_put(event)?);
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let Err(error) = result else {
+        let Err(refusal) = self.transact(items).await? else {
             if let Some(event) = event {
                 event.log();
             }
             return Ok(MovementOutcome::Applied);
         };
-        let reasons = failed_conditions(error)?;
-        let mut reasons = reasons.iter();
+        // The idempotency record, when there is one, comes first; then the wallets' updates.
+        let first_change = usize::from(idempotency.is_some());
         if idempotency.is_some()
-            && let Some(reason) = reasons.next().filter(|reason| condition_failed(reason))
+            && let Some(record) = refusal.refused(0)
         {
-            let record = reason.item().ok_or_else(|| {
+            let record = record.ok_or_else(|| {
                 StoreError::Unexpected("no idempotency record in the cancellation".into())
             })?;
             return replay(record, &movement.fingerprint());
         }
-        for (change, reason) in changes.iter().zip(reasons) {
-            if condition_failed(reason) {
-                return Err(why_refused(
-                    change,
-                    reason.item(),
-                    movement.amount,
-                    movement.at,
-                ));
+        for (index, change) in changes.iter().enumerate() {
+            if let Some(wallet) = refusal.refused(first_change + index) {
+                return Err(why_refused(change, wallet, movement.amount, movement.at));
             }
         }
         Err(StoreError::Unexpected("movement cancelled without a failed condition".into()).into())

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 };
 use uuid::Uuid;
 
-use super::error::{condition_failed, failed_conditions, is_condition_failure};
+use super::error::unless_refused;
 use super::keys;
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number};
 use crate::domain::AuditEvent;
@@ -114,23 +114,12 @@ impl Store {
         for event in events {
             items.push(self.audit_put(event)?);
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let Err(error) = result else {
+        let Err(refusal) = self.transact(items).await? else {
             return Ok(AttemptsWrite::Written);
         };
-        let reasons = failed_conditions(error)?;
-        match reasons.first().filter(|reason| condition_failed(reason)) {
-            Some(reason) => Ok(AttemptsWrite::Changed(LoginAttempts::from_item(
-                reason.item(),
-            )?)),
-            None => Err(StoreError::Unexpected(format!(
-                "login attempt reservation cancelled: {reasons:?}"
-            ))),
+        match refusal.refused(0) {
+            Some(record) => Ok(AttemptsWrite::Changed(LoginAttempts::from_item(record)?)),
+            None => Err(refusal.unexpected("login attempt reservation cancelled")),
         }
     }
 
@@ -170,9 +159,7 @@ impl Store {
             .expression_attribute_values(":one", number(1))
             .send()
             .await;
-        match result {
-            Err(error) if !is_condition_failure(&error) => Err(error.into()),
-            _ => Ok(()),
-        }
+        unless_refused(result)?;
+        Ok(())
     }
 }

@@ -23,7 +23,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use uuid::Uuid;
@@ -35,6 +35,7 @@ pub use api_keys::{
 };
 pub use audit::{AuditPage, AuditQuery};
 pub use devices::RegisterDevice;
+use error::Refusal;
 pub use error::StoreError;
 pub use first_reads::{
     ApiKeyRead, FirstRead, JobRead, LoginRead, Prefetched, RefreshRead, UserRead, VoteRead,
@@ -175,7 +176,6 @@ impl Store {
         Ok(())
     }
 
-    /// Reads items by key in one consistent BatchGetItem (re-asking for any it leaves unprocessed).
     /// Writes `item` whole, unconditionally.
     async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client
@@ -187,6 +187,27 @@ impl Store {
         Ok(())
     }
 
+    /// Writes `items` in one TransactWriteItems: `Ok(Ok(()))` once committed, `Ok(Err(refusal))`
+    /// when a condition refused it (each refused item read back where its write asked for
+    /// `ReturnValuesOnConditionCheckFailure::AllOld`), `Err` for any other failure, including a
+    /// cancellation for a conflict or throttling (retryable). One round trip.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(error) => Ok(Err(Refusal::of(error)?)),
+        }
+    }
+
+    /// Reads items by key in one consistent BatchGetItem (re-asking for any it leaves unprocessed).
     pub async fn get_items(&self, keys: Vec<Key>) -> Result<Vec<Item>, StoreError> {
         let mut request = KeysAndAttributes::builder()
             .set_keys(Some(keys.iter().map(Key::attributes).collect()))

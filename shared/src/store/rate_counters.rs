@@ -1,6 +1,6 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::error::is_condition_failure;
+use super::error::{unless_refused, update_or_read_back};
 use super::keys::Key;
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, expired, find, number};
 
@@ -39,28 +39,17 @@ impl Store {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
+        match update_or_read_back(result)? {
             Ok(output) => Ok(output
                 .attributes
                 .as_ref()
                 .and_then(|item| integer(item, HITS))
                 .map(|hits| hits as u64)),
-            Err(error) => {
-                let stale = error
-                    .as_service_error()
-                    .filter(|service| service.is_conditional_check_failed_exception())
-                    .map(|service| match service {
-                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
-                            failed,
-                        ) => failed.item().filter(|old| expired(old, now)).cloned(),
-                        _ => None,
-                    });
-                match stale {
-                    None => Err(error.into()),
-                    Some(None) => Ok(None),
-                    Some(Some(old)) => self.restart_counter(key, &old, expires_at).await,
-                }
-            }
+            // At the cap, or a counter whose TTL has passed (DynamoDB had not deleted it yet).
+            Err(old) => match old.filter(|old| expired(old, now)) {
+                None => Ok(None),
+                Some(old) => self.restart_counter(key, &old, expires_at).await,
+            },
         }
     }
 
@@ -88,17 +77,14 @@ impl Store {
             .expression_attribute_values(":old", old_expiry)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Some(1)),
-            // Another request restarted it first; this one is not counted.
-            Err(error) if is_condition_failure(&error) => Ok(None),
-            Err(error) => Err(error.into()),
-        }
+        // Refused: another request restarted it first; this one is not counted.
+        Ok(unless_refused(result)?.map(|_| 1))
     }
 
     /// Takes back one request counted under an identity that turned out not to be the caller's.
     pub async fn refund_counter(&self, key: &Key) -> Result<(), StoreError> {
-        self.client
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key.attributes()))
@@ -108,15 +94,9 @@ impl Store {
             .expression_attribute_values(":minus_one", number(-1))
             .expression_attribute_values(":zero", number(0))
             .send()
-            .await
-            .map(|_| ())
-            .or_else(|error| {
-                if is_condition_failure(&error) {
-                    Ok(())
-                } else {
-                    Err(error.into())
-                }
-            })
+            .await;
+        unless_refused(result)?;
+        Ok(())
     }
 }
 

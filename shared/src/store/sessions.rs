@@ -13,7 +13,6 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, from_items, to_item};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::error::{condition_failed, failed_conditions};
 use super::keys::{self, GSI1, GSI1PK, GSI1SK, SESSION_PREFIX};
 use super::{Item, KeyRevocation, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{AuditEvent, RefreshToken, RefreshTokenHash, User, rfc3339};
@@ -320,23 +319,14 @@ impl Store {
         for event in provisional {
             items.push(self.audit_delete(event)?);
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let Err(error) = result else {
+        let Err(refusal) = self.transact(items).await? else {
             succeeded.log();
             return Ok(SessionStart::Started);
         };
-        let reasons = failed_conditions(error)?;
-        if reasons.iter().take(2).any(condition_failed) {
+        if refusal.any_failed(2) {
             Ok(SessionStart::CredentialChanged)
         } else {
-            Err(StoreError::Unexpected(format!(
-                "the session's start was cancelled: {reasons:?}"
-            )))
+            Err(refusal.unexpected("the session's start was cancelled"))
         }
     }
 
@@ -382,34 +372,20 @@ impl Store {
             .expression_attribute_values(":owner", string(session.user_id.to_string()))
             .build()
             .expect("table, key and expressions are set");
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(spend).build())
-            .transact_items(new_item(
-                &self.table,
-                refresh_item(successor, session, expires_at)?,
-            ))
-            .transact_items(TransactWriteItem::builder().update(touch).build())
-            .send()
-            .await;
-        let Err(error) = result else {
+        let items = vec![
+            TransactWriteItem::builder().update(spend).build(),
+            new_item(&self.table, refresh_item(successor, session, expires_at)?),
+            TransactWriteItem::builder().update(touch).build(),
+        ];
+        let Err(refusal) = self.transact(items).await? else {
             return Ok(Rotation::Rotated);
         };
-        let reasons = failed_conditions(error)?;
-        let failed = |index: usize| reasons.get(index).filter(|reason| condition_failed(reason));
-        if let Some(spend) = failed(0) {
-            let as_now = spend
-                .item()
-                .map(|item| from_item::<RefreshRecord>(item.clone()))
-                .transpose()?;
+        if let Some(as_now) = refusal.read_back::<RefreshRecord>(0)? {
             Ok(Rotation::NotCurrent(as_now))
-        } else if failed(2).is_some() {
+        } else if refusal.failed(2) {
             Ok(Rotation::SessionEnded)
         } else {
-            Err(StoreError::Unexpected(format!(
-                "refresh-token rotation cancelled: {reasons:?}"
-            )))
+            Err(refusal.unexpected("refresh-token rotation cancelled"))
         }
     }
 
@@ -599,30 +575,19 @@ impl Store {
         if let Some(revoked_keys) = revoked_keys {
             items.extend(self.revoke_every_api_key(user.id, revoked_keys)?);
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => {
-                changed.log();
-                revoked_keys
-                    .into_iter()
-                    .flatten()
-                    .for_each(|key| key.revoked.log());
-                Ok(PasswordChange::Changed)
-            }
-            Err(error) => {
-                let reasons = failed_conditions(error)?;
-                tracing::info!(?reasons, "password change refused by its conditions");
-                if reasons.iter().take(password_items).any(condition_failed) {
-                    Ok(PasswordChange::Conflict)
-                } else {
-                    Ok(PasswordChange::KeysChanged)
-                }
-            }
+        let Err(refusal) = self.transact(items).await? else {
+            changed.log();
+            revoked_keys
+                .into_iter()
+                .flatten()
+                .for_each(|key| key.revoked.log());
+            return Ok(PasswordChange::Changed);
+        };
+        tracing::info!(reasons = ?refusal, "password change refused by its conditions");
+        if refusal.any_failed(password_items) {
+            Ok(PasswordChange::Conflict)
+        } else {
+            Ok(PasswordChange::KeysChanged)
         }
     }
 
@@ -633,35 +598,32 @@ impl Store {
         user: &User,
         now: i64,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let mut sessions = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
-                .filter_expression("#status = :active AND #epoch >= :epoch AND #expires_at > :now")
-                .expression_attribute_names("#status", STATUS)
-                .expression_attribute_names("#epoch", EPOCH)
-                .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
-                .expression_attribute_values(":owner", string(keys::user_partition(user.id)))
-                .expression_attribute_values(":prefix", string(SESSION_PREFIX))
-                .expression_attribute_values(":active", string(ACTIVE))
-                .expression_attribute_values(":epoch", epoch(user.session_epoch))
-                .expression_attribute_values(":now", number(now))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            let page: Vec<SessionRecord> = from_items(output.items.unwrap_or_default())?;
-            sessions.extend(page.into_iter().filter(|session| session.live(user, now)));
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(sessions),
-            }
-        }
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
+            .filter_expression("#status = :active AND #epoch >= :epoch AND #expires_at > :now")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#epoch", EPOCH)
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":owner", string(keys::user_partition(user.id)))
+            .expression_attribute_values(":prefix", string(SESSION_PREFIX))
+            .expression_attribute_values(":active", string(ACTIVE))
+            .expression_attribute_values(":epoch", epoch(user.session_epoch))
+            .expression_attribute_values(":now", number(now))
+            .scan_index_forward(false)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await?;
+        let sessions: Vec<SessionRecord> = from_items(items)?;
+        Ok(sessions
+            .into_iter()
+            .filter(|session| session.live(user, now))
+            .collect())
     }
 
     /// Records that `user` proved their password again at `at` in session `session_id`: its
@@ -700,23 +662,14 @@ impl Store {
         for event in provisional {
             items.push(self.audit_delete(event)?);
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let Err(error) = result else {
+        let Err(refusal) = self.transact(items).await? else {
             succeeded.log();
             return Ok(Reauthentication::Recorded);
         };
-        let reasons = failed_conditions(error)?;
-        if reasons.first().is_some_and(condition_failed) {
+        if refusal.failed(0) {
             Ok(Reauthentication::SessionEnded)
         } else {
-            Err(StoreError::Unexpected(format!(
-                "reauthentication cancelled: {reasons:?}"
-            )))
+            Err(refusal.unexpected("reauthentication cancelled"))
         }
     }
 }

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
 use serde_dynamo::aws_sdk_dynamodb_1::from_item;
 use uuid::Uuid;
 
-use super::error::{condition_failed, failed_conditions, is_condition_failure};
+use super::error::unless_refused;
 use super::keys::{self, GSI1, GSI1PK, GSI1SK, PK, SK};
 use super::{Item, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{Actor, AuditContext, AuditEvent, User, UserAction, UserFlag};
@@ -188,34 +188,24 @@ impl Store {
             .event(action.event_type(), target.id.to_string())
             .with_username(&target.username);
         items.push(self.audit_put(&event)?);
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let Err(error) = result else {
+        let Err(refusal) = self.transact(items).await? else {
             event.log();
             return Ok(UserActionOutcome::Done {
                 user: action.applied_to(target.clone()),
                 event,
             });
         };
-        let reasons = failed_conditions(error)?;
-        if let Some(reason) = reasons.first().filter(|reason| condition_failed(reason)) {
-            // The profile's condition: gone, or the flag has the value already (another
-            // request set it since this one's read).
-            return match reason.item() {
-                Some(item) => Ok(UserActionOutcome::Unchanged(
-                    from_item(item.clone()).map_err(StoreError::from)?,
-                )),
-                None => Err(UserActionError::NotFound),
-            };
+        // The profile's condition: gone, or the flag has the value already (another request set
+        // it since this one's read).
+        match refusal.read_back(0)? {
+            Some(Some(user)) => return Ok(UserActionOutcome::Unchanged(user)),
+            Some(None) => return Err(UserActionError::NotFound),
+            None => {}
         }
-        if actor_checked && reasons.get(1).is_some_and(condition_failed) {
+        if actor_checked && refusal.failed(1) {
             return Err(UserActionError::ActorNotAdmin);
         }
-        Err(StoreError::Unexpected(format!("user action cancelled: {reasons:?}")).into())
+        Err(refusal.unexpected("user action cancelled").into())
     }
 
     /// The action's own write: the profile's flag, or the username's failed logins emptied.
@@ -277,51 +267,42 @@ impl Store {
     /// keys): a Scan of the table for them, then one conditional update each. Answers how many
     /// were indexed. For fogctl; no function may scan.
     pub async fn index_unlisted_users(&self) -> Result<usize, StoreError> {
+        let mut unlisted = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("#sk = :profile AND attribute_not_exists(#gsi1pk)")
+            .projection_expression("#pk, #sk, username")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_names("#gsi1pk", GSI1PK)
+            .expression_attribute_values(":profile", string(keys::PROFILE))
+            .into_paginator()
+            .items()
+            .send();
         let mut indexed = 0;
-        let mut start = None;
-        loop {
-            let output = self
+        while let Some(mut item) = unlisted.try_next().await? {
+            let username = item
+                .remove("username")
+                .and_then(|value| value.as_s().ok().cloned())
+                .ok_or_else(|| StoreError::Unexpected("a profile without username".into()))?;
+            item.retain(|name, _| name == PK || name == SK);
+            let update = self
                 .client
-                .scan()
+                .update_item()
                 .table_name(&self.table)
-                .filter_expression("#sk = :profile AND attribute_not_exists(#gsi1pk)")
-                .projection_expression("#pk, #sk, username")
+                .set_key(Some(item))
+                .update_expression("SET #gsi1pk = :users, #gsi1sk = :username")
+                .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#gsi1pk)")
                 .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
                 .expression_attribute_names("#gsi1pk", GSI1PK)
-                .expression_attribute_values(":profile", string(keys::PROFILE))
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            for item in output.items.unwrap_or_default() {
-                let username = item
-                    .get("username")
-                    .and_then(|value| value.as_s().ok())
-                    .ok_or_else(|| StoreError::Unexpected("a profile without username".into()))?;
-                let mut key = item.clone();
-                key.retain(|name, _| name == PK || name == SK);
-                let update = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .update_expression("SET #gsi1pk = :users, #gsi1sk = :username")
-                    .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#gsi1pk)")
-                    .expression_attribute_names("#pk", PK)
-                    .expression_attribute_names("#gsi1pk", GSI1PK)
-                    .expression_attribute_names("#gsi1sk", GSI1SK)
-                    .expression_attribute_values(":users", string(keys::USERS))
-                    .expression_attribute_values(":username", string(username));
-                match update.send().await {
-                    Ok(_) => indexed += 1,
-                    Err(error) if is_condition_failure(&error) => {}
-                    Err(error) => return Err(error.into()),
-                }
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(indexed);
+                .expression_attribute_names("#gsi1sk", GSI1SK)
+                .expression_attribute_values(":users", string(keys::USERS))
+                .expression_attribute_values(":username", string(username));
+            if unless_refused(update.send().await)?.is_some() {
+                indexed += 1;
             }
         }
+        Ok(indexed)
     }
 }

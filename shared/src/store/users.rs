@@ -4,7 +4,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::error::{condition_failed, failed_conditions, is_condition_failure};
+use super::error::unless_refused;
 use super::keys::{self, Key};
 use super::login_attempts::{LoginAttempts, login_attempts_in};
 use super::sessions::{SessionRecord, session_in};
@@ -149,24 +149,16 @@ impl Store {
             })
             .into();
         items.push(self.audit_put(registered)?);
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let Err(error) = result else {
+        let Err(refusal) = self.transact(items).await? else {
             registered.log();
             return Ok(());
         };
-        let reasons = failed_conditions(error)?;
-        let failed = |index: usize| reasons.get(index).is_some_and(condition_failed);
-        if failed(1) {
+        if refusal.failed(1) {
             Err(CreateUserError::UsernameTaken)
-        } else if failed(2) {
+        } else if refusal.failed(2) {
             Err(CreateUserError::EmailTaken)
         } else {
-            Err(StoreError::Unexpected(format!("registration cancelled: {reasons:?}")).into())
+            Err(refusal.unexpected("registration cancelled").into())
         }
     }
 
@@ -201,16 +193,13 @@ impl Store {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => {
-                let item = output.attributes.ok_or_else(|| {
-                    StoreError::Unexpected("update returned no attributes".into())
-                })?;
-                Ok(LoginRecord::Recorded(from_item(item)?))
-            }
-            Err(error) if is_condition_failure(&error) => Ok(LoginRecord::Disabled),
-            Err(error) => Err(error.into()),
-        }
+        let Some(output) = unless_refused(result)? else {
+            return Ok(LoginRecord::Disabled);
+        };
+        let item = output
+            .attributes
+            .ok_or_else(|| StoreError::Unexpected("update returned no attributes".into()))?;
+        Ok(LoginRecord::Recorded(from_item(item)?))
     }
 
     /// The user a token names, whether the token was revoked, and its session, in one round

@@ -52,6 +52,36 @@ impl fmt::Display for Fault {
     }
 }
 
+/// Every fault the fault tests inject (shared/tests/faults.rs, and the admin actions' in
+/// shared/tests/admin.rs).
+pub const FAULTS: [Fault; 8] = [
+    Fault::Unreachable,
+    Fault::ResponseLost,
+    Fault::Refused("ProvisionedThroughputExceededException"),
+    Fault::Refused("ThrottlingException"),
+    Fault::Refused("TransactionConflictException"),
+    Fault::Cancelled("ProvisionedThroughputExceeded"),
+    Fault::Cancelled("ThrottlingError"),
+    Fault::Cancelled("TransactionConflict"),
+];
+
+/// The rate limiter's calls (its counter's UpdateItem and a BatchGetItem) open every request.
+pub const RATE_LIMITER_CALLS: usize = 2;
+
+/// Whether `fault` is injected at call number `call`, a `call_name`. An unreachable DynamoDB,
+/// at every call; a lost response, at every write (a read's lost response leaves what an
+/// unreachable read leaves); throttling and conflicts, at every call of the handler (the rate
+/// limiter's calls take them as any other unavailability, which the unreachable runs cover),
+/// and as a transaction's cancellation reasons, at every transaction.
+pub fn injected_at(fault: Fault, call: usize, call_name: &str) -> bool {
+    match fault {
+        Fault::Unreachable => true,
+        Fault::ResponseLost => !matches!(call_name, "GetItem" | "BatchGetItem"),
+        Fault::Refused(_) => call > RATE_LIMITER_CALLS,
+        Fault::Cancelled(_) => call_name == "TransactWriteItems",
+    }
+}
+
 /// The number of a call among those since the last `observe` or `arm` (1 is the first).
 #[derive(Clone, Copy, Debug)]
 struct CallNumber(usize);
