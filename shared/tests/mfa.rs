@@ -112,13 +112,16 @@ struct Enabled {
     pair: Pair,
     secret: String,
     codes: Vec<String>,
+    /// When the verification's code was computed: its step is spent.
+    verified_at: i64,
 }
 
 async fn enabled_user(app: &TestApp) -> Enabled {
     let (username, pair) = app.user_with_pair().await;
     let set_up = setup(app, &pair.access).await;
     let secret = set_up["secret"].as_str().unwrap().to_owned();
-    let answer = verify(app, &pair.access, &totp(&secret, now(app))).await;
+    let verified_at = now(app);
+    let answer = verify(app, &pair.access, &totp(&secret, verified_at)).await;
     assert_eq!(answer.status(), 200, "{}", answer.text());
     let codes = set_up["backup_codes"]
         .as_array()
@@ -131,6 +134,7 @@ async fn enabled_user(app: &TestApp) -> Enabled {
         pair,
         secret,
         codes,
+        verified_at,
     }
 }
 
@@ -255,7 +259,7 @@ async fn a_code_is_accepted_once_with_one_step_of_skew_either_way() {
     let user = enabled_user(&app).await;
     let access = &user.pair.access;
     // The verification spent this step: its code again is a replay.
-    let replay = validate(&app, access, &totp(&user.secret, now(&app))).await;
+    let replay = validate(&app, access, &totp(&user.secret, user.verified_at)).await;
     assert_eq!(replay.status(), 401, "{}", replay.text());
 
     let later = steps_later(2).await;
