@@ -8,26 +8,12 @@ the temp token's expiry) run in-process with a moved clock (shared/tests/mfa.rs)
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
-import struct
 import time
 
 import pytest
 
-from conftest import STRONG_PASSWORD, UNLIMITED, assert_problem, running_stack, unique_username
-
-STEP = 30
-
-
-def totp(secret: str, at: float) -> str:
-    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
-    digest = hmac.new(key, struct.pack(">Q", int(at) // STEP), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    number = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
-    return f"{number % 1_000_000:06d}"
-
+from conftest import STRONG_PASSWORD, UNLIMITED, assert_problem, running_stack, totp, unique_username
 
 def claims(access_token: str) -> dict:
     payload = access_token.split(".")[1]

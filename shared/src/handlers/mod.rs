@@ -112,8 +112,7 @@ endpoints! {
         user mfa::validate, first read mfa::second_factor_first_read;
     MFA_DISABLE: "mfa-disable", "POST" "/api/auth/mfa/disable", Auth, keys(refused),
         user mfa::disable, first read mfa::second_factor_first_read;
-    MFA_REGENERATE_BACKUP_CODES: "mfa-regenerate-backup-codes", "POST"
-        "/api/auth/mfa/regenerate-backup-codes", Auth, keys(refused),
+    MFA_REGENERATE_BACKUP_CODES: "mfa-regenerate-backup-codes", "POST" "/api/auth/mfa/regenerate-backup-codes", Auth, keys(refused),
         user mfa::regenerate_backup_codes, first read mfa::second_factor_first_read;
     SUBMIT_JOB: "submit-job", "POST" "/api/scheduler/jobs", Write, keys(jobs:write),
         user jobs::submit_job;
