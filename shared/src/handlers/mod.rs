@@ -453,6 +453,21 @@ mod tests {
         }
     }
 
+    /// The functions that start with the MFA key are routes of the table: each MFA route that
+    /// takes a code, login's second step and reauthentication; not the status, which reads no
+    /// secret.
+    #[test]
+    fn the_second_factor_functions_are_routes() {
+        for function in crate::routes::SECOND_FACTOR_FUNCTIONS {
+            assert!(
+                ROUTES.iter().any(|route| route.function == *function),
+                "{function}"
+            );
+        }
+        assert!(!MFA_STATUS.route.checks_second_factor());
+        assert!(LOGIN_MFA.route.checks_second_factor() && !LOGIN.route.checks_second_factor());
+    }
+
     #[test]
     fn functions_are_unique() {
         let mut functions: Vec<_> = ROUTES.iter().map(|route| route.function).collect();
