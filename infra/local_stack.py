@@ -63,6 +63,7 @@ PASSTHROUGH_ENV = (
     "RATE_LIMIT_WRITE_PER_MIN",
     "RATE_LIMIT_READ_PER_MIN",
     "RATE_LIMIT_ADMIN_PER_MIN",
+    "ADMIN_MFA_REQUIRED",
     "AWS_LAMBDA_LOG_LEVEL",
 )
 
@@ -556,12 +557,15 @@ class Functions:
 
 
 def function_env(dynamodb: DynamoDb, table: str, **overrides: str) -> dict[str, str]:
-    """The functions' environment: a fresh random JWT secret, the caller's settings from
-    PASSTHROUGH_ENV, then `overrides`."""
+    """The functions' environment: a fresh random JWT secret and MFA key, administrators not
+    held to a second factor (the template's default holds them), the caller's settings from
+    PASSTHROUGH_ENV (ADMIN_MFA_REQUIRED=true among them), then `overrides`."""
     env = {
         "TABLE_NAME": table,
         "DYNAMODB_ENDPOINT": dynamodb.endpoint,
         "JWT_SECRET": secrets.token_urlsafe(48),
+        "MFA_KEY": secrets.token_urlsafe(48),
+        "ADMIN_MFA_REQUIRED": "false",
         "CORS_ALLOWED_ORIGINS": DEVELOPMENT_ORIGIN,
         **LOCAL_AWS_ENV,
     }

@@ -139,11 +139,16 @@ def build(build_dir: Path = DEFAULT_BUILD_DIR, profile: str | None = None) -> Pa
 
 # ---------------------------------------------------------------------------------------------
 # env.json for `sam local ... --env-vars`: made from env.template.json at run time, with a fresh
-# JWT secret, never committed.
+# JWT secret and MFA key, never committed.
 
 
 def env_json(path: Path, endpoint: str, table: str) -> Path:
-    values = {"DYNAMODB_ENDPOINT": endpoint, "TABLE_NAME": table, "JWT_SECRET": secrets.token_urlsafe(48)}
+    values = {
+        "DYNAMODB_ENDPOINT": endpoint,
+        "TABLE_NAME": table,
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "MFA_KEY": secrets.token_urlsafe(48),
+    }
     document = json.loads(ENV_TEMPLATE.read_text())
     for variables in document.values():
         for name, value in variables.items():

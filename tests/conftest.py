@@ -7,8 +7,12 @@ Docker engine those tests are skipped with the reason; under CI=true that is a f
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -105,6 +109,16 @@ class Api:
              "--endpoint", self.dynamodb.endpoint, *args],
             cwd=REPO, capture_output=True, text=True, timeout=300,
         )
+
+
+def totp(secret: str, at: float) -> str:
+    """The RFC 6238 code of a base32 `secret` at `at` (epoch s), as an authenticator app shows it:
+    HMAC-SHA-1 of the 30-second step, 6 digits, with the standard library alone."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    number = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
+    return f"{number % 1_000_000:06d}"
 
 
 def unique_username() -> str:

@@ -49,7 +49,28 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     # that the credential and the profile's session epoch are as verified.
     "LoginFunction": COUNTERS | AUDIT | {
         (UPDATE, "LOGINFAIL#"), (UPDATE, "USER#"), (PUT, "SESSION#"), (PUT, "REFRESH#"), (DELETE, "AUDIT#"),
-        (CHECK, "USERNAME#"), (CHECK, "USER#"),
+        (CHECK, "USERNAME#"), (CHECK, "USER#"), (PUT, "MFALOGIN#"),
+    },
+    # The second factor (issue 24). A wrong code: one TransactWriteItems counting it (USER#,
+    # and the login's temp token's wrong codes, MFALOGIN#) with `mfa.failed`.
+    "MfaStatusFunction": COUNTERS,
+    "MfaSetupFunction": COUNTERS | {(PUT, "USER#")},
+    # The factor enabled, the credential marked, the user's epoch and the current session's.
+    "MfaVerifyFunction": COUNTERS | AUDIT | {
+        (UPDATE, "USER#"), (UPDATE, "USERNAME#"), (UPDATE, "SESSION#"), (CHECK, "USER#"),
+    },
+    "MfaValidateFunction": COUNTERS | AUDIT | {(UPDATE, "USER#"), (CHECK, "USER#")},
+    "MfaRegenerateBackupCodesFunction": COUNTERS | AUDIT | {(UPDATE, "USER#"), (CHECK, "USER#")},
+    # The password's attempt; the factor deleted, the credential's mark cleared.
+    "MfaDisableFunction": COUNTERS | AUDIT | {
+        (UPDATE, "LOGINFAIL#"), (DELETE, "USER#"), (UPDATE, "USERNAME#"), (UPDATE, "USER#"),
+        (CHECK, "USER#"), (DELETE, "AUDIT#"),
+    },
+    # The temp token spent, the factor's step or backup code, the session and its first refresh
+    # token, on the conditions that the failures are under the limit and the epoch as read.
+    "LoginMfaFunction": COUNTERS | AUDIT | {
+        (UPDATE, "USER#"), (UPDATE, "MFALOGIN#"), (DELETE, "MFALOGIN#"), (PUT, "SESSION#"),
+        (PUT, "REFRESH#"), (CHECK, "USER#"),
     },
     "MeFunction": COUNTERS,
     # One TransactWriteItems: the revocation item and the session's end; with all=true, the
@@ -67,7 +88,8 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     # TransactWriteItems: the session's auth_time, the success event, the provisional events
     # deleted.
     "ReauthenticateFunction": COUNTERS | AUDIT | {
-        (UPDATE, "LOGINFAIL#"), (UPDATE, "SESSION#"), (DELETE, "AUDIT#"),
+        (UPDATE, "LOGINFAIL#"), (UPDATE, "SESSION#"), (DELETE, "AUDIT#"), (UPDATE, "USER#"),
+        (CHECK, "USER#"),
     },
     # The attempt's reservation (with its provisional failure events); one TransactWriteItems:
     # the credential's hash, the user's session epoch, the current session's epoch, the event,
@@ -236,7 +258,7 @@ def test_no_other_service_and_no_wildcard_actions(function):
             assert action.startswith("dynamodb:") or action == "secretsmanager:GetSecretValue", f"{function}: {action}"
         if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
             assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
-            assert statement["Resource"] == "JwtSecret", f"{function}: the JWT secret alone"
+            assert statement["Resource"] in ("JwtSecret", "MfaKey"), f"{function}: the JWT secret or the MFA key"
 
 
 ARGON2_FUNCTIONS = ("RegisterFunction", "LoginFunction")
@@ -298,6 +320,29 @@ def test_only_the_functions_that_read_a_token_may_read_the_jwt_secret():
     assert readers == set(FUNCTIONS) - exempt
     for function in exempt:
         assert RESOURCES[function]["Properties"]["Environment"]["Variables"]["JWT_SECRET_ARN"] == "", function
+
+
+SECOND_FACTOR_FUNCTIONS = {
+    "MfaSetupFunction", "MfaVerifyFunction", "MfaValidateFunction", "MfaDisableFunction",
+    "MfaRegenerateBackupCodesFunction", "LoginMfaFunction", "ReauthenticateFunction",
+}
+
+
+def test_only_the_functions_that_check_second_factors_may_read_the_mfa_key():
+    """The MFA key (the TOTP secrets' encryption key, the backup codes' hash key) is a secret of
+    its own, never defaulted: the functions that check second factors alone read it, by its ARN
+    in their own environment."""
+    readers = {
+        function for function in FUNCTIONS
+        if any(statement["Resource"] == "MfaKey" for statement in statements(function)
+               if "secretsmanager:GetSecretValue" in as_list(statement["Action"]))
+    }
+    assert readers == SECOND_FACTOR_FUNCTIONS
+    for function in FUNCTIONS:
+        variables = RESOURCES[function]["Properties"].get("Environment", {}).get("Variables", {})
+        assert ("MFA_KEY_ARN" in variables) == (function in SECOND_FACTOR_FUNCTIONS), function
+    assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["MFA_KEY"] == ""
+    assert TEMPLATE["Parameters"]["AdminMfaRequired"]["Default"] == "true"
 
 
 def test_the_docs_function_has_no_permission_at_all():

@@ -1,9 +1,11 @@
 use aws_config::SdkConfig;
 use secrecy::SecretString;
 
-use crate::auth::JwtKeys;
+use crate::auth::{JwtKeys, MfaKeys};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, JwtSecretSource, checked_jwt_secret};
+use crate::config::{
+    Config, ConfigError, JwtSecretSource, MfaKeySource, checked_jwt_secret, checked_mfa_key,
+};
 use crate::routes::Route;
 use crate::store::{self, Store, sdk_config};
 
@@ -14,6 +16,8 @@ pub struct AppState {
     /// Absent only in a function whose route reads no token (an exempt one: the health check,
     /// the docs page; and the default route's), which therefore starts without a JWT secret.
     jwt_keys: Option<JwtKeys>,
+    /// Present only in the functions that check second factors (`Route::checks_second_factor`).
+    mfa_keys: Option<MfaKeys>,
     pub clock: Clock,
 }
 
@@ -21,7 +25,7 @@ pub struct AppState {
 pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("could not read the JWT secret from Secrets Manager: {0}")]
+    #[error("could not read a secret from Secrets Manager: {0}")]
     SecretUnavailable(String),
 }
 
@@ -41,12 +45,21 @@ impl AppState {
             }
             (Some(JwtSecretSource::Value(secret)), true) => Some(secret.clone()),
             (Some(JwtSecretSource::SecretsManager { arn }), true) => {
-                Some(read_secret(&sdk_config, arn).await?)
+                Some(checked_jwt_secret(read_secret(&sdk_config, arn).await?)?)
+            }
+        };
+        let mfa_key = match (&config.mfa_key, route.checks_second_factor()) {
+            (_, false) => None,
+            (None, true) => return Err(ConfigError::Missing("MFA_KEY or MFA_KEY_ARN").into()),
+            (Some(MfaKeySource::Value(key)), true) => Some(key.clone()),
+            (Some(MfaKeySource::SecretsManager { arn }), true) => {
+                Some(checked_mfa_key(read_secret(&sdk_config, arn).await?)?)
             }
         };
         Ok(Self {
             store: Store::new(store::client(&sdk_config), &config.table_name),
             jwt_keys: jwt_secret.map(|secret| JwtKeys::new(&secret, config.access_token_minutes)),
+            mfa_keys: mfa_key.map(|key| MfaKeys::new(&key)),
             clock: Clock::default(),
             config,
         })
@@ -55,6 +68,11 @@ impl AppState {
     /// The access-token signer and verifier; `None` only in a function whose route reads no token.
     pub fn jwt_keys(&self) -> Option<&JwtKeys> {
         self.jwt_keys.as_ref()
+    }
+
+    /// The second factor's keys; `None` in a function that checks no second factor.
+    pub fn mfa_keys(&self) -> Option<&MfaKeys> {
+        self.mfa_keys.as_ref()
     }
 }
 
@@ -68,5 +86,5 @@ async fn read_secret(sdk_config: &SdkConfig, arn: &str) -> Result<SecretString, 
     let value = output
         .secret_string
         .ok_or_else(|| StartupError::SecretUnavailable("the secret has no string value".into()))?;
-    Ok(checked_jwt_secret(SecretString::from(value))?)
+    Ok(SecretString::from(value))
 }

@@ -39,13 +39,31 @@ pub enum JwtSecretSource {
 
 /// The key itself, refused when too short to be an HS256 key.
 pub fn checked_jwt_secret(secret: SecretString) -> Result<SecretString, ConfigError> {
-    if secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
+    checked_key("JWT_SECRET", secret)
+}
+
+/// Where the MFA key comes from (the key the TOTP secrets' encryption key and the backup codes'
+/// hash key are derived from): as the JWT secret's, a value or a Secrets Manager secret. Never
+/// defaulted: a function that needs it refuses to start without it.
+#[derive(Debug)]
+pub enum MfaKeySource {
+    Value(SecretString),
+    SecretsManager { arn: String },
+}
+
+/// The MFA key itself, refused when shorter than `MIN_JWT_SECRET_BYTES`.
+pub fn checked_mfa_key(key: SecretString) -> Result<SecretString, ConfigError> {
+    checked_key("MFA_KEY", key)
+}
+
+fn checked_key(name: &'static str, key: SecretString) -> Result<SecretString, ConfigError> {
+    if key.expose_secret().len() < MIN_JWT_SECRET_BYTES {
         return Err(ConfigError::Invalid {
-            name: "JWT_SECRET",
+            name,
             reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
         });
     }
-    Ok(secret)
+    Ok(key)
 }
 
 /// Settings read once per cold start.
@@ -56,6 +74,11 @@ pub struct Config {
     pub dynamodb_endpoint: Option<String>,
     /// Required by every function but those that read no token (see `AppState::new`).
     pub jwt_secret: Option<JwtSecretSource>,
+    /// Required by the functions that check second factors (see `AppState::new`).
+    pub mfa_key: Option<MfaKeySource>,
+    /// `ADMIN_MFA_REQUIRED` (`true` or `false`; `false` when unset, the template's default is
+    /// `true`): whether the admin API answers 403 to a session without the second factor.
+    pub admin_mfa_required: bool,
     pub access_token_minutes: i64,
     /// `REFRESH_TOKEN_EXPIRE_DAYS`: how long a refresh token (and an idle session) lives.
     pub refresh_token_days: i64,
@@ -102,6 +125,23 @@ impl Config {
             )?)),
             (None, Some(arn)) => Some(JwtSecretSource::SecretsManager { arn }),
             (None, None) => None,
+        };
+        let mfa_key = match (non_empty("MFA_KEY"), non_empty("MFA_KEY_ARN")) {
+            (Some(value), _) => Some(MfaKeySource::Value(checked_mfa_key(SecretString::from(
+                value,
+            ))?)),
+            (None, Some(arn)) => Some(MfaKeySource::SecretsManager { arn }),
+            (None, None) => None,
+        };
+        let admin_mfa_required = match non_empty("ADMIN_MFA_REQUIRED").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "ADMIN_MFA_REQUIRED",
+                    reason: "must be true or false".into(),
+                });
+            }
         };
         let whole_number =
             |name: &'static str, range: std::ops::RangeInclusive<i64>, default: i64, unit: &str| {
@@ -195,6 +235,8 @@ impl Config {
             table_name,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
             jwt_secret,
+            mfa_key,
+            admin_mfa_required,
             access_token_minutes,
             refresh_token_days,
             refresh_reuse_grace_seconds,
@@ -400,5 +442,36 @@ mod tests {
     fn debug_output_hides_the_secret() {
         let config = config(&[("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)]).unwrap();
         assert!(!format!("{config:?}").contains(SECRET));
+        let config = config_with_mfa(&[("MFA_KEY", MFA_KEY)]).unwrap();
+        assert!(!format!("{config:?}").contains(MFA_KEY));
+    }
+
+    const MFA_KEY: &str = "an-mfa-key-that-is-at-least-32-bytes-long";
+
+    fn config_with_mfa(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut all = vec![("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)];
+        all.extend_from_slice(vars);
+        config(&all)
+    }
+
+    #[test]
+    fn reads_the_mfa_settings_and_refuses_nonsense() {
+        let unset = config_with_mfa(&[]).unwrap();
+        assert!(unset.mfa_key.is_none() && !unset.admin_mfa_required);
+        let set = config_with_mfa(&[("MFA_KEY", MFA_KEY), ("ADMIN_MFA_REQUIRED", "true")]).unwrap();
+        assert!(matches!(set.mfa_key, Some(MfaKeySource::Value(_))) && set.admin_mfa_required);
+        let arn = config_with_mfa(&[("MFA_KEY_ARN", "arn:aws:secretsmanager:m")]).unwrap();
+        assert!(matches!(
+            arn.mfa_key,
+            Some(MfaKeySource::SecretsManager { .. })
+        ));
+        for (name, bad) in [
+            ("MFA_KEY", &MFA_KEY[..31]),
+            ("ADMIN_MFA_REQUIRED", "yes"),
+            ("ADMIN_MFA_REQUIRED", "TRUE"),
+        ] {
+            let error = config_with_mfa(&[(name, bad)]).expect_err("refused");
+            assert!(error.to_string().contains(name), "{error}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{ApiKey, User};
+use crate::domain::{ApiKey, Assurance, User};
 use crate::routes::{ApiKeys, Scope};
 use crate::store::{KeySession, Session};
 
@@ -31,6 +31,15 @@ impl Principal {
         match self {
             Self::User { claims, .. } => Some(claims.sid),
             Self::ApiKey { .. } => None,
+        }
+    }
+
+    /// How the request's session was signed in to (its access token's `aal`); an API key acts
+    /// on a password's strength at most.
+    pub fn assurance(&self) -> Assurance {
+        match self {
+            Self::User { claims, .. } => claims.assurance(),
+            Self::ApiKey { .. } => Assurance::Password,
         }
     }
 

@@ -153,6 +153,9 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
             recorded?;
             Err(ApiError::Forbidden("Account is disabled".into()))
         }
+        LoginRecord::Recorded(user) if credential.mfa => {
+            super::mfa::ask_for_second_factor(state, &user, now, attempt, &provisional).await
+        }
         LoginRecord::Recorded(user) => {
             let verified = VerifiedLogin {
                 username: username.as_str(),

@@ -21,6 +21,7 @@ mod governance;
 mod jobs;
 mod ledger;
 mod meta;
+mod mfa;
 mod sessions;
 
 use lambda_http::Request;
@@ -99,6 +100,20 @@ endpoints! {
         user sessions::change_password;
     REAUTHENTICATE: "reauthenticate", "POST" "/api/auth/reauthenticate", Auth, keys(refused),
         user sessions::reauthenticate, first read sessions::reauthenticate_first_read;
+    LOGIN_MFA: "login-mfa", "POST" "/api/auth/login/mfa", Auth, keys(ignored), public mfa::login_mfa,
+        first read mfa::login_mfa_first_read;
+    MFA_STATUS: "mfa-status", "GET" "/api/auth/mfa/status", Auth, keys(refused),
+        user mfa::status, first read mfa::second_factor_first_read;
+    MFA_SETUP: "mfa-setup", "POST" "/api/auth/mfa/setup", Auth, keys(refused),
+        user mfa::setup, first read mfa::second_factor_first_read;
+    MFA_VERIFY: "mfa-verify", "POST" "/api/auth/mfa/verify", Auth, keys(refused),
+        user mfa::verify, first read mfa::second_factor_first_read;
+    MFA_VALIDATE: "mfa-validate", "POST" "/api/auth/mfa/validate", Auth, keys(refused),
+        user mfa::validate, first read mfa::second_factor_first_read;
+    MFA_DISABLE: "mfa-disable", "POST" "/api/auth/mfa/disable", Auth, keys(refused),
+        user mfa::disable, first read mfa::second_factor_first_read;
+    MFA_REGENERATE_BACKUP_CODES: "mfa-regenerate-backup-codes", "POST" "/api/auth/mfa/regenerate-backup-codes", Auth, keys(refused),
+        user mfa::regenerate_backup_codes, first read mfa::second_factor_first_read;
     SUBMIT_JOB: "submit-job", "POST" "/api/scheduler/jobs", Write, keys(jobs:write),
         user jobs::submit_job;
     LIST_JOBS: "list-jobs", "GET" "/api/scheduler/jobs", Read, keys(jobs:read),
@@ -245,6 +260,7 @@ mod tests {
                 | "/api/auth/change-password"
                 | "/api/auth/reauthenticate",
             ) => ApiKeys::Refused,
+            (_, path) if path.starts_with("/api/auth/mfa/") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/admin/") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/auth/sessions") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/keys") => ApiKeys::Refused,
@@ -266,7 +282,15 @@ mod tests {
             );
         }
         let public = [
-            "root", "health", "register", "login", "refresh", "revoke", "openapi", "docs",
+            "root",
+            "health",
+            "register",
+            "login",
+            "login-mfa",
+            "refresh",
+            "revoke",
+            "openapi",
+            "docs",
         ];
         for route in ROUTES {
             assert_eq!(
@@ -427,6 +451,21 @@ mod tests {
                 "{listed}"
             );
         }
+    }
+
+    /// The functions that start with the MFA key are routes of the table: each MFA route that
+    /// takes a code, login's second step and reauthentication; not the status, which reads no
+    /// secret.
+    #[test]
+    fn the_second_factor_functions_are_routes() {
+        for function in crate::routes::SECOND_FACTOR_FUNCTIONS {
+            assert!(
+                ROUTES.iter().any(|route| route.function == *function),
+                "{function}"
+            );
+        }
+        assert!(!MFA_STATUS.route.checks_second_factor());
+        assert!(LOGIN_MFA.route.checks_second_factor() && !LOGIN.route.checks_second_factor());
     }
 
     #[test]

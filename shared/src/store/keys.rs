@@ -189,6 +189,21 @@ pub fn rate_counter(
     )
 }
 
+/// A user's second factor (issue 24): its sealed TOTP secret, last accepted step, backup codes.
+pub fn second_factor(user_id: Uuid) -> Key {
+    key(user_partition(user_id), "MFA")
+}
+
+/// A user's wrong second factors in the current hour-long window.
+pub fn second_factor_failures(user_id: Uuid) -> Key {
+    key(user_partition(user_id), "MFAFAIL")
+}
+
+/// A login waiting for its second factor, by the SHA-256 of its temp token (hex).
+pub fn mfa_login(hash: &str) -> Key {
+    key(format!("MFALOGIN#{hash}"), "MFALOGIN")
+}
+
 /// The recent failed logins of a username (existing or not).
 pub fn login_failures(username: &str) -> Key {
     key(format!("LOGINFAIL#{username}"), "LOGINFAIL")

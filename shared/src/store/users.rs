@@ -28,6 +28,9 @@ pub enum CreateUserError {
 pub struct Credential {
     pub user_id: Uuid,
     pub password_hash: String,
+    /// Whether the user has an enabled second factor: a login then asks for it.
+    #[serde(default)]
+    pub mfa: bool,
 }
 
 /// What login reads about a username before it verifies a password.
@@ -119,6 +122,7 @@ impl Store {
         let credential = Credential {
             user_id: user.id,
             password_hash: password_hash.to_owned(),
+            mfa: false,
         };
         let credential = with_key(
             to_item(&credential).map_err(StoreError::from)?,
