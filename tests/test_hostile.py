@@ -56,10 +56,11 @@ SECURITY_HEADERS = {
 CORRELATION_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Routes that answer without reading a body.
 BODILESS = {"GET", "DELETE"}
-# POST routes that read no body: the admin API's actions (`POST .../{id}/deactivate`).
-POSTS_WITHOUT_BODY = {"/api/admin/users/{id}/{action}"}
+# POST routes that read no body: the admin API's actions (`POST .../{id}/deactivate`), and the
+# second factor's setup.
+POSTS_WITHOUT_BODY = {"/api/admin/users/{id}/{action}", "/api/auth/mfa/setup"}
 PUBLIC = {"/", "/health", "/openapi.json", "/docs", "/docs/{file}", "/api/auth/register", "/api/auth/login",
-          "/api/auth/logout", "/api/auth/refresh", "/api/auth/revoke"}
+          "/api/auth/logout", "/api/auth/refresh", "/api/auth/revoke", "/api/auth/login/mfa"}
 # Routes that answer 200 to whatever they are given: logout (any token or none) and revoke (any
 # string as a refresh token, RFC 7009); a body revoke cannot read at all is still a 4xx.
 ALWAYS_SUCCEED = {"/api/auth/logout", "/api/auth/revoke"}
