@@ -617,7 +617,7 @@ async fn disabling_needs_the_password_and_a_code() {
     assert!(later.login(&user.username, PASSWORD).await.json()["access_token"].is_string());
     assert_eq!(
         validate(&later, access, &user.codes[0]).await.status(),
-        400,
+        409,
         "no factor any more"
     );
 }

@@ -18,15 +18,14 @@ pub const BACKUP_CODE_COUNT: usize = 10;
 const BACKUP_CODE_CHARS: usize = 8;
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
-/// A six-digit TOTP code as typed (spaces around it dropped).
+/// A six-digit TOTP code (openapi.yaml's pattern `^[0-9]{6}$`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct TotpCode(String);
 
 impl TotpCode {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let code = raw.trim();
-        if code.len() == TOTP_DIGITS && code.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(Self(code.to_owned()))
+        if raw.len() == TOTP_DIGITS && raw.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(raw.to_owned()))
         } else {
             Err(format!("must be {TOTP_DIGITS} digits"))
         }
@@ -38,7 +37,8 @@ impl TotpCode {
 }
 
 /// A backup code, in its one stored spelling: eight upper-case base32 characters. Typed with or
-/// without its hyphen, in either case.
+/// without its hyphen in the middle, in either case (openapi.yaml's pattern
+/// `^[A-Za-z2-7]{4}-?[A-Za-z2-7]{4}$`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct BackupCode(String);
 
@@ -68,12 +68,12 @@ impl BackupCode {
     }
 
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let code: String = raw
-            .trim()
-            .chars()
-            .filter(|c| *c != '-')
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
+        let half = BACKUP_CODE_CHARS / 2;
+        let joined = match (raw.len(), raw.get(half..=half)) {
+            (9, Some("-")) => format!("{}{}", &raw[..half], &raw[half + 1..]),
+            _ => raw.to_owned(),
+        };
+        let code = joined.to_ascii_uppercase();
         if code.len() == BACKUP_CODE_CHARS && code.bytes().all(|b| BASE32.contains(&b)) {
             Ok(Self(code))
         } else {
@@ -227,8 +227,8 @@ mod tests {
 
     #[test]
     fn codes_parse_in_their_forms_only() {
-        assert_eq!(TotpCode::parse(" 012345 ").unwrap().as_str(), "012345");
-        for bad in ["", "12345", "1234567", "12a456", "１２３４５６"] {
+        assert_eq!(TotpCode::parse("012345").unwrap().as_str(), "012345");
+        for bad in ["", "12345", "1234567", "12a456", "１２３４５６", " 012345"] {
             assert!(TotpCode::parse(bad).is_err(), "{bad:?}");
         }
         let code = BackupCode::generate();
@@ -241,7 +241,15 @@ mod tests {
             BackupCode::parse("abcd2345").unwrap().display(),
             "ABCD-2345"
         );
-        for bad in ["ABCD-234", "ABCD-23450", "ABCD-2301", ""] {
+        for bad in [
+            "ABCD-234",
+            "ABCD-23450",
+            "ABCD-2301",
+            "",
+            "AB-CD-EFGH",
+            "ABCDEFGH-",
+            " ABCDEFGH",
+        ] {
             assert!(BackupCode::parse(bad).is_err(), "{bad:?}");
         }
         assert!(matches!(

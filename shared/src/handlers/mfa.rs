@@ -174,7 +174,7 @@ impl Refusal<'_> {
 }
 
 /// Proves `user`'s second factor with `code`, for an action whose own write spends it
-/// (reauthentication): 400 without an enabled factor, 429 past the hourly limit, 401 (recorded)
+/// (reauthentication): 409 without an enabled factor, 429 past the hourly limit, 401 (recorded)
 /// for a wrong code.
 pub(super) async fn prove_second_factor(
     req: &Request,
@@ -191,7 +191,7 @@ pub(super) async fn prove_second_factor(
         .await?;
     let factor = factor
         .filter(SecondFactor::enabled)
-        .ok_or_else(|| ApiError::BadRequest(NOT_ENABLED.into()))?;
+        .ok_or_else(|| ApiError::Conflict(NOT_ENABLED.into()))?;
     let audit = audit_context(req, state, Actor::User(user.id), now);
     let refusal = Refusal {
         audit: &audit,
@@ -321,12 +321,12 @@ pub async fn verify(
     let SecondFactorState { factor, failures } = second_factor_state(&req, state, user).await?;
     let factor = match factor {
         None => {
-            return Err(ApiError::BadRequest(
+            return Err(ApiError::Conflict(
                 "MFA setup not initiated. Call /api/auth/mfa/setup first.".into(),
             ));
         }
         Some(factor) if factor.enabled() => {
-            return Err(ApiError::BadRequest("MFA is already enabled.".into()));
+            return Err(ApiError::Conflict("MFA is already enabled.".into()));
         }
         Some(factor) => factor,
     };
