@@ -4,6 +4,7 @@ use secrecy::SecretString;
 use crate::auth::JwtKeys;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, JwtSecretSource, checked_jwt_secret};
+use crate::mail::{Outbox, Ses};
 use crate::routes::Route;
 use crate::store::{self, Store, sdk_config};
 
@@ -15,7 +16,13 @@ pub struct AppState {
     /// the docs page; and the default route's), which therefore starts without a JWT secret.
     jwt_keys: Option<JwtKeys>,
     pub clock: Clock,
+    /// Where mail goes out: absent in a function whose route sends none and that was not given
+    /// `MAIL_FROM` and `APP_BASE_URL`.
+    outbox: Option<Outbox>,
 }
+
+/// The functions that send mail, which refuse to start without `MAIL_FROM` and `APP_BASE_URL`.
+pub const MAIL_SENDERS: &[&str] = &["register", "password-reset-request", "verify-email-resend"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -44,12 +51,40 @@ impl AppState {
                 Some(read_secret(&sdk_config, arn).await?)
             }
         };
+        let outbox = match (&config.mail_from, &config.app_base_url) {
+            (Some(from), Some(base_url)) => Some(Outbox::new(
+                from.clone(),
+                base_url.clone(),
+                Box::new(Ses::new(&sdk_config)),
+            )),
+            (None, _) if MAIL_SENDERS.contains(&route.function) => {
+                return Err(ConfigError::Missing("MAIL_FROM").into());
+            }
+            (_, None) if MAIL_SENDERS.contains(&route.function) => {
+                return Err(ConfigError::Missing("APP_BASE_URL").into());
+            }
+            _ => None,
+        };
         Ok(Self {
+            outbox,
             store: Store::new(store::client(&sdk_config), &config.table_name),
             jwt_keys: jwt_secret.map(|secret| JwtKeys::new(&secret, config.access_token_minutes)),
             clock: Clock::default(),
             config,
         })
+    }
+
+    /// Where mail goes out; `None` only in a function that sends none (`MAIL_SENDERS`).
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
+    }
+
+    /// The same state sending its mail through `outbox` (tests: a mail service that fails).
+    pub fn with_outbox(self, outbox: Outbox) -> Self {
+        Self {
+            outbox: Some(outbox),
+            ..self
+        }
     }
 
     /// The access-token signer and verifier; `None` only in a function whose route reads no token.

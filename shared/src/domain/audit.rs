@@ -49,6 +49,9 @@ event_types! {
     SessionRefreshReused => "session.refresh_reused",
     SessionRevoked => "session.revoked",
     PasswordChanged => "password.changed",
+    PasswordReset => "password.reset",
+    EmailVerified => "email.verified",
+    MailFailed => "mail.failed",
 }
 
 impl AuditEventType {
@@ -213,6 +216,11 @@ impl AuditEvent {
     /// (`change-password`, `reauthenticate`).
     pub fn with_via(self, function: &str) -> Self {
         self.with("via", function)
+    }
+
+    /// Which mail, on `mail.failed` (`reset`, `verify`): never its link.
+    pub fn with_mail(self, kind: &str) -> Self {
+        self.with("mail", kind)
     }
 
     pub fn with_flag(self, name: &str, value: bool) -> Self {

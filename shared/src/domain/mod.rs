@@ -11,6 +11,7 @@ mod idempotency;
 mod job;
 mod lock;
 mod proposal;
+mod recovery;
 mod refresh_token;
 mod text;
 mod timestamp;
@@ -39,6 +40,10 @@ pub use lock::{StakeLock, StakeLocks};
 pub use proposal::{
     DEFAULT_VOTING_PERIOD_HOURS, DESCRIPTION_CHARS, Proposal, ProposalStatus, TITLE_CHARS,
     VOTING_PERIOD_HOURS, Vote,
+};
+pub use recovery::{
+    BaseUrl, MAILS_PER_HOUR, Mail, RECOVERY_TOKEN_CHARS, RecoveryToken, RecoveryTokenHash,
+    TokenPurpose,
 };
 pub use refresh_token::{
     REFRESH_TOKEN_CHARS, REFRESH_TOKEN_PREFIX, RefreshToken, RefreshTokenHash,

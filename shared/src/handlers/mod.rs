@@ -21,6 +21,7 @@ mod governance;
 mod jobs;
 mod ledger;
 mod meta;
+mod recovery;
 mod sessions;
 
 use lambda_http::Request;
@@ -99,6 +100,14 @@ endpoints! {
         user sessions::change_password;
     REAUTHENTICATE: "reauthenticate", "POST" "/api/auth/reauthenticate", Auth, keys(refused),
         user sessions::reauthenticate, first read sessions::reauthenticate_first_read;
+    PASSWORD_RESET_REQUEST: "password-reset-request", "POST" "/api/auth/password-reset/request",
+        Auth, keys(ignored), public recovery::request_password_reset;
+    PASSWORD_RESET_CONFIRM: "password-reset-confirm", "POST" "/api/auth/password-reset/confirm",
+        Auth, keys(ignored), public recovery::confirm_password_reset;
+    VERIFY_EMAIL: "verify-email", "POST" "/api/auth/verify-email", Auth, keys(ignored),
+        public recovery::verify_email;
+    VERIFY_EMAIL_RESEND: "verify-email-resend", "POST" "/api/auth/verify-email/resend", Auth,
+        keys(refused), user recovery::resend_verification;
     SUBMIT_JOB: "submit-job", "POST" "/api/scheduler/jobs", Write, keys(jobs:write),
         user jobs::submit_job;
     LIST_JOBS: "list-jobs", "GET" "/api/scheduler/jobs", Read, keys(jobs:read),
@@ -243,7 +252,8 @@ mod tests {
                 "/api/tokenomics/mint"
                 | "/api/auth/logout"
                 | "/api/auth/change-password"
-                | "/api/auth/reauthenticate",
+                | "/api/auth/reauthenticate"
+                | "/api/auth/verify-email/resend",
             ) => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/admin/") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/auth/sessions") => ApiKeys::Refused,
@@ -266,7 +276,17 @@ mod tests {
             );
         }
         let public = [
-            "root", "health", "register", "login", "refresh", "revoke", "openapi", "docs",
+            "root",
+            "health",
+            "register",
+            "login",
+            "refresh",
+            "revoke",
+            "openapi",
+            "docs",
+            "password-reset-request",
+            "password-reset-confirm",
+            "verify-email",
         ];
         for route in ROUTES {
             assert_eq!(

@@ -12,6 +12,7 @@ pub mod keys;
 mod ledger;
 mod login_attempts;
 mod rate_counters;
+mod recovery;
 mod round_trip_log;
 mod sessions;
 mod user_admin;
@@ -50,6 +51,7 @@ pub use ledger::{
 };
 pub use login_attempts::{AttemptsWrite, LoginAttempts};
 pub use rate_counters::counter_hits;
+pub use recovery::{NewToken, ResetRecord, Spend, VerificationRecord};
 pub use sessions::{
     NewPassword, PasswordChange, Reauthentication, RefreshLookup, RefreshRecord, RefreshState,
     Rotation, SessionRecord, SessionStart, SessionStatus, VerifiedLogin,
