@@ -100,10 +100,10 @@ endpoints! {
         user sessions::change_password;
     REAUTHENTICATE: "reauthenticate", "POST" "/api/auth/reauthenticate", Auth, keys(refused),
         user sessions::reauthenticate, first read sessions::reauthenticate_first_read;
-    PASSWORD_RESET_REQUEST: "password-reset-request", "POST" "/api/auth/password-reset/request",
-        Auth, keys(ignored), public recovery::request_password_reset;
-    PASSWORD_RESET_CONFIRM: "password-reset-confirm", "POST" "/api/auth/password-reset/confirm",
-        Auth, keys(ignored), public recovery::confirm_password_reset;
+    PASSWORD_RESET_REQUEST: "password-reset-request", "POST" "/api/auth/password-reset/request", Auth,
+        keys(ignored), public recovery::request_password_reset;
+    PASSWORD_RESET_CONFIRM: "password-reset-confirm", "POST" "/api/auth/password-reset/confirm", Auth,
+        keys(ignored), public recovery::confirm_password_reset;
     VERIFY_EMAIL: "verify-email", "POST" "/api/auth/verify-email", Auth, keys(ignored),
         public recovery::verify_email;
     VERIFY_EMAIL_RESEND: "verify-email-resend", "POST" "/api/auth/verify-email/resend", Auth,
