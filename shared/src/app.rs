@@ -79,14 +79,6 @@ impl AppState {
         self.outbox.as_ref()
     }
 
-    /// The same state sending its mail through `outbox` (tests: a mail service that fails).
-    pub fn with_outbox(self, outbox: Outbox) -> Self {
-        Self {
-            outbox: Some(outbox),
-            ..self
-        }
-    }
-
     /// The access-token signer and verifier; `None` only in a function whose route reads no token.
     pub fn jwt_keys(&self) -> Option<&JwtKeys> {
         self.jwt_keys.as_ref()

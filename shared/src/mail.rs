@@ -69,14 +69,11 @@ impl Mailer for Ses {
     }
 }
 
-/// What SES said, without the request (which holds the mail, and so its link).
+/// What SES said: its error code alone. Not the request (which holds the mail, and so its
+/// link), nor SES's message (which names the addresses it refused).
 fn not_sent<E: ProvideErrorMetadata + std::fmt::Debug, R>(error: SdkError<E, R>) -> MailError {
     let reason = match &error {
-        SdkError::ServiceError(service) => format!(
-            "{}: {}",
-            service.err().code().unwrap_or("unknown"),
-            service.err().message().unwrap_or("")
-        ),
+        SdkError::ServiceError(service) => service.err().code().unwrap_or("unknown").to_owned(),
         SdkError::TimeoutError(_) => "timed out".to_owned(),
         SdkError::DispatchFailure(_) => "unreachable".to_owned(),
         _ => "no usable answer".to_owned(),

@@ -18,7 +18,7 @@ use crate::http::{ApiError, audit_context, json_body, json_response, source_ip};
 use crate::mail::Outbox;
 use crate::store::{NewToken, ResetRecord, Spend, VerificationRecord};
 
-pub const RESET_REQUESTED: &str =
+const RESET_REQUESTED: &str =
     "If an account exists with that email, a password reset link has been sent.";
 const RESET_DONE: &str = "Your password has been reset successfully.";
 const INVALID_RESET_TOKEN: &str = "Invalid or expired reset token";
