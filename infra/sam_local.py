@@ -184,7 +184,10 @@ class Sam:
         return [
             "--template", str(template),
             "--env-vars", str(env_vars),
-            "--parameter-overrides", f"Architecture={sam_image.lambda_architecture()}",
+            # One string: the template's parameters without defaults, and the host's architecture.
+            "--parameter-overrides",
+            f"Architecture={sam_image.lambda_architecture()} MailFrom={local_stack.MAIL_ENV['MAIL_FROM']} "
+            f"AppBaseUrl={local_stack.MAIL_ENV['APP_BASE_URL']}",
             "--skip-pull-image",
             "--add-host", f"{CONTAINER_HOST}:host-gateway",
         ]

@@ -342,6 +342,13 @@ def substitute(api, method: str, path: str, request: dict) -> str | None:
         # The caller's password is the example's old password.
         _, token, _ = user(api, password=body["old_password"])
         return token
+    if path in ("/api/auth/password-reset/confirm", "/api/auth/verify-email"):
+        # A token is only ever one a mail carried: a fresh user's, read from the local server.
+        email = f"{user(api)[0]}@example.com"
+        if path.endswith("/confirm"):
+            assert api.post("/api/auth/password-reset/request", json={"email": email}).status_code == 200
+        body["token"] = api.mailed_token(email, "reset-password" if path.endswith("/confirm") else "verify-email")
+        return None
     if (method, path) == ("POST", "/api/tokenomics/mint") or path.startswith("/api/admin/"):
         # Administrators only: anyone else is refused (403) before the request is read.
         return api.new_admin()

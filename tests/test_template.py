@@ -41,8 +41,11 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     "RootFunction": COUNTERS,
     "HealthFunction": set(),
     # One TransactWriteItems: the profile, the credential, the email reservation, the wallet, the
-    # event.
-    "RegisterFunction": COUNTERS | AUDIT | {(PUT, "USER#"), (PUT, "USERNAME#"), (PUT, "EMAIL#"), (PUT, "WALLET#")},
+    # event,
+    # the address's verification token (issue 25).
+    "RegisterFunction": COUNTERS | AUDIT | {
+        (PUT, "USER#"), (PUT, "USERNAME#"), (PUT, "EMAIL#"), (PUT, "WALLET#"), (PUT, "VERIFY#"),
+    },
     # The failed-login record with the attempt's provisional failure events, and last_login on
     # the profile; then one TransactWriteItems: the session, its first refresh token, the
     # success event, the provisional events deleted, the attempt released, on the conditions
@@ -132,6 +135,17 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     "RevokeApiKeyFunction": COUNTERS | AUDIT | {(UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#")},
     "AdminAuditFunction": COUNTERS,
     "AdminListUsersFunction": COUNTERS,
+    # Issue 25. The reset token's item; `mail.failed` when SES refuses the mail.
+    "PasswordResetRequestFunction": COUNTERS | AUDIT | {(PUT, "RESET#")},
+    # One TransactWriteItems: the token spent (deleted), the credential's hash, the user's session
+    # epoch and reset generation, the username's failed logins cleared, `password.reset`.
+    "PasswordResetConfirmFunction": COUNTERS | AUDIT | {
+        (DELETE, "RESET#"), (UPDATE, "USERNAME#"), (UPDATE, "USER#"), (DELETE, "LOGINFAIL#"),
+    },
+    # One TransactWriteItems: the token spent (deleted), the user's email_verified, the event.
+    "VerifyEmailFunction": COUNTERS | AUDIT | {(DELETE, "VERIFY#"), (UPDATE, "USER#")},
+    # The new verification token's item; `mail.failed` when SES refuses the mail.
+    "VerifyEmailResendFunction": COUNTERS | AUDIT | {(PUT, "VERIFY#")},
     # One TransactWriteItems: the target's flag (or, for unlock, its username's failed logins),
     # the acting administrator checked still one, the audit event.
     "AdminUserActionFunction": COUNTERS | AUDIT | {
@@ -165,6 +179,10 @@ EXPECTED_READS: dict[str, set[tuple[str, str]]] = {
     "UnstakeFunction": WALLET_READ,
     "MintFunction": WALLET_READ,
     "AdminAuditFunction": LIMITER | {("dynamodb:Query", TABLE), ("dynamodb:Query", INDEX)},
+    # The address's reservation and its user's profile; the token's item.
+    "PasswordResetRequestFunction": LIMITER | {("dynamodb:GetItem", TABLE)},
+    "PasswordResetConfirmFunction": LIMITER | {("dynamodb:GetItem", TABLE)},
+    "VerifyEmailFunction": LIMITER | {("dynamodb:GetItem", TABLE)},
 }
 
 
@@ -250,15 +268,33 @@ def test_reads_are_the_calls_the_function_makes(function):
     }
 
 
+# The functions that send mail (issue 25): ses:SendEmail on MAIL_FROM's identity, nothing else.
+MAIL_SENDERS = {"RegisterFunction", "PasswordResetRequestFunction", "VerifyEmailResendFunction"}
+MAIL_IDENTITY_ARN = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${MailFrom}"
+
+
 @pytest.mark.parametrize("function", sorted(EXPECTED_WRITES))
 def test_no_other_service_and_no_wildcard_actions(function):
+    sends = False
     for statement in statements(function):
         for action in as_list(statement["Action"]):
             assert "*" not in action and "?" not in action, f"{function}: {action}"
-            assert action.startswith("dynamodb:") or action == "secretsmanager:GetSecretValue", f"{function}: {action}"
+            assert action.startswith("dynamodb:") or action in ("secretsmanager:GetSecretValue", "ses:SendEmail"), f"{function}: {action}"
         if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
             assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
             assert statement["Resource"] in ("JwtSecret", "MfaKey"), f"{function}: the JWT secret or the MFA key"
+        if "ses:SendEmail" in as_list(statement["Action"]):
+            assert as_list(statement["Action"]) == ["ses:SendEmail"] and "Condition" not in statement
+            assert statement["Resource"] == MAIL_IDENTITY_ARN, f"{function}: MAIL_FROM's identity alone"
+            sends = True
+    assert sends == (function in MAIL_SENDERS), function
+
+
+def test_the_template_declares_the_sending_identity():
+    identities = [resource for resource in RESOURCES.values() if resource["Type"] == "AWS::SES::EmailIdentity"]
+    assert identities == [{"Type": "AWS::SES::EmailIdentity", "Properties": {"EmailIdentity": "MailFrom"}}]
+    for name in ("MailFrom", "AppBaseUrl"):
+        assert "Default" not in TEMPLATE["Parameters"][name], f"{name}: the deployer's own, no default"
 
 
 ARGON2_FUNCTIONS = ("RegisterFunction", "LoginFunction")

@@ -105,6 +105,9 @@ async fn run(options: Options) -> Result<(), Failure> {
         ("RATE_LIMIT_READ_PER_MIN", UNLIMITED),
         ("RATE_LIMIT_ADMIN_PER_MIN", UNLIMITED),
         ("REAUTHENTICATION_MINUTES", REAUTHENTICATION_MINUTES),
+        // The sender infra/local_stack.py verifies on the local server; the mails stay there.
+        ("MAIL_FROM", "no-reply@fog-compute.local"),
+        ("APP_BASE_URL", "http://localhost:5173"),
         (COST_LOG_VARIABLE, "1"),
     ]
     .into_iter()

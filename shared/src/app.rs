@@ -6,6 +6,7 @@ use crate::clock::Clock;
 use crate::config::{
     Config, ConfigError, JwtSecretSource, MfaKeySource, checked_jwt_secret, checked_mfa_key,
 };
+use crate::mail::{Outbox, Ses};
 use crate::routes::Route;
 use crate::store::{self, Store, sdk_config};
 
@@ -19,7 +20,13 @@ pub struct AppState {
     /// Present only in the functions that check second factors (`Route::checks_second_factor`).
     mfa_keys: Option<MfaKeys>,
     pub clock: Clock,
+    /// Where mail goes out: absent in a function whose route sends none and that was not given
+    /// `MAIL_FROM` and `APP_BASE_URL`.
+    outbox: Option<Outbox>,
 }
+
+/// The functions that send mail, which refuse to start without `MAIL_FROM` and `APP_BASE_URL`.
+pub const MAIL_SENDERS: &[&str] = &["register", "password-reset-request", "verify-email-resend"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -56,13 +63,33 @@ impl AppState {
                 Some(checked_mfa_key(read_secret(&sdk_config, arn).await?)?)
             }
         };
+        let outbox = match (&config.mail_from, &config.app_base_url) {
+            (Some(from), Some(base_url)) => Some(Outbox::new(
+                from.clone(),
+                base_url.clone(),
+                Box::new(Ses::new(&sdk_config)),
+            )),
+            (None, _) if MAIL_SENDERS.contains(&route.function) => {
+                return Err(ConfigError::Missing("MAIL_FROM").into());
+            }
+            (_, None) if MAIL_SENDERS.contains(&route.function) => {
+                return Err(ConfigError::Missing("APP_BASE_URL").into());
+            }
+            _ => None,
+        };
         Ok(Self {
+            outbox,
             store: Store::new(store::client(&sdk_config), &config.table_name),
             jwt_keys: jwt_secret.map(|secret| JwtKeys::new(&secret, config.access_token_minutes)),
             mfa_keys: mfa_key.map(|key| MfaKeys::new(&key)),
             clock: Clock::default(),
             config,
         })
+    }
+
+    /// Where mail goes out; `None` only in a function that sends none (`MAIL_SENDERS`).
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
     }
 
     /// The access-token signer and verifier; `None` only in a function whose route reads no token.

@@ -1,5 +1,7 @@
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::domain::{BaseUrl, Email};
+
 /// JWT HMAC keys shorter than this are refused at start-up.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 const DEFAULT_TOKEN_MINUTES: i64 = 30;
@@ -20,6 +22,12 @@ pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 90;
 /// (creating an API key), in minutes.
 pub const REAUTHENTICATION_MINUTES: std::ops::RangeInclusive<i64> = 1..=24 * 60;
 const DEFAULT_REAUTHENTICATION_MINUTES: i64 = 10;
+/// How long a password-reset link works, in minutes.
+pub const PASSWORD_RESET_TOKEN_MINUTES: std::ops::RangeInclusive<i64> = 5..=24 * 60;
+const DEFAULT_PASSWORD_RESET_TOKEN_MINUTES: i64 = 60;
+/// How long an address-verification link works, in hours.
+pub const EMAIL_VERIFICATION_TOKEN_HOURS: std::ops::RangeInclusive<i64> = 1..=14 * 24;
+const DEFAULT_EMAIL_VERIFICATION_TOKEN_HOURS: i64 = 48;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -91,6 +99,17 @@ pub struct Config {
     pub reauthentication_minutes: i64,
     /// Browser origins whose requests get CORS headers; empty allows none.
     pub cors_allowed_origins: Vec<String>,
+    /// `MAIL_FROM`: the sender of every mail (an SES identity). Required by the functions that
+    /// send mail (see `AppState::new`).
+    pub mail_from: Option<Email>,
+    /// `APP_BASE_URL`: the frontend's address, where mailed links point.
+    pub app_base_url: Option<BaseUrl>,
+    /// `PASSWORD_RESET_TOKEN_MINUTES`: see `PASSWORD_RESET_TOKEN_MINUTES`.
+    pub password_reset_token_minutes: i64,
+    /// `EMAIL_VERIFICATION_TOKEN_HOURS`: see `EMAIL_VERIFICATION_TOKEN_HOURS`.
+    pub email_verification_token_hours: i64,
+    /// `REQUIRE_VERIFIED_EMAIL`: the platform's write routes refuse unverified users (403).
+    pub require_verified_email: bool,
 }
 
 /// Requests per identity per 60-second sliding window, by category.
@@ -191,6 +210,36 @@ impl Config {
             DEFAULT_REAUTHENTICATION_MINUTES,
             "minutes",
         )?;
+        let password_reset_token_minutes = whole_number(
+            "PASSWORD_RESET_TOKEN_MINUTES",
+            PASSWORD_RESET_TOKEN_MINUTES,
+            DEFAULT_PASSWORD_RESET_TOKEN_MINUTES,
+            "minutes",
+        )?;
+        let email_verification_token_hours = whole_number(
+            "EMAIL_VERIFICATION_TOKEN_HOURS",
+            EMAIL_VERIFICATION_TOKEN_HOURS,
+            DEFAULT_EMAIL_VERIFICATION_TOKEN_HOURS,
+            "hours",
+        )?;
+        let require_verified_email = match non_empty("REQUIRE_VERIFIED_EMAIL").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "REQUIRE_VERIFIED_EMAIL",
+                    reason: "must be true or false".into(),
+                });
+            }
+        };
+        let invalid =
+            |name: &'static str| move |reason: String| ConfigError::Invalid { name, reason };
+        let mail_from = non_empty("MAIL_FROM")
+            .map(|raw| Email::parse(&raw).map_err(invalid("MAIL_FROM")))
+            .transpose()?;
+        let app_base_url = non_empty("APP_BASE_URL")
+            .map(|raw| BaseUrl::parse(&raw).map_err(invalid("APP_BASE_URL")))
+            .transpose()?;
         let limit = |name: &'static str, default: u64| match non_empty(name) {
             None => Ok(default),
             Some(raw) => raw
@@ -242,6 +291,11 @@ impl Config {
             refresh_reuse_grace_seconds,
             audit_retention_days,
             reauthentication_minutes,
+            mail_from,
+            app_base_url,
+            password_reset_token_minutes,
+            email_verification_token_hours,
+            require_verified_email,
         })
     }
 }
@@ -428,6 +482,44 @@ mod tests {
                 error.to_string(),
                 "environment variable REAUTHENTICATION_MINUTES is invalid: must be a whole number of minutes from 1 to 1440"
             );
+        }
+    }
+
+    #[test]
+    fn reads_the_mail_settings_and_refuses_nonsense() {
+        let defaults = config(&[("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(defaults.password_reset_token_minutes, 60);
+        assert_eq!(defaults.email_verification_token_hours, 48);
+        assert!(!defaults.require_verified_email);
+        assert!(defaults.mail_from.is_none() && defaults.app_base_url.is_none());
+        let set = config(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SECRET", SECRET),
+            ("MAIL_FROM", "No-Reply@Example.com"),
+            ("APP_BASE_URL", "https://app.example.com/"),
+            ("PASSWORD_RESET_TOKEN_MINUTES", "15"),
+            ("EMAIL_VERIFICATION_TOKEN_HOURS", "24"),
+            ("REQUIRE_VERIFIED_EMAIL", "true"),
+        ])
+        .unwrap();
+        assert_eq!(set.mail_from.unwrap().as_str(), "no-reply@example.com");
+        assert_eq!(set.password_reset_token_minutes, 15);
+        assert_eq!(set.email_verification_token_hours, 24);
+        assert!(set.require_verified_email);
+        for (name, bad) in [
+            ("MAIL_FROM", "not an address"),
+            ("APP_BASE_URL", "app.example.com"),
+            ("PASSWORD_RESET_TOKEN_MINUTES", "4"),
+            ("PASSWORD_RESET_TOKEN_MINUTES", "1441"),
+            ("EMAIL_VERIFICATION_TOKEN_HOURS", "0"),
+            ("EMAIL_VERIFICATION_TOKEN_HOURS", "337"),
+            ("REQUIRE_VERIFIED_EMAIL", "yes"),
+            ("REQUIRE_VERIFIED_EMAIL", "TRUE"),
+        ] {
+            let error = config(&[("TABLE_NAME", "t"), ("JWT_SECRET", SECRET), (name, bad)])
+                .err()
+                .unwrap_or_else(|| panic!("{name}={bad} was accepted"));
+            assert!(error.to_string().contains(name), "{error}");
         }
     }
 

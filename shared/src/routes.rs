@@ -96,6 +96,16 @@ impl ApiKeys {
     pub fn accepted(self) -> bool {
         matches!(self, Self::AnyScope | Self::Scope(_))
     }
+
+    /// Whether the route writes to the fog platform (jobs, devices, tokens, governance): those
+    /// that `REQUIRE_VERIFIED_EMAIL` closes to unverified users.
+    pub fn writes_platform(self) -> bool {
+        use Scope::*;
+        matches!(
+            self,
+            Self::Scope(JobsWrite | DevicesWrite | TokensWrite | GovernanceWrite)
+        )
+    }
 }
 
 /// What a route answers, which decides the security headers `http::dispatch` gives its answers.

@@ -66,6 +66,15 @@ impl Principal {
         }
     }
 
+    /// Whether the request's user has verified their address (`REQUIRE_VERIFIED_EMAIL`).
+    pub fn email_verified(&self) -> Result<(), AuthError> {
+        if self.user().email_verified {
+            Ok(())
+        } else {
+            Err(AuthError::EmailUnverified)
+        }
+    }
+
     /// Whether this principal may use a route that takes `api_keys`: a token always may; a key
     /// only where keys are accepted, and then only with the route's scope.
     pub fn authorize(&self, api_keys: ApiKeys) -> Result<(), AuthError> {
@@ -126,6 +135,11 @@ pub enum AuthError {
     SignInTooOld { max_age_seconds: i64 },
     #[error("the credentials could not be checked: the table did not answer")]
     Unavailable,
+    /// `REQUIRE_VERIFIED_EMAIL` is on and the user has not verified their address.
+    #[error(
+        "Verify your email address first: open the link in the verification mail, or ask for a new one with POST /api/auth/verify-email/resend"
+    )]
+    EmailUnverified,
 }
 
 impl Credentials {

@@ -54,6 +54,9 @@ event_types! {
     MfaFailed => "mfa.failed",
     MfaBackupCodeUsed => "mfa.backup_code_used",
     MfaBackupCodesRegenerated => "mfa.backup_codes_regenerated",
+    PasswordReset => "password.reset",
+    EmailVerified => "email.verified",
+    MailFailed => "mail.failed",
 }
 
 impl AuditEventType {
@@ -250,6 +253,11 @@ impl AuditEvent {
     /// How many of a user's backup codes remain (`mfa.backup_code_used`).
     pub fn with_remaining(self, remaining: usize) -> Self {
         self.with("backup_codes_remaining", remaining)
+    }
+
+    /// Which mail, on `mail.failed` (`reset`, `verify`): never its link.
+    pub fn with_mail(self, kind: &str) -> Self {
+        self.with("mail", kind)
     }
 
     pub fn with_flag(self, name: &str, value: bool) -> Self {

@@ -12,6 +12,7 @@ mod job;
 mod lock;
 mod mfa;
 mod proposal;
+mod recovery;
 mod refresh_token;
 mod text;
 mod timestamp;
@@ -44,6 +45,10 @@ pub use mfa::{
 pub use proposal::{
     DEFAULT_VOTING_PERIOD_HOURS, DESCRIPTION_CHARS, Proposal, ProposalStatus, TITLE_CHARS,
     VOTING_PERIOD_HOURS, Vote,
+};
+pub use recovery::{
+    BaseUrl, MAILS_PER_HOUR, Mail, RECOVERY_TOKEN_CHARS, RecoveryToken, RecoveryTokenHash,
+    TokenPurpose,
 };
 pub use refresh_token::{
     REFRESH_TOKEN_CHARS, REFRESH_TOKEN_PREFIX, RefreshToken, RefreshTokenHash,

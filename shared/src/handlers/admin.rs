@@ -37,7 +37,8 @@ fn not_an_admin() -> ApiError {
     ApiError::Forbidden("Administrator privileges required".into())
 }
 
-/// A user as the admin API answers it: the issue's seven fields (no wallet, no session epoch).
+/// A user as the admin API answers it: the issue's seven fields (no wallet, no session epoch),
+/// and whether the address is verified (issue 25).
 #[derive(Serialize)]
 struct UserView<'a> {
     id: Uuid,
@@ -49,6 +50,7 @@ struct UserView<'a> {
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     last_login: Option<OffsetDateTime>,
+    email_verified: bool,
 }
 
 impl<'a> From<&'a User> for UserView<'a> {
@@ -61,6 +63,7 @@ impl<'a> From<&'a User> for UserView<'a> {
             is_admin: user.is_admin,
             created_at: user.created_at,
             last_login: user.last_login,
+            email_verified: user.email_verified,
         }
     }
 }

@@ -22,6 +22,7 @@ mod jobs;
 mod ledger;
 mod meta;
 mod mfa;
+mod recovery;
 mod sessions;
 
 use lambda_http::Request;
@@ -114,6 +115,14 @@ endpoints! {
         user mfa::disable, first read mfa::second_factor_first_read;
     MFA_REGENERATE_BACKUP_CODES: "mfa-regenerate-backup-codes", "POST" "/api/auth/mfa/regenerate-backup-codes", Auth, keys(refused),
         user mfa::regenerate_backup_codes, first read mfa::second_factor_first_read;
+    PASSWORD_RESET_REQUEST: "password-reset-request", "POST" "/api/auth/password-reset/request", Auth,
+        keys(ignored), public recovery::request_password_reset;
+    PASSWORD_RESET_CONFIRM: "password-reset-confirm", "POST" "/api/auth/password-reset/confirm", Auth,
+        keys(ignored), public recovery::confirm_password_reset;
+    VERIFY_EMAIL: "verify-email", "POST" "/api/auth/verify-email", Auth, keys(ignored),
+        public recovery::verify_email;
+    VERIFY_EMAIL_RESEND: "verify-email-resend", "POST" "/api/auth/verify-email/resend", Auth,
+        keys(refused), user recovery::resend_verification;
     SUBMIT_JOB: "submit-job", "POST" "/api/scheduler/jobs", Write, keys(jobs:write),
         user jobs::submit_job;
     LIST_JOBS: "list-jobs", "GET" "/api/scheduler/jobs", Read, keys(jobs:read),
@@ -258,7 +267,8 @@ mod tests {
                 "/api/tokenomics/mint"
                 | "/api/auth/logout"
                 | "/api/auth/change-password"
-                | "/api/auth/reauthenticate",
+                | "/api/auth/reauthenticate"
+                | "/api/auth/verify-email/resend",
             ) => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/auth/mfa/") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/admin/") => ApiKeys::Refused,
@@ -291,6 +301,9 @@ mod tests {
             "revoke",
             "openapi",
             "docs",
+            "password-reset-request",
+            "password-reset-confirm",
+            "verify-email",
         ];
         for route in ROUTES {
             assert_eq!(

@@ -13,6 +13,7 @@ mod ledger;
 mod login_attempts;
 mod mfa;
 mod rate_counters;
+mod recovery;
 mod round_trip_log;
 mod sessions;
 mod user_admin;
@@ -56,6 +57,7 @@ pub use mfa::{
     PendingLogin, SecondFactor, SecondFactorFailure, SecondFactorFailures, SecondFactorState,
 };
 pub use rate_counters::counter_hits;
+pub use recovery::{NewToken, ResetRecord, Spend, VerificationRecord};
 pub use sessions::{
     NewPassword, PasswordChange, Reauthentication, RefreshLookup, RefreshRecord, RefreshState,
     Rotation, SessionRecord, SessionStart, SessionStatus, VerifiedLogin,

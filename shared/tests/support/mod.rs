@@ -5,6 +5,7 @@
 
 pub mod faults;
 pub mod interleave;
+pub mod mail;
 pub mod sessions;
 
 use aws_sdk_dynamodb::config::retry::RetryPartition;
