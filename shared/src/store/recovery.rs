@@ -286,7 +286,7 @@ impl Store {
             verified.log();
             return Ok(Spend::Done);
         };
-        if refusal.any_failed(2) {
+        if refusal.any_failed(0..2) {
             Ok(Spend::TokenInvalid)
         } else {
             Err(refusal.unexpected("address verification cancelled"))
