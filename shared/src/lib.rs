@@ -9,7 +9,6 @@ pub mod config;
 pub mod domain;
 pub mod handlers;
 pub mod http;
-pub mod mail;
 pub mod ratelimit;
 pub mod routes;
 pub mod store;
