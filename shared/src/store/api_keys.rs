@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::error::unless_refused;
-use super::keys::{self, API_KEY_PREFIX, GSI1, GSI1PK, GSI1SK, Key};
+use super::keys::{self, API_KEY_PREFIX, GSI1PK, GSI1SK, Key};
 use super::{Item, Store, StoreError, find, number, string};
 use crate::domain::{ApiKey, AuditEvent, MAX_ACTIVE_KEYS, User, rfc3339};
 
@@ -312,13 +312,7 @@ impl Store {
     /// AWS, so a key may take a moment to appear).
     pub async fn api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
         let items = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
-            .expression_attribute_values(":owner", string(keys::user_partition(user_id)))
-            .expression_attribute_values(":prefix", string(API_KEY_PREFIX))
+            .owned_items(user_id, API_KEY_PREFIX)
             .scan_index_forward(false)
             .into_paginator()
             .items()

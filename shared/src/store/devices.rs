@@ -3,7 +3,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_items, to_item};
 use uuid::Uuid;
 
 use super::error::unless_refused;
-use super::keys::{self, DEVICE_PREFIX, GSI1, GSI1PK, GSI1SK};
+use super::keys::{self, DEVICE_PREFIX, GSI1PK, GSI1SK};
 use super::{Store, StoreError, string};
 use crate::domain::Device;
 
@@ -71,13 +71,7 @@ impl Store {
     /// Every device of a user, by device id (GSI1; eventually consistent in AWS).
     pub async fn devices(&self, user_id: Uuid) -> Result<Vec<Device>, StoreError> {
         let items = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
-            .expression_attribute_values(":owner", string(keys::user_partition(user_id)))
-            .expression_attribute_values(":prefix", string(DEVICE_PREFIX))
+            .owned_items(user_id, DEVICE_PREFIX)
             .into_paginator()
             .items()
             .send()

@@ -176,6 +176,22 @@ impl Store {
         Ok(())
     }
 
+    /// A query of GSI1 for `user_id`'s items whose sort key starts with `prefix` (their keys,
+    /// sessions, devices); the caller adds its filter and order.
+    fn owned_items(
+        &self,
+        user_id: Uuid,
+        prefix: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
+            .expression_attribute_values(":owner", string(keys::user_partition(user_id)))
+            .expression_attribute_values(":prefix", string(prefix))
+    }
+
     /// Writes `item` whole, unconditionally.
     async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client

@@ -13,7 +13,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, from_items, to_item};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::keys::{self, GSI1, GSI1PK, GSI1SK, SESSION_PREFIX};
+use super::keys::{self, GSI1PK, GSI1SK, SESSION_PREFIX};
 use super::{Item, KeyRevocation, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
 use crate::domain::{AuditEvent, RefreshToken, RefreshTokenHash, User, rfc3339};
 
@@ -599,17 +599,11 @@ impl Store {
         now: i64,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let items = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("GSI1PK = :owner AND begins_with(GSI1SK, :prefix)")
+            .owned_items(user.id, SESSION_PREFIX)
             .filter_expression("#status = :active AND #epoch >= :epoch AND #expires_at > :now")
             .expression_attribute_names("#status", STATUS)
             .expression_attribute_names("#epoch", EPOCH)
             .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
-            .expression_attribute_values(":owner", string(keys::user_partition(user.id)))
-            .expression_attribute_values(":prefix", string(SESSION_PREFIX))
             .expression_attribute_values(":active", string(ACTIVE))
             .expression_attribute_values(":epoch", epoch(user.session_epoch))
             .expression_attribute_values(":now", number(now))
