@@ -52,6 +52,9 @@ LOCAL_AWS_ENV = {
 }
 # The browser origin the local stack answers CORS for (a frontend's dev server).
 DEVELOPMENT_ORIGIN = "http://localhost:5173"
+# Mail (issue 25): the sender, verified on the local server at start, and the frontend whose
+# pages the mailed links open (the same dev server).
+MAIL_ENV = {"MAIL_FROM": "no-reply@fog-compute.local", "APP_BASE_URL": DEVELOPMENT_ORIGIN}
 # Passed through to the functions when set in the caller's environment.
 PASSTHROUGH_ENV = (
     "ACCESS_TOKEN_EXPIRE_MINUTES",
@@ -63,7 +66,11 @@ PASSTHROUGH_ENV = (
     "RATE_LIMIT_WRITE_PER_MIN",
     "RATE_LIMIT_READ_PER_MIN",
     "RATE_LIMIT_ADMIN_PER_MIN",
+    "ADMIN_MFA_REQUIRED",
     "AWS_LAMBDA_LOG_LEVEL",
+    "PASSWORD_RESET_TOKEN_MINUTES",
+    "EMAIL_VERIFICATION_TOKEN_HOURS",
+    "REQUIRE_VERIFIED_EMAIL",
 )
 
 
@@ -323,7 +330,8 @@ def check_ports_free(ports: list[tuple[int, str, str]], host: str = "127.0.0.1")
 
 
 class DynamoDb:
-    """The single-threaded moto server, with the project's table.
+    """The single-threaded moto server, with the project's table; it serves SES v2 too, with the
+    local sender (MAIL_FROM) verified from the start.
 
     `host` is the address it listens on: loopback by default; the Docker bridge's gateway address
     when functions in containers must reach it (`sam local`)."""
@@ -341,6 +349,7 @@ class DynamoDb:
                 start_new_session=True,
             )
             _wait_for(f"{self.endpoint}/moto-api/", timeout=30, process=self.process)
+            self.verify_sender(MAIL_ENV["MAIL_FROM"])
         except BaseException:  # a signal, a timeout, or the server exiting (its port taken)
             self.stop()
             raise
@@ -363,9 +372,59 @@ class DynamoDb:
             TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute}
         )
 
+    def verify_sender(self, address: str) -> None:
+        """SES v2 on the same server: the sender exists, as SES needs it verified."""
+        boto3.client(
+            "sesv2",
+            endpoint_url=self.endpoint,
+            region_name=LOCAL_AWS_ENV["AWS_REGION"],
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        ).create_email_identity(EmailIdentity=address)
+
+    def sent_mail(self) -> list[dict]:
+        """Every mail the server was sent, oldest first: each with `destinations`, `subject`
+        and `body` (moto's record)."""
+        with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=10) as answer:
+            return json.load(answer).get("ses", {}).get("Message", [])
+
     def stop(self) -> None:
         if self.process is not None:
             _stop(self.process)
+
+
+def mail_link(body: str) -> str | None:
+    """The link a mail carries (its token included)."""
+    found = re.search(r"https?://\S+\?token=[A-Za-z0-9_-]+", body)
+    return found.group(0) if found else None
+
+
+class MailPrinter:
+    """Prints each mail the local server is sent (to, subject, link) on the console, so that a
+    developer can click through a reset or a verification without a mail server."""
+
+    def __init__(self, dynamodb: DynamoDb, interval: float = 1.0):
+        self._dynamodb, self._interval = dynamodb, interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mail-printer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        printed = 0
+        while not self._stopped.wait(self._interval):
+            try:
+                messages = self._dynamodb.sent_mail()
+            except (OSError, ValueError):
+                continue
+            for message in messages[printed:]:
+                to = ", ".join(message.get("destinations", {}).get("ToAddresses", []))
+                body = message.get("body", "")
+                print(f"\nMail to {to}: {message.get('subject')}\n  {mail_link(str(body)) or '(no link)'}", flush=True)
+            printed = max(printed, len(messages))
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
 
 
 # Headers that belong to one connection, not to the request or response passed on (RFC 9110,
@@ -556,13 +615,17 @@ class Functions:
 
 
 def function_env(dynamodb: DynamoDb, table: str, **overrides: str) -> dict[str, str]:
-    """The functions' environment: a fresh random JWT secret, the caller's settings from
-    PASSTHROUGH_ENV, then `overrides`."""
+    """The functions' environment: a fresh random JWT secret and MFA key, administrators not
+    held to a second factor (the template's default holds them), the caller's settings from
+    PASSTHROUGH_ENV (ADMIN_MFA_REQUIRED=true among them), then `overrides`."""
     env = {
         "TABLE_NAME": table,
         "DYNAMODB_ENDPOINT": dynamodb.endpoint,
         "JWT_SECRET": secrets.token_urlsafe(48),
+        "MFA_KEY": secrets.token_urlsafe(48),
+        "ADMIN_MFA_REQUIRED": "false",
         "CORS_ALLOWED_ORIGINS": DEVELOPMENT_ORIGIN,
+        **MAIL_ENV,
         **LOCAL_AWS_ENV,
     }
     env.update({name: os.environ[name] for name in PASSTHROUGH_ENV if os.environ.get(name)})
@@ -609,6 +672,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"Local DynamoDB on {dynamodb.endpoint}, table {args.table}", flush=True)
         print("Starting the functions (the first start compiles them)...", flush=True)
         functions = Functions(args.port, function_env(dynamodb, args.table), reload=True)
+        mail = MailPrinter(dynamodb)
         try:
             print(
                 f"\nFog Compute API on {functions.url}\n\n"
@@ -623,13 +687,14 @@ def run(args: argparse.Namespace) -> None:
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP (StopRequested)
             pass
         finally:
+            mail.stop()
             functions.stop()
 
 
 def with_dynamodb(args: argparse.Namespace) -> int:
     port = free_port()
     with _dynamodb(port, args.table) as dynamodb:
-        env = {**os.environ, **LOCAL_AWS_ENV, "TABLE_NAME": args.table, "DYNAMODB_ENDPOINT": dynamodb.endpoint}
+        env = {**os.environ, **LOCAL_AWS_ENV, **MAIL_ENV, "TABLE_NAME": args.table, "DYNAMODB_ENDPOINT": dynamodb.endpoint}
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         return subprocess.call(command, env=env)
 

@@ -139,11 +139,16 @@ def build(build_dir: Path = DEFAULT_BUILD_DIR, profile: str | None = None) -> Pa
 
 # ---------------------------------------------------------------------------------------------
 # env.json for `sam local ... --env-vars`: made from env.template.json at run time, with a fresh
-# JWT secret, never committed.
+# JWT secret and MFA key, never committed.
 
 
 def env_json(path: Path, endpoint: str, table: str) -> Path:
-    values = {"DYNAMODB_ENDPOINT": endpoint, "TABLE_NAME": table, "JWT_SECRET": secrets.token_urlsafe(48)}
+    values = {
+        "DYNAMODB_ENDPOINT": endpoint,
+        "TABLE_NAME": table,
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "MFA_KEY": secrets.token_urlsafe(48),
+    }
     document = json.loads(ENV_TEMPLATE.read_text())
     for variables in document.values():
         for name, value in variables.items():
@@ -179,7 +184,10 @@ class Sam:
         return [
             "--template", str(template),
             "--env-vars", str(env_vars),
-            "--parameter-overrides", f"Architecture={sam_image.lambda_architecture()}",
+            # One string: the template's parameters without defaults, and the host's architecture.
+            "--parameter-overrides",
+            f"Architecture={sam_image.lambda_architecture()} MailFrom={local_stack.MAIL_ENV['MAIL_FROM']} "
+            f"AppBaseUrl={local_stack.MAIL_ENV['APP_BASE_URL']}",
             "--skip-pull-image",
             "--add-host", f"{CONTAINER_HOST}:host-gateway",
         ]

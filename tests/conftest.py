@@ -7,8 +7,13 @@ Docker engine those tests are skipped with the reason; under CI=true that is a f
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import os
+import struct
+import re
 import subprocess
 import sys
 import time
@@ -99,12 +104,30 @@ class Api:
         assert result.returncode == 0, result.stderr
         return token
 
+    def mailed_token(self, address: str, page: str) -> str:
+        """The token of the newest link to `page` (`reset-password`, `verify-email`) mailed to
+        `address`, read from the local server, which keeps what the functions sent (issue 25)."""
+        bodies = [str(message["body"]) for message in self.dynamodb.sent_mail()
+                  if address in message["destinations"]["ToAddresses"] and f"/{page}?token=" in str(message["body"])]
+        assert bodies, f"no {page} mail to {address}"
+        return re.search(rf"/{page}\?token=([A-Za-z0-9_-]+)", bodies[-1]).group(1)
+
     def fogctl(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             ["cargo", "run", "-q", "-p", "fogctl", "--", "--table", self.table,
              "--endpoint", self.dynamodb.endpoint, *args],
             cwd=REPO, capture_output=True, text=True, timeout=300,
         )
+
+
+def totp(secret: str, at: float) -> str:
+    """The RFC 6238 code of a base32 `secret` at `at` (epoch s), as an authenticator app shows it:
+    HMAC-SHA-1 of the 30-second step, 6 digits, with the standard library alone."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    number = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
+    return f"{number % 1_000_000:06d}"
 
 
 def unique_username() -> str:

@@ -9,7 +9,8 @@ from conftest import STRONG_PASSWORD, assert_problem, invalid_fields, unique_use
 
 USERS = "/api/admin/users"
 ACTIONS = ("deactivate", "activate", "promote", "demote", "unlock")
-SEVEN_FIELDS = {"id", "username", "email", "is_active", "is_admin", "created_at", "last_login"}
+# The issue's seven fields, and whether the address is verified (issue 25).
+USER_FIELDS = {"id", "username", "email", "is_active", "is_admin", "created_at", "last_login", "email_verified"}
 EVENT_TYPES = {
     "deactivate": "user.deactivated", "activate": "user.activated", "promote": "user.promoted",
     "demote": "user.demoted", "unlock": "user.unlocked",
@@ -68,7 +69,7 @@ def test_every_admin_route_is_401_without_a_token_and_403_for_a_non_administrato
     for action in ACTIONS:
         answered = act(api, admin, target, action)
         assert answered.status_code == 200, f"{action}: {answered.text}"
-        assert set(answered.json()) == SEVEN_FIELDS
+        assert set(answered.json()) == USER_FIELDS
 
 
 def test_the_list_pages_through_users_in_username_order_and_filters_by_prefix(api, admin):
@@ -84,7 +85,7 @@ def test_the_list_pages_through_users_in_username_order_and_filters_by_prefix(ap
         body = page.json()
         assert set(body) == {"users", "next_cursor"}
         for user in body["users"]:
-            assert set(user) == SEVEN_FIELDS
+            assert set(user) == USER_FIELDS
             assert user["is_active"] is True and user["is_admin"] is False and user["last_login"] is None
             walked.append(user["username"])
         pages += 1

@@ -15,7 +15,7 @@ def test_register_login_me_logout_flow(api):
     registered = api.register(username.upper(), f"{username}@Example.com")
     assert registered.status_code == 201, registered.text
     user = registered.json()
-    assert set(user) == {"id", "username", "email", "is_active", "is_admin", "created_at", "last_login", "wallet_address"}
+    assert set(user) == {"id", "username", "email", "is_active", "is_admin", "created_at", "last_login", "wallet_address", "email_verified"}
     assert (user["username"], user["email"]) == (username, f"{username}@example.com")
     assert user["is_active"] is True and user["is_admin"] is False and user["last_login"] is None
     assert len(user["wallet_address"]) == 66 and user["wallet_address"].startswith("0x")

@@ -8,11 +8,14 @@ from conftest import REPO
 SRC = REPO / "shared" / "src"
 # Lowest first. A module may use modules of lower layers only.
 LAYERS = [
-    {"clock", "config", "routes"},
+    {"clock", "routes"},
     # A request's log span names its route.
     {"telemetry"},
     {"domain"},
-    {"store"},
+    # Settings validated with the domain's types (MAIL_FROM an Email, APP_BASE_URL a BaseUrl).
+    {"config"},
+    # The adapters: DynamoDB, and outgoing mail (SES).
+    {"store", "mail"},
     {"auth"},
     {"app"},
     {"ratelimit"},

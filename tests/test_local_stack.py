@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from botocore.exceptions import ClientError
 
 from conftest import REPO, local_stack
 
@@ -303,3 +304,36 @@ def test_the_emulator_answers_a_body_that_is_not_utf8_itself(api):
     assert response.status_code == 500, response.text
     assert response.headers["Content-Type"].startswith("text/plain"), "not the functions' problem+json"
     assert "x-content-type-options" not in response.headers, "no function answered (they all set it)"
+
+
+def test_make_run_verifies_the_sender_and_prints_every_mail(dynamodb, capsys):
+    """The local server has MAIL_FROM verified from the start (a mail from another sender is
+    refused, as SES refuses an unverified one), and `make run`'s printer shows each sent mail:
+    to, subject and link (issue 25)."""
+    ses = local_stack.boto3.client(
+        "sesv2", endpoint_url=dynamodb.endpoint, region_name="us-east-1",
+        aws_access_key_id="local", aws_secret_access_key="local",
+    )
+    link = "http://localhost:5173/reset-password?token=" + "Ab_-" * 10 + "xyz"
+    recipient = f"{time.time_ns()}@example.com"
+
+    def send(sender: str) -> None:
+        ses.send_email(
+            FromEmailAddress=sender, Destination={"ToAddresses": [recipient]},
+            Content={"Simple": {"Subject": {"Data": "Reset your Fog Compute password"},
+                                "Body": {"Text": {"Data": f"Open {link}"}, "Html": {"Data": f"<a href=\"{link}\">x</a>"}}}},
+        )
+
+    with pytest.raises(ClientError, match="MessageRejected"):
+        send("nobody@unverified.example")
+    printer = local_stack.MailPrinter(dynamodb, interval=0.1)
+    try:
+        send(local_stack.MAIL_ENV["MAIL_FROM"])
+        printed, deadline = "", time.monotonic() + 10
+        while recipient not in printed:
+            assert time.monotonic() < deadline, "the mail was not printed"
+            time.sleep(0.1)
+            printed += capsys.readouterr().out
+    finally:
+        printer.stop()
+    assert f"Mail to {recipient}: Reset your Fog Compute password\n  {link}\n" in printed

@@ -5,10 +5,11 @@ failed login and a 500 forced by fault injection included."""
 import collections
 import hashlib
 import json
+import time
 
 import pytest
 
-from conftest import UNLIMITED, STRONG_PASSWORD, running_stack, unique_username
+from conftest import UNLIMITED, STRONG_PASSWORD, running_stack, totp, unique_username
 from fault_proxy import FaultProxy
 
 
@@ -91,6 +92,18 @@ def test_a_full_scenario_logs_no_secret(logged):
     assert api.get("/api/tokenomics/balance", headers={"X-API-Key": api_key, "Authorization": f"Bearer {token}"}).status_code == 400
     wrong_password = "Wrong-Secret-Password-9"
     assert api.login(username, wrong_password).status_code == 401
+    # A second factor: its secret, codes and temp token are logged nowhere.
+    mfa_session = api.login(username, new_password).json()
+    setup = api.post("/api/auth/mfa/setup", token=mfa_session["access_token"]).json()
+    mfa_code = totp(setup["secret"], time.time())
+    assert api.post("/api/auth/mfa/verify", token=mfa_session["access_token"], json={"code": mfa_code}).status_code == 200
+    assert api.post("/api/auth/mfa/validate", token=mfa_session["access_token"], json={"code": "000000"}).status_code == 401
+    temp_token = api.login(username, new_password).json()["temp_token"]
+    backup_code = setup["backup_codes"][0]
+    second_step = api.post("/api/auth/login/mfa", json={"temp_token": temp_token, "mfa_code": backup_code})
+    assert second_step.status_code == 200, second_step.text
+    factor = api.dynamodb.client().get_item(
+        TableName=api.table, Key={"PK": {"S": f"USER#{me['id']}"}, "SK": {"S": "MFA"}})["Item"]
     proxy.garble()
     try:
         assert api.get("/api/auth/me", token=token).status_code == 500
@@ -120,6 +133,15 @@ def test_a_full_scenario_logs_no_secret(logged):
         "API key body": api_key[12:],
         "tampered API key": tampered[12:],
         "API key hash": hashlib.sha256(api_key.encode()).hexdigest(),
+        "TOTP secret": setup["secret"],
+        "TOTP code": mfa_code,
+        "backup code": backup_code,
+        "backup code, unhyphenated": backup_code.replace("-", ""),
+        "other backup code": setup["backup_codes"][1],
+        "sealed TOTP secret": factor["sealed_secret"]["S"],
+        "backup code hash": next(iter(factor["backup_codes"]["M"])),
+        "temp token": temp_token,
+        "MFA key": api.env["MFA_KEY"],
     }
     for name, secret in secrets.items():
         assert secret not in text, f"the {name} appears in the logs"

@@ -305,6 +305,13 @@ REFUSED_AFTER_VALIDATION = {
     # only once the action is one of the five (another is 404 with its own detail) and the id
     # a UUID (else 422), so `User not found` shows that both passed.
     ("POST", "/api/admin/users/{id}/{action}"): (404, "User not found"),
+    # The example's temp token is well-formed and names no login; the example user has no
+    # second factor, so the codes are checked against none.
+    ("POST", "/api/auth/login/mfa"): (401, "Invalid or expired MFA token; log in again"),
+    ("POST", "/api/auth/mfa/verify"): (409, "MFA setup not initiated. Call /api/auth/mfa/setup first."),
+    ("POST", "/api/auth/mfa/validate"): (409, "MFA is not enabled for this account."),
+    ("POST", "/api/auth/mfa/disable"): (409, "MFA is not enabled for this account."),
+    ("POST", "/api/auth/mfa/regenerate-backup-codes"): (409, "MFA is not enabled for this account."),
 }
 # The device id belongs to whoever registered it first: on a stack where the conformance run
 # (Schemathesis sends the examples too) got there first, another user gets 409.
@@ -335,6 +342,13 @@ def substitute(api, method: str, path: str, request: dict) -> str | None:
         # The caller's password is the example's old password.
         _, token, _ = user(api, password=body["old_password"])
         return token
+    if path in ("/api/auth/password-reset/confirm", "/api/auth/verify-email"):
+        # A token is only ever one a mail carried: a fresh user's, read from the local server.
+        email = f"{user(api)[0]}@example.com"
+        if path.endswith("/confirm"):
+            assert api.post("/api/auth/password-reset/request", json={"email": email}).status_code == 200
+        body["token"] = api.mailed_token(email, "reset-password" if path.endswith("/confirm") else "verify-email")
+        return None
     if (method, path) == ("POST", "/api/tokenomics/mint") or path.startswith("/api/admin/"):
         # Administrators only: anyone else is refused (403) before the request is read.
         return api.new_admin()

@@ -41,15 +41,39 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     "RootFunction": COUNTERS,
     "HealthFunction": set(),
     # One TransactWriteItems: the profile, the credential, the email reservation, the wallet, the
-    # event.
-    "RegisterFunction": COUNTERS | AUDIT | {(PUT, "USER#"), (PUT, "USERNAME#"), (PUT, "EMAIL#"), (PUT, "WALLET#")},
+    # event,
+    # the address's verification token (issue 25).
+    "RegisterFunction": COUNTERS | AUDIT | {
+        (PUT, "USER#"), (PUT, "USERNAME#"), (PUT, "EMAIL#"), (PUT, "WALLET#"), (PUT, "VERIFY#"),
+    },
     # The failed-login record with the attempt's provisional failure events, and last_login on
     # the profile; then one TransactWriteItems: the session, its first refresh token, the
     # success event, the provisional events deleted, the attempt released, on the conditions
     # that the credential and the profile's session epoch are as verified.
     "LoginFunction": COUNTERS | AUDIT | {
         (UPDATE, "LOGINFAIL#"), (UPDATE, "USER#"), (PUT, "SESSION#"), (PUT, "REFRESH#"), (DELETE, "AUDIT#"),
-        (CHECK, "USERNAME#"), (CHECK, "USER#"),
+        (CHECK, "USERNAME#"), (CHECK, "USER#"), (PUT, "MFALOGIN#"),
+    },
+    # The second factor (issue 24). A wrong code: one TransactWriteItems counting it (USER#,
+    # and the login's temp token's wrong codes, MFALOGIN#) with `mfa.failed`.
+    "MfaStatusFunction": COUNTERS,
+    "MfaSetupFunction": COUNTERS | {(PUT, "USER#")},
+    # The factor enabled, the credential marked, the user's epoch and the current session's.
+    "MfaVerifyFunction": COUNTERS | AUDIT | {
+        (UPDATE, "USER#"), (UPDATE, "USERNAME#"), (UPDATE, "SESSION#"), (CHECK, "USER#"),
+    },
+    "MfaValidateFunction": COUNTERS | AUDIT | {(UPDATE, "USER#"), (CHECK, "USER#")},
+    "MfaRegenerateBackupCodesFunction": COUNTERS | AUDIT | {(UPDATE, "USER#"), (CHECK, "USER#")},
+    # The password's attempt; the factor deleted, the credential's mark cleared.
+    "MfaDisableFunction": COUNTERS | AUDIT | {
+        (UPDATE, "LOGINFAIL#"), (DELETE, "USER#"), (UPDATE, "USERNAME#"), (UPDATE, "USER#"),
+        (CHECK, "USER#"), (DELETE, "AUDIT#"),
+    },
+    # The temp token spent, the factor's step or backup code, the session and its first refresh
+    # token, on the conditions that the failures are under the limit and the epoch as read.
+    "LoginMfaFunction": COUNTERS | AUDIT | {
+        (UPDATE, "USER#"), (UPDATE, "MFALOGIN#"), (DELETE, "MFALOGIN#"), (PUT, "SESSION#"),
+        (PUT, "REFRESH#"), (CHECK, "USER#"),
     },
     "MeFunction": COUNTERS,
     # One TransactWriteItems: the revocation item and the session's end; with all=true, the
@@ -67,7 +91,8 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     # TransactWriteItems: the session's auth_time, the success event, the provisional events
     # deleted.
     "ReauthenticateFunction": COUNTERS | AUDIT | {
-        (UPDATE, "LOGINFAIL#"), (UPDATE, "SESSION#"), (DELETE, "AUDIT#"),
+        (UPDATE, "LOGINFAIL#"), (UPDATE, "SESSION#"), (DELETE, "AUDIT#"), (UPDATE, "USER#"),
+        (CHECK, "USER#"),
     },
     # The attempt's reservation (with its provisional failure events); one TransactWriteItems:
     # the credential's hash, the user's session epoch, the current session's epoch, the event,
@@ -110,6 +135,17 @@ EXPECTED_WRITES: dict[str, set[tuple[str, str]]] = {
     "RevokeApiKeyFunction": COUNTERS | AUDIT | {(UPDATE, "APIKEY#"), (UPDATE, "APIKEYS#")},
     "AdminAuditFunction": COUNTERS,
     "AdminListUsersFunction": COUNTERS,
+    # Issue 25. The reset token's item; `mail.failed` when SES refuses the mail.
+    "PasswordResetRequestFunction": COUNTERS | AUDIT | {(PUT, "RESET#")},
+    # One TransactWriteItems: the token spent (deleted), the credential's hash, the user's session
+    # epoch and reset generation, the username's failed logins cleared, `password.reset`.
+    "PasswordResetConfirmFunction": COUNTERS | AUDIT | {
+        (DELETE, "RESET#"), (UPDATE, "USERNAME#"), (UPDATE, "USER#"), (DELETE, "LOGINFAIL#"),
+    },
+    # One TransactWriteItems: the token spent (deleted), the user's email_verified, the event.
+    "VerifyEmailFunction": COUNTERS | AUDIT | {(DELETE, "VERIFY#"), (UPDATE, "USER#")},
+    # The new verification token's item; `mail.failed` when SES refuses the mail.
+    "VerifyEmailResendFunction": COUNTERS | AUDIT | {(PUT, "VERIFY#")},
     # One TransactWriteItems: the target's flag (or, for unlock, its username's failed logins),
     # the acting administrator checked still one, the audit event.
     "AdminUserActionFunction": COUNTERS | AUDIT | {
@@ -143,6 +179,10 @@ EXPECTED_READS: dict[str, set[tuple[str, str]]] = {
     "UnstakeFunction": WALLET_READ,
     "MintFunction": WALLET_READ,
     "AdminAuditFunction": LIMITER | {("dynamodb:Query", TABLE), ("dynamodb:Query", INDEX)},
+    # The address's reservation and its user's profile; the token's item.
+    "PasswordResetRequestFunction": LIMITER | {("dynamodb:GetItem", TABLE)},
+    "PasswordResetConfirmFunction": LIMITER | {("dynamodb:GetItem", TABLE)},
+    "VerifyEmailFunction": LIMITER | {("dynamodb:GetItem", TABLE)},
 }
 
 
@@ -228,15 +268,33 @@ def test_reads_are_the_calls_the_function_makes(function):
     }
 
 
+# The functions that send mail (issue 25): ses:SendEmail on MAIL_FROM's identity, nothing else.
+MAIL_SENDERS = {"RegisterFunction", "PasswordResetRequestFunction", "VerifyEmailResendFunction"}
+MAIL_IDENTITY_ARN = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${MailFrom}"
+
+
 @pytest.mark.parametrize("function", sorted(EXPECTED_WRITES))
 def test_no_other_service_and_no_wildcard_actions(function):
+    sends = False
     for statement in statements(function):
         for action in as_list(statement["Action"]):
             assert "*" not in action and "?" not in action, f"{function}: {action}"
-            assert action.startswith("dynamodb:") or action == "secretsmanager:GetSecretValue", f"{function}: {action}"
+            assert action.startswith("dynamodb:") or action in ("secretsmanager:GetSecretValue", "ses:SendEmail"), f"{function}: {action}"
         if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
             assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
-            assert statement["Resource"] == "JwtSecret", f"{function}: the JWT secret alone"
+            assert statement["Resource"] in ("JwtSecret", "MfaKey"), f"{function}: the JWT secret or the MFA key"
+        if "ses:SendEmail" in as_list(statement["Action"]):
+            assert as_list(statement["Action"]) == ["ses:SendEmail"] and "Condition" not in statement
+            assert statement["Resource"] == MAIL_IDENTITY_ARN, f"{function}: MAIL_FROM's identity alone"
+            sends = True
+    assert sends == (function in MAIL_SENDERS), function
+
+
+def test_the_template_declares_the_sending_identity():
+    identities = [resource for resource in RESOURCES.values() if resource["Type"] == "AWS::SES::EmailIdentity"]
+    assert identities == [{"Type": "AWS::SES::EmailIdentity", "Properties": {"EmailIdentity": "MailFrom"}}]
+    for name in ("MailFrom", "AppBaseUrl"):
+        assert "Default" not in TEMPLATE["Parameters"][name], f"{name}: the deployer's own, no default"
 
 
 ARGON2_FUNCTIONS = ("RegisterFunction", "LoginFunction")
@@ -298,6 +356,29 @@ def test_only_the_functions_that_read_a_token_may_read_the_jwt_secret():
     assert readers == set(FUNCTIONS) - exempt
     for function in exempt:
         assert RESOURCES[function]["Properties"]["Environment"]["Variables"]["JWT_SECRET_ARN"] == "", function
+
+
+SECOND_FACTOR_FUNCTIONS = {
+    "MfaSetupFunction", "MfaVerifyFunction", "MfaValidateFunction", "MfaDisableFunction",
+    "MfaRegenerateBackupCodesFunction", "LoginMfaFunction", "ReauthenticateFunction",
+}
+
+
+def test_only_the_functions_that_check_second_factors_may_read_the_mfa_key():
+    """The MFA key (the TOTP secrets' encryption key, the backup codes' hash key) is a secret of
+    its own, never defaulted: the functions that check second factors alone read it, by its ARN
+    in their own environment."""
+    readers = {
+        function for function in FUNCTIONS
+        if any(statement["Resource"] == "MfaKey" for statement in statements(function)
+               if "secretsmanager:GetSecretValue" in as_list(statement["Action"]))
+    }
+    assert readers == SECOND_FACTOR_FUNCTIONS
+    for function in FUNCTIONS:
+        variables = RESOURCES[function]["Properties"].get("Environment", {}).get("Variables", {})
+        assert ("MFA_KEY_ARN" in variables) == (function in SECOND_FACTOR_FUNCTIONS), function
+    assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["MFA_KEY"] == ""
+    assert TEMPLATE["Parameters"]["AdminMfaRequired"]["Default"] == "true"
 
 
 def test_the_docs_function_has_no_permission_at_all():

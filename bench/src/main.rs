@@ -93,16 +93,21 @@ async fn run(options: Options) -> Result<(), Failure> {
     let endpoint = std::env::var("DYNAMODB_ENDPOINT").map_err(|_| ENVIRONMENT)?;
     let functions = template::functions(&std::fs::read_to_string("template.yaml")?)?;
     let api = Api::parse(&std::fs::read_to_string("openapi.yaml")?)?;
-    let secret = jwt_secret()?;
+    let secret = random_key()?;
+    let mfa_key = random_key()?;
     let env: Vec<(String, String)> = [
         ("TABLE_NAME", table.as_str()),
         ("DYNAMODB_ENDPOINT", endpoint.as_str()),
         ("JWT_SECRET", secret.as_str()),
+        ("MFA_KEY", mfa_key.as_str()),
         ("RATE_LIMIT_AUTH_PER_MIN", UNLIMITED),
         ("RATE_LIMIT_WRITE_PER_MIN", UNLIMITED),
         ("RATE_LIMIT_READ_PER_MIN", UNLIMITED),
         ("RATE_LIMIT_ADMIN_PER_MIN", UNLIMITED),
         ("REAUTHENTICATION_MINUTES", REAUTHENTICATION_MINUTES),
+        // The sender infra/local_stack.py verifies on the local server; the mails stay there.
+        ("MAIL_FROM", "no-reply@fog-compute.local"),
+        ("APP_BASE_URL", "http://localhost:5173"),
         (COST_LOG_VARIABLE, "1"),
     ]
     .into_iter()
@@ -557,8 +562,8 @@ impl<S: Fn(&Function, &Value, Option<Arc<TokenMint>>) -> Subject> Seeds<'_, S> {
     }
 }
 
-/// A fresh HS256 key for this run's functions.
-fn jwt_secret() -> Result<String, Failure> {
+/// A fresh random key for this run's functions: its HS256 key, and its MFA key.
+fn random_key() -> Result<String, Failure> {
     let mut bytes = [0u8; 48];
     getrandom::fill(&mut bytes).map_err(|error| error.to_string())?;
     Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())

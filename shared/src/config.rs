@@ -1,5 +1,7 @@
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::domain::{BaseUrl, Email};
+
 /// JWT HMAC keys shorter than this are refused at start-up.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 const DEFAULT_TOKEN_MINUTES: i64 = 30;
@@ -20,6 +22,12 @@ pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 90;
 /// (creating an API key), in minutes.
 pub const REAUTHENTICATION_MINUTES: std::ops::RangeInclusive<i64> = 1..=24 * 60;
 const DEFAULT_REAUTHENTICATION_MINUTES: i64 = 10;
+/// How long a password-reset link works, in minutes.
+pub const PASSWORD_RESET_TOKEN_MINUTES: std::ops::RangeInclusive<i64> = 5..=24 * 60;
+const DEFAULT_PASSWORD_RESET_TOKEN_MINUTES: i64 = 60;
+/// How long an address-verification link works, in hours.
+pub const EMAIL_VERIFICATION_TOKEN_HOURS: std::ops::RangeInclusive<i64> = 1..=14 * 24;
+const DEFAULT_EMAIL_VERIFICATION_TOKEN_HOURS: i64 = 48;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -39,13 +47,31 @@ pub enum JwtSecretSource {
 
 /// The key itself, refused when too short to be an HS256 key.
 pub fn checked_jwt_secret(secret: SecretString) -> Result<SecretString, ConfigError> {
-    if secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
+    checked_key("JWT_SECRET", secret)
+}
+
+/// Where the MFA key comes from (the key the TOTP secrets' encryption key and the backup codes'
+/// hash key are derived from): as the JWT secret's, a value or a Secrets Manager secret. Never
+/// defaulted: a function that needs it refuses to start without it.
+#[derive(Debug)]
+pub enum MfaKeySource {
+    Value(SecretString),
+    SecretsManager { arn: String },
+}
+
+/// The MFA key itself, refused when shorter than `MIN_JWT_SECRET_BYTES`.
+pub fn checked_mfa_key(key: SecretString) -> Result<SecretString, ConfigError> {
+    checked_key("MFA_KEY", key)
+}
+
+fn checked_key(name: &'static str, key: SecretString) -> Result<SecretString, ConfigError> {
+    if key.expose_secret().len() < MIN_JWT_SECRET_BYTES {
         return Err(ConfigError::Invalid {
-            name: "JWT_SECRET",
+            name,
             reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
         });
     }
-    Ok(secret)
+    Ok(key)
 }
 
 /// Settings read once per cold start.
@@ -56,6 +82,11 @@ pub struct Config {
     pub dynamodb_endpoint: Option<String>,
     /// Required by every function but those that read no token (see `AppState::new`).
     pub jwt_secret: Option<JwtSecretSource>,
+    /// Required by the functions that check second factors (see `AppState::new`).
+    pub mfa_key: Option<MfaKeySource>,
+    /// `ADMIN_MFA_REQUIRED` (`true` or `false`; `false` when unset, the template's default is
+    /// `true`): whether the admin API answers 403 to a session without the second factor.
+    pub admin_mfa_required: bool,
     pub access_token_minutes: i64,
     /// `REFRESH_TOKEN_EXPIRE_DAYS`: how long a refresh token (and an idle session) lives.
     pub refresh_token_days: i64,
@@ -68,6 +99,17 @@ pub struct Config {
     pub reauthentication_minutes: i64,
     /// Browser origins whose requests get CORS headers; empty allows none.
     pub cors_allowed_origins: Vec<String>,
+    /// `MAIL_FROM`: the sender of every mail (an SES identity). Required by the functions that
+    /// send mail (see `AppState::new`).
+    pub mail_from: Option<Email>,
+    /// `APP_BASE_URL`: the frontend's address, where mailed links point.
+    pub app_base_url: Option<BaseUrl>,
+    /// `PASSWORD_RESET_TOKEN_MINUTES`: see `PASSWORD_RESET_TOKEN_MINUTES`.
+    pub password_reset_token_minutes: i64,
+    /// `EMAIL_VERIFICATION_TOKEN_HOURS`: see `EMAIL_VERIFICATION_TOKEN_HOURS`.
+    pub email_verification_token_hours: i64,
+    /// `REQUIRE_VERIFIED_EMAIL`: the platform's write routes refuse unverified users (403).
+    pub require_verified_email: bool,
 }
 
 /// Requests per identity per 60-second sliding window, by category.
@@ -102,6 +144,23 @@ impl Config {
             )?)),
             (None, Some(arn)) => Some(JwtSecretSource::SecretsManager { arn }),
             (None, None) => None,
+        };
+        let mfa_key = match (non_empty("MFA_KEY"), non_empty("MFA_KEY_ARN")) {
+            (Some(value), _) => Some(MfaKeySource::Value(checked_mfa_key(SecretString::from(
+                value,
+            ))?)),
+            (None, Some(arn)) => Some(MfaKeySource::SecretsManager { arn }),
+            (None, None) => None,
+        };
+        let admin_mfa_required = match non_empty("ADMIN_MFA_REQUIRED").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "ADMIN_MFA_REQUIRED",
+                    reason: "must be true or false".into(),
+                });
+            }
         };
         let whole_number =
             |name: &'static str, range: std::ops::RangeInclusive<i64>, default: i64, unit: &str| {
@@ -151,6 +210,36 @@ impl Config {
             DEFAULT_REAUTHENTICATION_MINUTES,
             "minutes",
         )?;
+        let password_reset_token_minutes = whole_number(
+            "PASSWORD_RESET_TOKEN_MINUTES",
+            PASSWORD_RESET_TOKEN_MINUTES,
+            DEFAULT_PASSWORD_RESET_TOKEN_MINUTES,
+            "minutes",
+        )?;
+        let email_verification_token_hours = whole_number(
+            "EMAIL_VERIFICATION_TOKEN_HOURS",
+            EMAIL_VERIFICATION_TOKEN_HOURS,
+            DEFAULT_EMAIL_VERIFICATION_TOKEN_HOURS,
+            "hours",
+        )?;
+        let require_verified_email = match non_empty("REQUIRE_VERIFIED_EMAIL").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "REQUIRE_VERIFIED_EMAIL",
+                    reason: "must be true or false".into(),
+                });
+            }
+        };
+        let invalid =
+            |name: &'static str| move |reason: String| ConfigError::Invalid { name, reason };
+        let mail_from = non_empty("MAIL_FROM")
+            .map(|raw| Email::parse(&raw).map_err(invalid("MAIL_FROM")))
+            .transpose()?;
+        let app_base_url = non_empty("APP_BASE_URL")
+            .map(|raw| BaseUrl::parse(&raw).map_err(invalid("APP_BASE_URL")))
+            .transpose()?;
         let limit = |name: &'static str, default: u64| match non_empty(name) {
             None => Ok(default),
             Some(raw) => raw
@@ -195,11 +284,18 @@ impl Config {
             table_name,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
             jwt_secret,
+            mfa_key,
+            admin_mfa_required,
             access_token_minutes,
             refresh_token_days,
             refresh_reuse_grace_seconds,
             audit_retention_days,
             reauthentication_minutes,
+            mail_from,
+            app_base_url,
+            password_reset_token_minutes,
+            email_verification_token_hours,
+            require_verified_email,
         })
     }
 }
@@ -389,6 +485,44 @@ mod tests {
         }
     }
 
+    #[test]
+    fn reads_the_mail_settings_and_refuses_nonsense() {
+        let defaults = config(&[("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(defaults.password_reset_token_minutes, 60);
+        assert_eq!(defaults.email_verification_token_hours, 48);
+        assert!(!defaults.require_verified_email);
+        assert!(defaults.mail_from.is_none() && defaults.app_base_url.is_none());
+        let set = config(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SECRET", SECRET),
+            ("MAIL_FROM", "No-Reply@Example.com"),
+            ("APP_BASE_URL", "https://app.example.com/"),
+            ("PASSWORD_RESET_TOKEN_MINUTES", "15"),
+            ("EMAIL_VERIFICATION_TOKEN_HOURS", "24"),
+            ("REQUIRE_VERIFIED_EMAIL", "true"),
+        ])
+        .unwrap();
+        assert_eq!(set.mail_from.unwrap().as_str(), "no-reply@example.com");
+        assert_eq!(set.password_reset_token_minutes, 15);
+        assert_eq!(set.email_verification_token_hours, 24);
+        assert!(set.require_verified_email);
+        for (name, bad) in [
+            ("MAIL_FROM", "not an address"),
+            ("APP_BASE_URL", "app.example.com"),
+            ("PASSWORD_RESET_TOKEN_MINUTES", "4"),
+            ("PASSWORD_RESET_TOKEN_MINUTES", "1441"),
+            ("EMAIL_VERIFICATION_TOKEN_HOURS", "0"),
+            ("EMAIL_VERIFICATION_TOKEN_HOURS", "337"),
+            ("REQUIRE_VERIFIED_EMAIL", "yes"),
+            ("REQUIRE_VERIFIED_EMAIL", "TRUE"),
+        ] {
+            let error = config(&[("TABLE_NAME", "t"), ("JWT_SECRET", SECRET), (name, bad)])
+                .err()
+                .unwrap_or_else(|| panic!("{name}={bad} was accepted"));
+            assert!(error.to_string().contains(name), "{error}");
+        }
+    }
+
     /// A session lives at least as long as any access token issued in it, so an access token
     /// never outlives the session that checks it.
     #[test]
@@ -400,5 +534,36 @@ mod tests {
     fn debug_output_hides_the_secret() {
         let config = config(&[("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)]).unwrap();
         assert!(!format!("{config:?}").contains(SECRET));
+        let config = config_with_mfa(&[("MFA_KEY", MFA_KEY)]).unwrap();
+        assert!(!format!("{config:?}").contains(MFA_KEY));
+    }
+
+    const MFA_KEY: &str = "an-mfa-key-that-is-at-least-32-bytes-long";
+
+    fn config_with_mfa(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut all = vec![("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)];
+        all.extend_from_slice(vars);
+        config(&all)
+    }
+
+    #[test]
+    fn reads_the_mfa_settings_and_refuses_nonsense() {
+        let unset = config_with_mfa(&[]).unwrap();
+        assert!(unset.mfa_key.is_none() && !unset.admin_mfa_required);
+        let set = config_with_mfa(&[("MFA_KEY", MFA_KEY), ("ADMIN_MFA_REQUIRED", "true")]).unwrap();
+        assert!(matches!(set.mfa_key, Some(MfaKeySource::Value(_))) && set.admin_mfa_required);
+        let arn = config_with_mfa(&[("MFA_KEY_ARN", "arn:aws:secretsmanager:m")]).unwrap();
+        assert!(matches!(
+            arn.mfa_key,
+            Some(MfaKeySource::SecretsManager { .. })
+        ));
+        for (name, bad) in [
+            ("MFA_KEY", &MFA_KEY[..31]),
+            ("ADMIN_MFA_REQUIRED", "yes"),
+            ("ADMIN_MFA_REQUIRED", "TRUE"),
+        ] {
+            let error = config_with_mfa(&[(name, bad)]).expect_err("refused");
+            assert!(error.to_string().contains(name), "{error}");
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod handlers;
 pub mod http;
+pub mod mail;
 pub mod ratelimit;
 pub mod routes;
 pub mod store;

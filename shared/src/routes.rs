@@ -96,6 +96,16 @@ impl ApiKeys {
     pub fn accepted(self) -> bool {
         matches!(self, Self::AnyScope | Self::Scope(_))
     }
+
+    /// Whether the route writes to the fog platform (jobs, devices, tokens, governance): those
+    /// that `REQUIRE_VERIFIED_EMAIL` closes to unverified users.
+    pub fn writes_platform(self) -> bool {
+        use Scope::*;
+        matches!(
+            self,
+            Self::Scope(JobsWrite | DevicesWrite | TokensWrite | GovernanceWrite)
+        )
+    }
 }
 
 /// What a route answers, which decides the security headers `http::dispatch` gives its answers.
@@ -126,6 +136,18 @@ pub struct Route {
     pub query: &'static [&'static str],
 }
 
+/// The functions that check second factors (`Route::checks_second_factor`); template.yaml gives
+/// exactly these the MFA key.
+pub const SECOND_FACTOR_FUNCTIONS: &[&str] = &[
+    "mfa-setup",
+    "mfa-verify",
+    "mfa-validate",
+    "mfa-disable",
+    "mfa-regenerate-backup-codes",
+    "login-mfa",
+    "reauthenticate",
+];
+
 /// API Gateway's route key for requests no other route matches: the path of the route that
 /// answers them (`handlers::UNMATCHED`).
 pub const DEFAULT_ROUTE: &str = "$default";
@@ -141,6 +163,13 @@ impl Route {
     /// source IP).
     pub fn reads_tokens(&self) -> bool {
         self.rate_limit != RateLimit::Exempt && !self.is_default()
+    }
+
+    /// Whether the route's function checks second factors, and so starts with the MFA key (and
+    /// no other function does): the MFA routes that take a code, the login's second step, and
+    /// reauthentication (a user with a second factor confirms with a code too).
+    pub fn checks_second_factor(&self) -> bool {
+        SECOND_FACTOR_FUNCTIONS.contains(&self.function)
     }
 
     /// The route's path that `path` (a request's, as sent) is, as API Gateway matches them: each

@@ -247,6 +247,7 @@ async fn the_list_walks_every_user_in_username_order_and_filters_by_prefix() {
                 [
                     "created_at",
                     "email",
+                    "email_verified",
                     "id",
                     "is_active",
                     "is_admin",

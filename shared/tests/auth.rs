@@ -268,7 +268,7 @@ async fn a_logged_out_token_stays_refused_inside_the_leeway() {
         .state
         .jwt_keys()
         .unwrap()
-        .issue(&user, sid, issued_at)
+        .issue(&user, sid, issued_at, shared::domain::Assurance::Password)
         .token;
     assert_eq!(app.call(&ME, me_of(&late)).await.status(), 200);
     let logout_event = event("POST", "/api/auth/logout").bearer(&late).build();

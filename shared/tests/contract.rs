@@ -154,7 +154,13 @@ async fn expired_copy(app: &TestApp, token: &str) -> String {
     let claims = keys.verify(token).unwrap();
     let user = app.state.store.user(claims.sub).await.unwrap().unwrap();
     let two_hours_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
-    keys.issue(&user, claims.sid, two_hours_ago).token
+    keys.issue(
+        &user,
+        claims.sid,
+        two_hours_ago,
+        shared::domain::Assurance::Password,
+    )
+    .token
 }
 
 #[tokio::test]

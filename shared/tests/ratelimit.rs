@@ -384,7 +384,12 @@ async fn without_dynamodb_auth_fails_closed_and_the_rest_fails_open() {
         .state
         .jwt_keys()
         .unwrap()
-        .issue(&user, uuid::Uuid::now_v7(), time::OffsetDateTime::now_utc())
+        .issue(
+            &user,
+            uuid::Uuid::now_v7(),
+            time::OffsetDateTime::now_utc(),
+            shared::domain::Assurance::Password,
+        )
         .token;
     let with_token = event("GET", "/").bearer(&token).build();
     assert_eq!(app.call(&ROOT, with_token).await.status(), 200);

@@ -363,7 +363,13 @@ async fn a_session_ended_meanwhile_is_not_signed_in_again() {
         user.id.to_string(),
     );
     let recorded = store
-        .reauthenticate(&user, claims.sid, now, &succeeded, &[])
+        .reauthenticate(
+            &user,
+            claims.sid,
+            now,
+            None,
+            (std::slice::from_ref(&succeeded), &[]),
+        )
         .await
         .unwrap();
     assert_eq!(recorded, shared::store::Reauthentication::SessionEnded);

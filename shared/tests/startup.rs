@@ -48,7 +48,12 @@ async fn reads_the_jwt_secret_from_secrets_manager_once_at_start() {
     let token = state
         .jwt_keys()
         .unwrap()
-        .issue(&user, uuid::Uuid::now_v7(), time::OffsetDateTime::now_utc())
+        .issue(
+            &user,
+            uuid::Uuid::now_v7(),
+            time::OffsetDateTime::now_utc(),
+            shared::domain::Assurance::Password,
+        )
         .token;
     let with_the_same_key = shared::auth::JwtKeys::new(&SecretString::from(secret), 30);
     assert_eq!(with_the_same_key.verify(&token).unwrap().sub, user.id);

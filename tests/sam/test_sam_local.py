@@ -186,6 +186,26 @@ def check_list_api_keys(status, body, _headers):
     assert "secret_key" not in body["keys"][0]
 
 
+def check_mfa_status(status, body, _headers):
+    assert status == 200, body
+    assert (body["mfa_enabled"], body["mfa_verified"], body["backup_codes_remaining"]) == (False, False, 0), body
+
+
+def check_mfa_setup(status, body, _headers):
+    """Not enabled until verified: the fixture's code cannot be this secret's (but by chance)."""
+    assert status == 200, body
+    assert body["provisioning_uri"].startswith("otpauth://totp/FogCompute:") and len(body["backup_codes"]) == 10
+
+
+def check_password_reset_request(status, body, _headers):
+    assert status == 200, body
+    assert body["message"] == "If an account exists with that email, a password reset link has been sent."
+
+
+def check_verify_email_resend(status, body, _headers):
+    assert status == 202, body
+
+
 def check_problem(expected):
     """The fixture names something the signed-in fixture user may not touch, or that does not
     exist: the function must say so in the problem shape."""
@@ -239,7 +259,22 @@ CHECKS = {
     # The fixture's session id is no session of the fixture user.
     "delete-session": check_problem(404),
     "reauthenticate": check_reauthenticate,
+    # The fixture's temp token was never issued.
+    "login-mfa": check_problem(401),
+    "mfa-status": check_mfa_status,
+    "mfa-setup": check_mfa_setup,
+    # After mfa-setup: the fixture's code is not the new secret's.
+    "mfa-verify": check_problem(401),
+    # The fixture user's second factor was never verified, so never enabled.
+    "mfa-validate": check_problem(409),
+    "mfa-disable": check_problem(409),
+    "mfa-regenerate-backup-codes": check_problem(409),
     "change-password": check_change_password,
+    "password-reset-request": check_password_reset_request,
+    # The fixtures' tokens were never mailed.
+    "password-reset-confirm": check_problem(400),
+    "verify-email": check_problem(400),
+    "verify-email-resend": check_verify_email_resend,
     # The fixture user is no administrator.
     "admin-list-users": check_problem(403),
     "admin-user-action": check_problem(403),
@@ -259,6 +294,17 @@ def test_the_invoked_functions_wrote_to_the_local_table(sam_stack, invocations):
         TableName=SAM_TABLE, Key={"PK": {"S": f"USERNAME#{username}"}, "SK": {"S": "CREDENTIAL"}}
     )
     assert "Item" in item
+
+
+def test_the_invoked_functions_sent_their_mail_through_ses(sam_stack, invocations):
+    """Registration's verification mail, the resent one and the reset mail, each through SES v2
+    at the local server, each with its link."""
+    for binary in ("register", "verify-email-resend", "password-reset-request"):
+        response_of(invocations, binary)
+    mail = [message for message in sam_stack.dynamodb.sent_mail()
+            if message["destinations"]["ToAddresses"] == [fixture_user()["email"]]]
+    links = [local_stack.mail_link(str(message["body"])) for message in mail]
+    assert [link.split("?")[0].rsplit("/", 1)[1] for link in links] == ["verify-email", "verify-email", "reset-password"], mail
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{ApiKey, User};
+use crate::domain::{ApiKey, Assurance, User};
 use crate::routes::{ApiKeys, Scope};
 use crate::store::{KeySession, Session};
 
@@ -34,6 +34,15 @@ impl Principal {
         }
     }
 
+    /// How the request's session was signed in to (its access token's `aal`); an API key acts
+    /// on a password's strength at most.
+    pub fn assurance(&self) -> Assurance {
+        match self {
+            Self::User { claims, .. } => claims.assurance(),
+            Self::ApiKey { .. } => Assurance::Password,
+        }
+    }
+
     pub fn api_key(&self) -> Option<&ApiKey> {
         match self {
             Self::ApiKey { key, .. } => Some(key),
@@ -54,6 +63,15 @@ impl Principal {
                 ..
             } if now - auth_time <= max_age_seconds => Ok(()),
             _ => Err(AuthError::SignInTooOld { max_age_seconds }),
+        }
+    }
+
+    /// Whether the request's user has verified their address (`REQUIRE_VERIFIED_EMAIL`).
+    pub fn email_verified(&self) -> Result<(), AuthError> {
+        if self.user().email_verified {
+            Ok(())
+        } else {
+            Err(AuthError::EmailUnverified)
         }
     }
 
@@ -117,6 +135,11 @@ pub enum AuthError {
     SignInTooOld { max_age_seconds: i64 },
     #[error("the credentials could not be checked: the table did not answer")]
     Unavailable,
+    /// `REQUIRE_VERIFIED_EMAIL` is on and the user has not verified their address.
+    #[error(
+        "Verify your email address first: open the link in the verification mail, or ask for a new one with POST /api/auth/verify-email/resend"
+    )]
+    EmailUnverified,
 }
 
 impl Credentials {

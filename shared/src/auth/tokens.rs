@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{RefreshToken, RefreshTokenHash, User};
+use crate::domain::{Assurance, RefreshToken, RefreshTokenHash, User};
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
@@ -41,6 +41,20 @@ pub struct Claims {
     /// which therefore count as too old for the actions that need a recent sign-in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// How the session's user signed in (RFC 8176): `["pwd"]`, or `["pwd", "otp"]` with a second
+    /// factor. Absent from tokens issued before it existed (a password alone).
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The session's assurance level: `aal1` (a password), `aal2` (and a second factor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aal: Option<String>,
+}
+
+impl Claims {
+    /// How the token's session was signed in to, as its `aal` says.
+    pub fn assurance(&self) -> Assurance {
+        Assurance::from_aal(self.aal.as_deref())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +78,13 @@ impl TokenError {
             _ => TokenFault::Invalid,
         }
     }
+}
+
+/// When a token is issued, when its session's user last signed in, and how.
+struct Signed {
+    iat: i64,
+    auth_time: i64,
+    assurance: Assurance,
 }
 
 pub struct IssuedToken {
@@ -101,10 +122,21 @@ impl JwtKeys {
     }
 
     /// A new access token of `user` in session `sid`, whose password was verified `now` (a login,
-    /// a reauthentication), with an id of its own.
-    pub fn issue(&self, user: &User, sid: Uuid, now: OffsetDateTime) -> IssuedToken {
+    /// a reauthentication), signed in to with `assurance`, with an id of its own.
+    pub fn issue(
+        &self,
+        user: &User,
+        sid: Uuid,
+        now: OffsetDateTime,
+        assurance: Assurance,
+    ) -> IssuedToken {
         let now = now.unix_timestamp();
-        self.sign(user, sid, now, now, Uuid::new_v4())
+        let signed = Signed {
+            iat: now,
+            auth_time: now,
+            assurance,
+        };
+        self.sign(user, sid, signed, Uuid::new_v4())
     }
 
     /// The access token a rotation to `successor` issues at `rotated_at` (epoch seconds), with
@@ -116,6 +148,7 @@ impl JwtKeys {
         sid: Uuid,
         rotated_at: i64,
         auth_time: i64,
+        assurance: Assurance,
         successor: &RefreshTokenHash,
     ) -> IssuedToken {
         let digest = Sha256::new()
@@ -124,7 +157,12 @@ impl JwtKeys {
             .finalize();
         let bytes: [u8; 16] = digest[..16].try_into().expect("SHA-256 has 32 bytes");
         let jti = uuid::Builder::from_custom_bytes(bytes).into_uuid();
-        self.sign(user, sid, rotated_at, auth_time, jti)
+        let signed = Signed {
+            iat: rotated_at,
+            auth_time,
+            assurance,
+        };
+        self.sign(user, sid, signed, jti)
     }
 
     /// The refresh token that succeeds `presented` at its rotation: the same session's, with the
@@ -135,7 +173,12 @@ impl JwtKeys {
         RefreshToken::with_secret(presented.user_id(), presented.session_id(), &secret)
     }
 
-    fn sign(&self, user: &User, sid: Uuid, iat: i64, auth_time: i64, jti: Uuid) -> IssuedToken {
+    fn sign(&self, user: &User, sid: Uuid, signed: Signed, jti: Uuid) -> IssuedToken {
+        let Signed {
+            iat,
+            auth_time,
+            assurance,
+        } = signed;
         let claims = Claims {
             sub: user.id,
             username: user.username.clone(),
@@ -147,6 +190,12 @@ impl JwtKeys {
             aud: AUDIENCE.to_owned(),
             adm: user.is_admin,
             auth_time: Some(auth_time),
+            amr: assurance
+                .amr()
+                .iter()
+                .map(|&method| method.to_owned())
+                .collect(),
+            aal: Some(assurance.aal().to_owned()),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of plain claims cannot fail");
@@ -224,7 +273,7 @@ mod tests {
     fn round_trip() {
         let user = user();
         let sid = Uuid::now_v7();
-        let issued = jwt_keys().issue(&user, sid, OffsetDateTime::now_utc());
+        let issued = jwt_keys().issue(&user, sid, OffsetDateTime::now_utc(), Assurance::Password);
         assert_eq!(issued.expires_in, 1800);
         let claims = jwt_keys().verify(&issued.token).unwrap();
         assert_eq!(claims.sub, user.id);
@@ -248,7 +297,12 @@ mod tests {
 
     #[test]
     fn the_stated_username_is_the_tokens_whatever_its_signature() {
-        let issued = jwt_keys().issue(&user(), Uuid::now_v7(), OffsetDateTime::now_utc());
+        let issued = jwt_keys().issue(
+            &user(),
+            Uuid::now_v7(),
+            OffsetDateTime::now_utc(),
+            Assurance::Password,
+        );
         assert_eq!(stated_username(&issued.token).as_deref(), Some("alice"));
         let forged = sign(&valid_claims(), "another-secret-of-at-least-32-bytes!!");
         assert_eq!(stated_username(&forged).as_deref(), Some("alice"));
@@ -262,10 +316,18 @@ mod tests {
         let user = user();
         let now = OffsetDateTime::now_utc();
         let a = jwt_keys()
-            .verify(&jwt_keys().issue(&user, Uuid::nil(), now).token)
+            .verify(
+                &jwt_keys()
+                    .issue(&user, Uuid::nil(), now, Assurance::Password)
+                    .token,
+            )
             .unwrap();
         let b = jwt_keys()
-            .verify(&jwt_keys().issue(&user, Uuid::nil(), now).token)
+            .verify(
+                &jwt_keys()
+                    .issue(&user, Uuid::nil(), now, Assurance::Password)
+                    .token,
+            )
             .unwrap();
         assert_ne!(a.jti, b.jti);
     }
@@ -281,7 +343,11 @@ mod tests {
         let an_hour_ago = OffsetDateTime::now_utc() - time::Duration::minutes(31);
         assert!(
             jwt_keys()
-                .verify(&jwt_keys().issue(&user, Uuid::nil(), an_hour_ago).token)
+                .verify(
+                    &jwt_keys()
+                        .issue(&user, Uuid::nil(), an_hour_ago, Assurance::Password)
+                        .token
+                )
                 .is_err()
         );
         let mut claims = valid_claims();
@@ -406,7 +472,14 @@ mod tests {
         let rotated_at = OffsetDateTime::now_utc().unix_timestamp();
         let signed_in = rotated_at - 3600;
         let rotate = |successor: &RefreshToken| {
-            jwt_keys().issue_rotated(&user, sid, rotated_at, signed_in, &successor.hash())
+            jwt_keys().issue_rotated(
+                &user,
+                sid,
+                rotated_at,
+                signed_in,
+                Assurance::Password,
+                &successor.hash(),
+            )
         };
         let (first, again) = (rotate(&successor), rotate(&successor));
         assert_eq!(first.token, again.token);

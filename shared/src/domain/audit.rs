@@ -49,6 +49,14 @@ event_types! {
     SessionRefreshReused => "session.refresh_reused",
     SessionRevoked => "session.revoked",
     PasswordChanged => "password.changed",
+    MfaEnabled => "mfa.enabled",
+    MfaDisabled => "mfa.disabled",
+    MfaFailed => "mfa.failed",
+    MfaBackupCodeUsed => "mfa.backup_code_used",
+    MfaBackupCodesRegenerated => "mfa.backup_codes_regenerated",
+    PasswordReset => "password.reset",
+    EmailVerified => "email.verified",
+    MailFailed => "mail.failed",
 }
 
 impl AuditEventType {
@@ -94,6 +102,24 @@ impl LoginFailure {
             Self::UnknownUser => "unknown_user",
             Self::Disabled => "disabled",
             Self::Locked => "locked",
+        }
+    }
+}
+
+/// Why a second factor was refused, as `mfa.failed` records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MfaFailure {
+    /// A wrong code, a replayed one, or a backup code already used.
+    WrongCode,
+    /// The user's wrong second factors reached the hourly limit: not checked at all.
+    Limited,
+}
+
+impl MfaFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WrongCode => "wrong_code",
+            Self::Limited => "limited",
         }
     }
 }
@@ -213,6 +239,25 @@ impl AuditEvent {
     /// (`change-password`, `reauthenticate`).
     pub fn with_via(self, function: &str) -> Self {
         self.with("via", function)
+    }
+
+    pub fn with_mfa_failure(self, reason: MfaFailure) -> Self {
+        self.with("reason", reason.as_str())
+    }
+
+    /// The methods a sign-in used (`login.succeeded`): RFC 8176's names.
+    pub fn with_methods(self, methods: &[&str]) -> Self {
+        self.with("methods", methods.to_vec())
+    }
+
+    /// How many of a user's backup codes remain (`mfa.backup_code_used`).
+    pub fn with_remaining(self, remaining: usize) -> Self {
+        self.with("backup_codes_remaining", remaining)
+    }
+
+    /// Which mail, on `mail.failed` (`reset`, `verify`): never its link.
+    pub fn with_mail(self, kind: &str) -> Self {
+        self.with("mail", kind)
     }
 
     pub fn with_flag(self, name: &str, value: bool) -> Self {

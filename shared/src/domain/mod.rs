@@ -10,7 +10,9 @@ mod fields;
 mod idempotency;
 mod job;
 mod lock;
+mod mfa;
 mod proposal;
+mod recovery;
 mod refresh_token;
 mod text;
 mod timestamp;
@@ -22,7 +24,7 @@ pub use api_key::{
     ApiKey, DEFAULT_KEY_RATE_LIMIT, KEY_EXPIRES_IN_DAYS, KEY_NAME_CHARS, KEY_RATE_LIMIT,
     MAX_ACTIVE_KEYS, NewApiKey, key_name, key_scopes, whole_seconds,
 };
-pub use audit::{Actor, AuditContext, AuditEvent, AuditEventType, LoginFailure};
+pub use audit::{Actor, AuditContext, AuditEvent, AuditEventType, LoginFailure, MfaFailure};
 pub use credentials::{
     Email, Password, USERNAME_CHARS, Username, is_username_char, normalized_password,
 };
@@ -36,9 +38,17 @@ pub use job::{
     SlaTier,
 };
 pub use lock::{StakeLock, StakeLocks};
+pub use mfa::{
+    Assurance, BACKUP_CODE_COUNT, BackupCode, MFA_LOGIN_TOKEN_PREFIX, MfaLoginToken,
+    SecondFactorCode, TOTP_DIGITS, TotpCode,
+};
 pub use proposal::{
     DEFAULT_VOTING_PERIOD_HOURS, DESCRIPTION_CHARS, Proposal, ProposalStatus, TITLE_CHARS,
     VOTING_PERIOD_HOURS, Vote,
+};
+pub use recovery::{
+    BaseUrl, MAILS_PER_HOUR, Mail, RECOVERY_TOKEN_CHARS, RecoveryToken, RecoveryTokenHash,
+    TokenPurpose,
 };
 pub use refresh_token::{
     REFRESH_TOKEN_CHARS, REFRESH_TOKEN_PREFIX, RefreshToken, RefreshTokenHash,

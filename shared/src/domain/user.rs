@@ -55,10 +55,18 @@ pub struct User {
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_login: Option<OffsetDateTime>,
     pub wallet_address: WalletAddress,
+    /// Whether the user opened the link of a verification mail sent to `email` (issue 25);
+    /// absent (users registered before) means not.
+    #[serde(default)]
+    pub email_verified: bool,
     /// Sessions whose epoch is lower are over ("log out everywhere", a password change). Stored
     /// by those writes alone (absent means 0), never answered.
     #[serde(default, skip_serializing)]
     pub session_epoch: u64,
+    /// Moved on by each password reset, which kills every reset token issued before (absent
+    /// means 0); never answered.
+    #[serde(default, skip_serializing)]
+    pub reset_generation: u64,
 }
 
 impl User {
@@ -72,7 +80,9 @@ impl User {
             created_at: now,
             last_login: None,
             wallet_address: WalletAddress::generate(),
+            email_verified: false,
             session_epoch: 0,
+            reset_generation: 0,
         }
     }
 }

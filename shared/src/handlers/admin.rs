@@ -11,28 +11,34 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Principal;
-use crate::domain::{Actor, Fields, User, UserAction, username_prefix};
+use crate::domain::{Actor, Assurance, Fields, User, UserAction, username_prefix};
 use crate::http::{
     ApiError, audit_context, encode_username_cursor, json_response, path_parameter, prefetched,
     query_fields, username_page_request,
 };
 use crate::store::{UserActionError, UserActionOutcome, UserRead};
 
-/// 403 unless `user` is an administrator (as read from the table for this request). Mint's
-/// check too.
-pub(super) fn require_admin(user: &User) -> Result<(), ApiError> {
-    if user.is_admin {
-        Ok(())
-    } else {
-        Err(not_an_admin())
+/// 403 unless the request's user is an administrator (as read from the table for this
+/// request), and, with `ADMIN_MFA_REQUIRED`, signed in to this session with a second factor (its
+/// access token's `aal`). Mint's check too.
+pub(super) fn require_admin(principal: &Principal, state: &AppState) -> Result<(), ApiError> {
+    if !principal.user().is_admin {
+        return Err(not_an_admin());
     }
+    if state.config.admin_mfa_required && principal.assurance() != Assurance::SecondFactor {
+        return Err(ApiError::Forbidden(
+            "Administrator routes need a session signed in with a second factor: set one up with /api/auth/mfa/setup, then log in again with it".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn not_an_admin() -> ApiError {
     ApiError::Forbidden("Administrator privileges required".into())
 }
 
-/// A user as the admin API answers it: the issue's seven fields (no wallet, no session epoch).
+/// A user as the admin API answers it: the issue's seven fields (no wallet, no session epoch),
+/// and whether the address is verified (issue 25).
 #[derive(Serialize)]
 struct UserView<'a> {
     id: Uuid,
@@ -44,6 +50,7 @@ struct UserView<'a> {
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     last_login: Option<OffsetDateTime>,
+    email_verified: bool,
 }
 
 impl<'a> From<&'a User> for UserView<'a> {
@@ -56,6 +63,7 @@ impl<'a> From<&'a User> for UserView<'a> {
             is_admin: user.is_admin,
             created_at: user.created_at,
             last_login: user.last_login,
+            email_verified: user.email_verified,
         }
     }
 }
@@ -67,7 +75,7 @@ pub async fn list_users(
     principal: Principal,
     state: &AppState,
 ) -> Result<Response<Body>, ApiError> {
-    require_admin(principal.user())?;
+    require_admin(&principal, state)?;
     let mut query = Fields::new(query_fields(&req)?);
     let prefix = query.optional_string("q", username_prefix);
     let page = username_page_request(&req, &mut query)?;
@@ -120,7 +128,7 @@ pub async fn user_action(
     state: &AppState,
 ) -> Result<Response<Body>, ApiError> {
     let admin = principal.user();
-    require_admin(admin)?;
+    require_admin(&principal, state)?;
     let action = action(&req)?;
     let id = user_id(&req)?;
     let target = if id == admin.id {

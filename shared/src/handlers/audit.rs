@@ -28,7 +28,7 @@ pub async fn audit(
     principal: Principal,
     state: &AppState,
 ) -> Result<Response<Body>, ApiError> {
-    require_admin(principal.user())?;
+    require_admin(&principal, state)?;
     let mut query = Fields::new(query_fields(&req)?);
     let kind = query.optional_string("type", |raw| {
         AuditEventType::parse(raw).ok_or_else(|| {

@@ -4,12 +4,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::body_string;
+use super::recovery::{send_verification, verification_token};
 use super::sessions::{INCORRECT_LOGIN, start_session};
 use crate::AppState;
 use crate::auth::{Credentials, LEEWAY_SECONDS, Principal, hash_password, verify_password};
 use crate::domain::{
-    Actor, AuditEvent, AuditEventType, Email, Fields, LoginFailure, Password, User, Username,
-    normalized_password,
+    Actor, AuditEvent, AuditEventType, Email, Fields, LoginFailure, Password, RecoveryToken, User,
+    Username, normalized_password,
 };
 use crate::http::{
     ApiError, audit_context, credentials, json_body, json_response, prefetched, query_fields,
@@ -26,15 +27,25 @@ pub async fn register(req: Request, state: &AppState) -> Result<Response<Body>, 
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
         return Err(fields.into_error().into());
     };
+    let outbox = state
+        .outbox()
+        .ok_or_else(|| ApiError::Internal("register has no MAIL_FROM and APP_BASE_URL".into()))?;
     let password_hash = hash_password(password).await?;
     let now = state.clock.now();
     let user = User::new(&username, &email, now);
-    let registered = audit_context(&req, state, Actor::Anonymous, now)
+    let audit = audit_context(&req, state, Actor::Anonymous, now);
+    let registered = audit
         .event(AuditEventType::UserRegistered, user.id.to_string())
         .with_username(&user.username);
+    let token = RecoveryToken::generate();
     state
         .store
-        .create_user(&user, &password_hash, &registered)
+        .create_user(
+            &user,
+            &password_hash,
+            &registered,
+            verification_token(state, &token, &audit),
+        )
         .await
         .map_err(|error| match error {
             CreateUserError::UsernameTaken => {
@@ -44,6 +55,8 @@ pub async fn register(req: Request, state: &AppState) -> Result<Response<Body>, 
             CreateUserError::Store(error) => error.into(),
         })?;
     tracing::info!(user_id = %user.id, "user registered");
+    let audit = audit.by(Actor::User(user.id));
+    send_verification(&req, state, outbox, &user, Some(token), &audit).await?;
     Ok(json_response(StatusCode::CREATED, &user))
 }
 
@@ -152,6 +165,9 @@ pub async fn login(req: Request, state: &AppState) -> Result<Response<Body>, Api
             }
             recorded?;
             Err(ApiError::Forbidden("Account is disabled".into()))
+        }
+        LoginRecord::Recorded(user) if credential.mfa => {
+            super::mfa::ask_for_second_factor(state, &user, now, attempt, &provisional).await
         }
         LoginRecord::Recorded(user) => {
             let verified = VerifiedLogin {

@@ -297,7 +297,7 @@ pub async fn mint(
     state: &AppState,
 ) -> Result<Response<Body>, ApiError> {
     let user = principal.user();
-    require_admin(user)?;
+    require_admin(&principal, state)?;
     let (key, address, amount) = wallet_amount(&req)?;
     let movement = Movement::new(
         user.id,

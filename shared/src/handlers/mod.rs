@@ -21,6 +21,8 @@ mod governance;
 mod jobs;
 mod ledger;
 mod meta;
+mod mfa;
+mod recovery;
 mod sessions;
 
 use lambda_http::Request;
@@ -99,6 +101,28 @@ endpoints! {
         user sessions::change_password;
     REAUTHENTICATE: "reauthenticate", "POST" "/api/auth/reauthenticate", Auth, keys(refused),
         user sessions::reauthenticate, first read sessions::reauthenticate_first_read;
+    LOGIN_MFA: "login-mfa", "POST" "/api/auth/login/mfa", Auth, keys(ignored), public mfa::login_mfa,
+        first read mfa::login_mfa_first_read;
+    MFA_STATUS: "mfa-status", "GET" "/api/auth/mfa/status", Auth, keys(refused),
+        user mfa::status, first read mfa::second_factor_first_read;
+    MFA_SETUP: "mfa-setup", "POST" "/api/auth/mfa/setup", Auth, keys(refused),
+        user mfa::setup, first read mfa::second_factor_first_read;
+    MFA_VERIFY: "mfa-verify", "POST" "/api/auth/mfa/verify", Auth, keys(refused),
+        user mfa::verify, first read mfa::second_factor_first_read;
+    MFA_VALIDATE: "mfa-validate", "POST" "/api/auth/mfa/validate", Auth, keys(refused),
+        user mfa::validate, first read mfa::second_factor_first_read;
+    MFA_DISABLE: "mfa-disable", "POST" "/api/auth/mfa/disable", Auth, keys(refused),
+        user mfa::disable, first read mfa::second_factor_first_read;
+    MFA_REGENERATE_BACKUP_CODES: "mfa-regenerate-backup-codes", "POST" "/api/auth/mfa/regenerate-backup-codes", Auth, keys(refused),
+        user mfa::regenerate_backup_codes, first read mfa::second_factor_first_read;
+    PASSWORD_RESET_REQUEST: "password-reset-request", "POST" "/api/auth/password-reset/request", Auth,
+        keys(ignored), public recovery::request_password_reset;
+    PASSWORD_RESET_CONFIRM: "password-reset-confirm", "POST" "/api/auth/password-reset/confirm", Auth,
+        keys(ignored), public recovery::confirm_password_reset;
+    VERIFY_EMAIL: "verify-email", "POST" "/api/auth/verify-email", Auth, keys(ignored),
+        public recovery::verify_email;
+    VERIFY_EMAIL_RESEND: "verify-email-resend", "POST" "/api/auth/verify-email/resend", Auth,
+        keys(refused), user recovery::resend_verification;
     SUBMIT_JOB: "submit-job", "POST" "/api/scheduler/jobs", Write, keys(jobs:write),
         user jobs::submit_job;
     LIST_JOBS: "list-jobs", "GET" "/api/scheduler/jobs", Read, keys(jobs:read),
@@ -243,8 +267,10 @@ mod tests {
                 "/api/tokenomics/mint"
                 | "/api/auth/logout"
                 | "/api/auth/change-password"
-                | "/api/auth/reauthenticate",
+                | "/api/auth/reauthenticate"
+                | "/api/auth/verify-email/resend",
             ) => ApiKeys::Refused,
+            (_, path) if path.starts_with("/api/auth/mfa/") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/admin/") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/auth/sessions") => ApiKeys::Refused,
             (_, path) if path.starts_with("/api/keys") => ApiKeys::Refused,
@@ -266,7 +292,18 @@ mod tests {
             );
         }
         let public = [
-            "root", "health", "register", "login", "refresh", "revoke", "openapi", "docs",
+            "root",
+            "health",
+            "register",
+            "login",
+            "login-mfa",
+            "refresh",
+            "revoke",
+            "openapi",
+            "docs",
+            "password-reset-request",
+            "password-reset-confirm",
+            "verify-email",
         ];
         for route in ROUTES {
             assert_eq!(
@@ -427,6 +464,21 @@ mod tests {
                 "{listed}"
             );
         }
+    }
+
+    /// The functions that start with the MFA key are routes of the table: each MFA route that
+    /// takes a code, login's second step and reauthentication; not the status, which reads no
+    /// secret.
+    #[test]
+    fn the_second_factor_functions_are_routes() {
+        for function in crate::routes::SECOND_FACTOR_FUNCTIONS {
+            assert!(
+                ROUTES.iter().any(|route| route.function == *function),
+                "{function}"
+            );
+        }
+        assert!(!MFA_STATUS.route.checks_second_factor());
+        assert!(LOGIN_MFA.route.checks_second_factor() && !LOGIN.route.checks_second_factor());
     }
 
     #[test]

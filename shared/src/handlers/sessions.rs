@@ -3,6 +3,7 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -14,8 +15,8 @@ use crate::auth::{
     IssuedToken, JwtKeys, Principal, hash_password, stated_username, verify_password,
 };
 use crate::domain::{
-    Actor, AuditEvent, AuditEventType, EscapedText, Fields, LoginFailure, Password, RefreshToken,
-    User, Username, normalized_password,
+    Actor, Assurance, AuditEvent, AuditEventType, EscapedText, Fields, LoginFailure, Password,
+    RefreshToken, SecondFactorCode, User, Username, normalized_password,
 };
 use crate::http::{
     ApiError, audit_context, bearer_token, json_body, json_response, path_parameter, prefetched,
@@ -49,16 +50,25 @@ fn refresh_seconds(state: &AppState) -> i64 {
 
 /// The answer of login and refresh: an access token and the session's refresh token.
 fn token_pair(access: IssuedToken, refresh: &RefreshToken, state: &AppState) -> Response<Body> {
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "access_token": access.token,
-            "refresh_token": refresh.expose(),
-            "token_type": "bearer",
-            "expires_in": access.expires_in,
-            "refresh_expires_in": refresh_seconds(state),
-        }),
-    )
+    json_response(StatusCode::OK, &token_pair_body(access, refresh, state))
+}
+
+/// The members of login's and refresh's answer (login's second step adds a warning to them).
+pub(super) fn token_pair_body(
+    access: IssuedToken,
+    refresh: &RefreshToken,
+    state: &AppState,
+) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::Map::from_iter([
+        ("access_token".to_owned(), json!(access.token)),
+        ("refresh_token".to_owned(), json!(refresh.expose())),
+        ("token_type".to_owned(), json!("bearer")),
+        ("expires_in".to_owned(), json!(access.expires_in)),
+        (
+            "refresh_expires_in".to_owned(),
+            json!(refresh_seconds(state)),
+        ),
+    ])
 }
 
 /// Starts a session for `user`, who just proved their password (`verified`): its item, its
@@ -76,7 +86,39 @@ pub async fn start_session(
     provisional: &[AuditEvent],
 ) -> Result<Response<Body>, ApiError> {
     let tokens = jwt_keys(state)?;
-    let session = SessionRecord {
+    let session = new_session(req, state, user, now, Assurance::Password);
+    let refresh = RefreshToken::generate(user.id, session.id);
+    let succeeded = audit_context(req, state, Actor::User(user.id), now)
+        .event(AuditEventType::LoginSucceeded, user.id.to_string())
+        .with_username(&user.username)
+        .with_session(session.id)
+        .with_methods(Assurance::Password.amr());
+    let started = state
+        .store
+        .start_session(&session, &refresh.hash(), verified, &succeeded, provisional)
+        .await?;
+    if started == SessionStart::CredentialChanged {
+        tracing::info!(user_id = %user.id, "login refused: the password changed or every session ended while it was verified");
+        provisional.iter().for_each(AuditEvent::log);
+        return Err(INCORRECT_LOGIN);
+    }
+    tracing::info!(user_id = %user.id, session_id = %session.id, "session started");
+    Ok(token_pair(
+        tokens.issue(user, session.id, now, Assurance::Password),
+        &refresh,
+        state,
+    ))
+}
+
+/// A new session of `user`, signed in to `now` with `assurance`, from the request's client.
+pub(super) fn new_session(
+    req: &Request,
+    state: &AppState,
+    user: &User,
+    now: OffsetDateTime,
+    assurance: Assurance,
+) -> SessionRecord {
+    SessionRecord {
         id: Uuid::now_v7(),
         user_id: user.id,
         created_at: now,
@@ -92,27 +134,8 @@ pub async fn start_session(
         epoch: user.session_epoch,
         expires_at: now.unix_timestamp() + refresh_seconds(state),
         auth_time: Some(now),
-    };
-    let refresh = RefreshToken::generate(user.id, session.id);
-    let succeeded = audit_context(req, state, Actor::User(user.id), now)
-        .event(AuditEventType::LoginSucceeded, user.id.to_string())
-        .with_username(&user.username)
-        .with_session(session.id);
-    let started = state
-        .store
-        .start_session(&session, &refresh.hash(), verified, &succeeded, provisional)
-        .await?;
-    if started == SessionStart::CredentialChanged {
-        tracing::info!(user_id = %user.id, "login refused: the password changed or every session ended while it was verified");
-        provisional.iter().for_each(AuditEvent::log);
-        return Err(INCORRECT_LOGIN);
+        second_factor: assurance == Assurance::SecondFactor,
     }
-    tracing::info!(user_id = %user.id, session_id = %session.id, "session started");
-    Ok(token_pair(
-        tokens.issue(user, session.id, now),
-        &refresh,
-        state,
-    ))
 }
 
 /// The `refresh_token` field of a body: a string that is not empty (422 otherwise), then
@@ -185,6 +208,7 @@ pub async fn refresh(req: Request, state: &AppState) -> Result<Response<Body>, A
                         session.id,
                         now_seconds,
                         signed_in_at,
+                        session.assurance(),
                         &successor_hash,
                     );
                     return Ok(token_pair(access, &successor, state));
@@ -203,8 +227,14 @@ pub async fn refresh(req: Request, state: &AppState) -> Result<Response<Body>, A
     match spent.spent_at {
         Some(spent_at) if now_seconds - spent_at < grace && spent.succeeded_by(&successor_hash) => {
             tracing::info!(session_id = %session.id, "refresh token presented again within the grace: the same pair");
-            let access =
-                tokens.issue_rotated(&user, session.id, spent_at, signed_in_at, &successor_hash);
+            let access = tokens.issue_rotated(
+                &user,
+                session.id,
+                spent_at,
+                signed_in_at,
+                session.assurance(),
+                &successor_hash,
+            );
             Ok(token_pair(access, &successor, state))
         }
         _ => {
@@ -475,25 +505,26 @@ pub async fn change_password(
 /// What a reauthentication's `login.*` events name as the route that checked the password.
 const REAUTHENTICATE: &str = "reauthenticate";
 
-/// `POST /api/auth/reauthenticate` `{password}`: the caller proves their password again, counted
-/// toward the login lockout and audited as a login is (`login.*` events, `via: reauthenticate`),
-/// and gets a new access token of the same session whose `auth_time` is now: what the actions
-/// that need a recent sign-in (creating an API key) ask for. Nothing else changes: the refresh
-/// token, and the session but for its `auth_time`, stay as they are.
-pub async fn reauthenticate(
-    req: Request,
-    principal: Principal,
+/// A password a signed-in user confirmed, counted toward the login lockout and audited as a
+/// login is (`login.*` events naming the route, `via`): the attempt it reserved and the failure
+/// recorded in case it was wrong (`provisional`), for the write of the action it allows to
+/// release and withdraw; and whether the user has a second factor.
+pub(super) struct ConfirmedPassword {
+    pub attempt: Uuid,
+    pub provisional: Vec<AuditEvent>,
+    pub has_second_factor: bool,
+}
+
+/// Checks `password` for the principal's user in session `session_id` (401 `Incorrect
+/// password` when wrong, 423 when the username is locked).
+pub(super) async fn confirm_password(
+    req: &Request,
     state: &AppState,
-) -> Result<Response<Body>, ApiError> {
-    let mut fields = Fields::new(json_body(&req)?);
-    let Some(password) = fields.string("password", |raw| Ok(normalized_password(raw))) else {
-        return Err(fields.into_error().into());
-    };
-    let tokens = jwt_keys(state)?;
-    let user = principal.user();
-    let session_id = principal
-        .session_id()
-        .ok_or(ApiError::Unauthorized("Could not validate credentials"))?;
+    user: &User,
+    session_id: Uuid,
+    password: SecretString,
+    via: &'static str,
+) -> Result<ConfirmedPassword, ApiError> {
     let username = Username::parse(&user.username)
         .map_err(|reason| ApiError::Internal(format!("a stored username is invalid: {reason}")))?;
     let LoginState {
@@ -501,20 +532,20 @@ pub async fn reauthenticate(
         attempts,
     } = state
         .store
-        .first_read(&LoginRead(username.clone()), prefetched(&req))
+        .first_read(&LoginRead(username.clone()), prefetched(req))
         .await?;
     let credential = credential
         .filter(|credential| credential.user_id == user.id)
         .ok_or_else(|| ApiError::Internal("the user has no credential".into()))?;
     let now = state.clock.now();
-    let audit = audit_context(&req, state, Actor::User(user.id), now);
+    let audit = audit_context(req, state, Actor::User(user.id), now);
     let subject = user.id.to_string();
     let event = |kind| {
         audit
             .event(kind, &subject)
             .with_username(username.as_str())
             .with_session(session_id)
-            .with_via(REAUTHENTICATE)
+            .with_via(via)
     };
     let failed = |reason| event(AuditEventType::LoginFailed).with_reason(reason);
     let if_failed = |locks: bool| {
@@ -538,7 +569,10 @@ pub async fn reauthenticate(
         Reservation::Locked {
             retry_after_seconds,
         } => {
-            tracing::info!("reauthentication refused: too many failed attempts for this username");
+            tracing::info!(
+                via,
+                "password confirmation refused: too many failed attempts for this username"
+            );
             state
                 .store
                 .record_audit(&[failed(LoginFailure::Locked)], &[])
@@ -551,18 +585,96 @@ pub async fn reauthenticate(
     // A wrong password leaves its reserved attempt and its provisional events in place: they
     // are the recorded failure.
     if !verify_password(password, Some(credential.password_hash.clone())).await {
-        tracing::info!("reauthentication refused: bad credentials");
+        tracing::info!(via, "password confirmation refused: bad credentials");
         provisional.iter().for_each(AuditEvent::log);
         return Err(ApiError::Unauthorized("Incorrect password"));
     }
-    let succeeded = event(AuditEventType::LoginSucceeded);
+    Ok(ConfirmedPassword {
+        attempt,
+        provisional,
+        has_second_factor: credential.mfa,
+    })
+}
+
+/// `POST /api/auth/reauthenticate` `{password}` (and `code`, for a user with a second factor):
+/// the caller proves their password again (with `confirm_password`: counted toward the login
+/// lockout, audited with `via: reauthenticate`), and their second factor if they have one, and
+/// gets a new access token of the same session whose `auth_time` is now: what the actions that
+/// need a recent sign-in (creating an API key) ask for. Nothing else changes: the refresh token,
+/// and the session but for its `auth_time`, stay as they are.
+pub async fn reauthenticate(
+    req: Request,
+    principal: Principal,
+    state: &AppState,
+) -> Result<Response<Body>, ApiError> {
+    let mut fields = Fields::new(json_body(&req)?);
+    let password = fields.string("password", |raw| Ok(normalized_password(raw)));
+    let code = fields.optional_string("code", SecondFactorCode::parse);
+    let (Some(password), Some(code)) = (password, code) else {
+        return Err(fields.into_error().into());
+    };
+    let tokens = jwt_keys(state)?;
+    let user = principal.user();
+    let session_id = principal
+        .session_id()
+        .ok_or(ApiError::Unauthorized("Could not validate credentials"))?;
+    let now = state.clock.now();
+    let confirmed =
+        confirm_password(&req, state, user, session_id, password, REAUTHENTICATE).await?;
+    let second_factor = match (confirmed.has_second_factor, code) {
+        (false, _) => None,
+        (true, None) => {
+            // The password was right: its attempt and provisional failure do not stand.
+            withdraw_confirmation(state, user, &confirmed).await?;
+            return Err(ApiError::validation(
+                "code",
+                "required: this account has a second factor",
+            ));
+        }
+        (true, Some(code)) => {
+            let proven =
+                super::mfa::prove_second_factor(&req, state, user, &code, REAUTHENTICATE).await;
+            match proven {
+                Ok(used) => Some(used),
+                Err(error) => {
+                    withdraw_confirmation(state, user, &confirmed).await?;
+                    return Err(error);
+                }
+            }
+        }
+    };
+    let audit = audit_context(&req, state, Actor::User(user.id), now);
+    let assurance = match second_factor {
+        Some(_) => Assurance::SecondFactor,
+        None => principal.assurance(),
+    };
+    let mut recorded = vec![
+        audit
+            .event(AuditEventType::LoginSucceeded, user.id.to_string())
+            .with_username(&user.username)
+            .with_session(session_id)
+            .with_via(REAUTHENTICATE)
+            .with_methods(match second_factor {
+                Some(_) => Assurance::SecondFactor.amr(),
+                None => Assurance::Password.amr(),
+            }),
+    ];
+    recorded.extend(
+        second_factor
+            .as_ref()
+            .and_then(|proven| proven.backup_code_used.clone()),
+    );
     let (released, recorded) = tokio::join!(
         state
             .store
-            .release_login_attempt(username.as_str(), attempt),
-        state
-            .store
-            .reauthenticate(user, session_id, now, &succeeded, &provisional)
+            .release_login_attempt(&user.username, confirmed.attempt),
+        state.store.reauthenticate(
+            user,
+            session_id,
+            now,
+            second_factor.as_ref().map(|proven| &proven.used),
+            (&recorded, &confirmed.provisional),
+        )
     );
     if let Err(error) = released {
         tracing::warn!(%error, "a verified attempt was not released; it counts as a failure until it ages out");
@@ -570,7 +682,7 @@ pub async fn reauthenticate(
     match recorded? {
         Reauthentication::Recorded => {
             tracing::info!(user_id = %user.id, session_id = %session_id, "reauthenticated");
-            let access = tokens.issue(user, session_id, now);
+            let access = tokens.issue(user, session_id, now, assurance);
             Ok(json_response(
                 StatusCode::OK,
                 &json!({
@@ -580,13 +692,40 @@ pub async fn reauthenticate(
                 }),
             ))
         }
-        Reauthentication::SessionEnded => {
-            tracing::info!(session_id = %session_id, "reauthentication refused: the session ended meanwhile");
+        outcome => {
+            tracing::info!(session_id = %session_id, ?outcome, "reauthentication refused by its conditions");
             // The password was right: its provisional failure does not stand.
-            state.store.record_audit(&[], &provisional).await?;
-            Err(ApiError::Unauthorized("Could not validate credentials"))
+            state
+                .store
+                .record_audit(&[], &confirmed.provisional)
+                .await?;
+            Err(match outcome {
+                Reauthentication::SecondFactorSpent => super::mfa::INVALID_CODE,
+                Reauthentication::SecondFactorLimited => super::mfa::too_many_failures(
+                    crate::store::FAILURE_WINDOW_SECONDS.unsigned_abs(),
+                ),
+                _ => ApiError::Unauthorized("Could not validate credentials"),
+            })
         }
     }
+}
+
+/// Takes back a right password's confirmation when the action it allowed went no further: its
+/// attempt released, its provisional failure withdrawn.
+pub(super) async fn withdraw_confirmation(
+    state: &AppState,
+    user: &User,
+    confirmed: &ConfirmedPassword,
+) -> Result<(), ApiError> {
+    let (released, withdrawn) = tokio::join!(
+        state
+            .store
+            .release_login_attempt(&user.username, confirmed.attempt),
+        state.store.record_audit(&[], &confirmed.provisional)
+    );
+    released?;
+    withdrawn?;
+    Ok(())
 }
 
 /// What reauthenticate reads first: the credential and failed logins of the username its bearer

@@ -35,7 +35,8 @@ pub fn no_first_read(_: &Request, _: Option<Uuid>) -> Vec<Key> {
 
 /// Runs an authenticated route's handler with the request's principal: 401 without one, and 403
 /// for an API key the route does not take (`api_keys`, from its line in the route table) or
-/// without the route's scope, before the handler sees the request.
+/// without the route's scope, or, with `REQUIRE_VERIFIED_EMAIL`, for an unverified user on a
+/// route that writes to the platform, before the handler sees the request.
 pub async fn authenticated<H, F>(
     mut req: Request,
     state: &'static AppState,
@@ -48,6 +49,9 @@ where
 {
     let principal = credentials(&mut req).principal()?;
     principal.authorize(api_keys)?;
+    if state.config.require_verified_email && api_keys.writes_platform() {
+        principal.email_verified()?;
+    }
     handler(req, principal, state).await
 }
 

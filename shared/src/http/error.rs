@@ -117,7 +117,7 @@ impl From<AuthError> for ApiError {
             AuthError::Refused => Self::InvalidToken(TokenFault::Invalid),
             AuthError::Expired => Self::InvalidToken(TokenFault::Expired),
             AuthError::InvalidKey => Self::InvalidApiKey,
-            AuthError::MissingScope(_) | AuthError::KeysRefused => {
+            AuthError::MissingScope(_) | AuthError::KeysRefused | AuthError::EmailUnverified => {
                 Self::Forbidden(error.to_string())
             }
             AuthError::BothCredentials => Self::BadRequest(error.to_string()),

@@ -421,6 +421,8 @@ mod tests {
             aud: String::new(),
             adm: false,
             auth_time: None,
+            amr: Vec::new(),
+            aal: None,
         };
         let ip = Identity::Ip("203.0.113.1".into());
         let route = Route {

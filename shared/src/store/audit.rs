@@ -168,7 +168,7 @@ impl Store {
             event.log();
             return Ok(true);
         };
-        if refusal.any_failed(count) {
+        if refusal.any_failed(0..count) {
             Ok(false)
         } else {
             Err(refusal.unexpected("an audited write was cancelled"))

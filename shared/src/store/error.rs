@@ -100,9 +100,11 @@ impl Refusal {
         self.refused(index).is_some()
     }
 
-    /// Whether the condition of any of the transaction's first `count` items failed.
-    pub(super) fn any_failed(&self, count: usize) -> bool {
-        self.0.iter().take(count).any(condition_failed)
+    /// Whether the condition of any of the transaction's items in `indices` failed.
+    pub(super) fn any_failed(&self, indices: std::ops::Range<usize>) -> bool {
+        self.0
+            .get(indices)
+            .is_some_and(|reasons| reasons.iter().any(condition_failed))
     }
 
     /// The item at `index` as its refused condition read it back: `None` when that condition

@@ -7,10 +7,12 @@ use uuid::Uuid;
 
 use super::keys::{self, Key};
 use super::{
-    Item, LoginState, RefreshLookup, Store, StoreError, Wallet, api_key_in, job_in, proposal_in,
-    user_in, wallet_in,
+    Item, LoginState, MfaLoginState, RefreshLookup, SecondFactorState, Store, StoreError, Wallet,
+    api_key_in, job_in, proposal_in, user_in, wallet_in,
 };
-use crate::domain::{ApiKey, Job, Proposal, RefreshToken, User, Username, WalletAddress};
+use crate::domain::{
+    ApiKey, Job, MfaLoginToken, Proposal, RefreshToken, User, Username, WalletAddress,
+};
 
 /// Items read together, and what a handler makes of them.
 pub trait FirstRead {
@@ -172,5 +174,36 @@ impl FirstRead for UserRead {
 
     fn value(&self, items: &[Item]) -> Result<Option<User>, StoreError> {
         user_in(items, self.0)
+    }
+}
+
+/// A user's second factor and wrong second factors (the MFA routes', by the caller's id).
+pub struct SecondFactorRead(pub Uuid);
+
+impl FirstRead for SecondFactorRead {
+    type Value = SecondFactorState;
+
+    fn keys(&self) -> Vec<Key> {
+        SecondFactorState::keys(self.0)
+    }
+
+    fn value(&self, items: &[Item]) -> Result<SecondFactorState, StoreError> {
+        SecondFactorState::from_items(items, self.0)
+    }
+}
+
+/// A login's second step: its temp token's item, and the user's profile, factor and wrong
+/// second factors, all named by the token.
+pub struct MfaLoginRead(pub MfaLoginToken);
+
+impl FirstRead for MfaLoginRead {
+    type Value = MfaLoginState;
+
+    fn keys(&self) -> Vec<Key> {
+        MfaLoginState::keys(&self.0)
+    }
+
+    fn value(&self, items: &[Item]) -> Result<MfaLoginState, StoreError> {
+        MfaLoginState::from_items(items, &self.0)
     }
 }

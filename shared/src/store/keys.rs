@@ -189,7 +189,41 @@ pub fn rate_counter(
     )
 }
 
+/// A user's second factor (issue 24): its sealed TOTP secret, last accepted step, backup codes.
+pub fn second_factor(user_id: Uuid) -> Key {
+    key(user_partition(user_id), "MFA")
+}
+
+/// A user's wrong second factors in the current hour-long window.
+pub fn second_factor_failures(user_id: Uuid) -> Key {
+    key(user_partition(user_id), "MFAFAIL")
+}
+
+/// A login waiting for its second factor, by the SHA-256 of its temp token (hex).
+pub fn mfa_login(hash: &str) -> Key {
+    key(format!("MFALOGIN#{hash}"), "MFALOGIN")
+}
+
 /// The recent failed logins of a username (existing or not).
 pub fn login_failures(username: &str) -> Key {
     key(format!("LOGINFAIL#{username}"), "LOGINFAIL")
+}
+
+/// A password-reset token, by the SHA-256 of the token (hex): the token itself is never stored.
+pub fn reset_token(hash: &str) -> Key {
+    key(format!("RESET#{hash}"), "RESET")
+}
+
+/// An address-verification token, by the SHA-256 of the token (hex).
+pub fn verification_token(hash: &str) -> Key {
+    key(format!("VERIFY#{hash}"), "VERIFY")
+}
+
+/// The mails of one kind sent to one recipient (the SHA-256 of an address, or of a user id) in
+/// the hour-long window that starts at `window_start_seconds`.
+pub fn mail_counter(kind: &str, recipient_hash: &str, window_start_seconds: i64) -> Key {
+    key(
+        format!("RATE#mail#{kind}#{recipient_hash}"),
+        format!("WINDOW#{window_start_seconds}"),
+    )
 }

@@ -11,7 +11,9 @@ mod jobs;
 pub mod keys;
 mod ledger;
 mod login_attempts;
+mod mfa;
 mod rate_counters;
+mod recovery;
 mod round_trip_log;
 mod sessions;
 mod user_admin;
@@ -38,8 +40,8 @@ pub use devices::RegisterDevice;
 use error::Refusal;
 pub use error::StoreError;
 pub use first_reads::{
-    ApiKeyRead, FirstRead, JobRead, LoginRead, Prefetched, RefreshRead, UserRead, VoteRead,
-    WalletRead,
+    ApiKeyRead, FirstRead, JobRead, LoginRead, MfaLoginRead, Prefetched, RefreshRead,
+    SecondFactorRead, UserRead, VoteRead, WalletRead,
 };
 pub use governance::{VoteError, proposal_in};
 pub use jobs::{CancelJob, job_in};
@@ -49,7 +51,13 @@ pub use ledger::{
     wallet_in,
 };
 pub use login_attempts::{AttemptsWrite, LoginAttempts};
+pub use mfa::{
+    FAILURE_WINDOW_SECONDS, FactorEnabling, FactorOutcome, FactorState, FactorUse,
+    MAX_LOGIN_TOKEN_FAILURES, MAX_SECOND_FACTOR_FAILURES, MFA_LOGIN_SECONDS, MfaLoginState,
+    PendingLogin, SecondFactor, SecondFactorFailure, SecondFactorFailures, SecondFactorState,
+};
 pub use rate_counters::counter_hits;
+pub use recovery::{NewToken, ResetRecord, Spend, VerificationRecord};
 pub use sessions::{
     NewPassword, PasswordChange, Reauthentication, RefreshLookup, RefreshRecord, RefreshState,
     Rotation, SessionRecord, SessionStart, SessionStatus, VerifiedLogin,

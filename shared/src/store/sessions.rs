@@ -14,8 +14,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::keys::{self, GSI1PK, GSI1SK, SESSION_PREFIX};
+use super::mfa::FactorUse;
 use super::{Item, KeyRevocation, Store, StoreError, TTL_ATTRIBUTE, find, number, string};
-use crate::domain::{AuditEvent, RefreshToken, RefreshTokenHash, User, rfc3339};
+use crate::domain::{Assurance, AuditEvent, RefreshToken, RefreshTokenHash, User, rfc3339};
 
 const STATUS: &str = "status";
 const STATE: &str = "state";
@@ -60,9 +61,21 @@ pub struct SessionRecord {
         skip_serializing_if = "Option::is_none"
     )]
     pub auth_time: Option<OffsetDateTime>,
+    /// Whether its user proved a second factor in it: at a login's second step, or by verifying
+    /// a new factor in it. Its access tokens say so (`amr`, `aal`), refreshes too.
+    #[serde(default)]
+    pub second_factor: bool,
 }
 
 impl SessionRecord {
+    /// How its user signed in to it.
+    pub fn assurance(&self) -> Assurance {
+        match self.second_factor {
+            true => Assurance::SecondFactor,
+            false => Assurance::Password,
+        }
+    }
+
     /// When its user last proved their password in it (its access tokens' `auth_time`): a
     /// session begun before that was recorded, when it began.
     pub fn signed_in_at(&self) -> OffsetDateTime {
@@ -179,6 +192,11 @@ pub enum Reauthentication {
     Recorded,
     /// The session is no longer live (it ended, or expired, since it was read): nothing written.
     SessionEnded,
+    /// The second factor's code was spent meanwhile (the same TOTP step, the same backup code):
+    /// nothing written.
+    SecondFactorSpent,
+    /// The user's wrong second factors reached the limit meanwhile: nothing written.
+    SecondFactorLimited,
 }
 
 /// What a password change came to.
@@ -259,6 +277,46 @@ fn epoch(value: u64) -> AttributeValue {
 }
 
 impl Store {
+    /// What starting `session` writes, whatever proved the sign-in: a check that the user's
+    /// `session_epoch` is still the session's (no password change, no "log out everywhere"
+    /// since it was read), the session's item and its first refresh token's.
+    pub(super) fn session_start_items(
+        &self,
+        session: &SessionRecord,
+        token: &RefreshTokenHash,
+    ) -> Result<[TransactWriteItem; 3], StoreError> {
+        let mut item = to_item(session)?;
+        item.extend(keys::session(session.id).attributes());
+        item.insert(
+            GSI1PK.to_owned(),
+            string(keys::user_partition(session.user_id)),
+        );
+        item.insert(
+            GSI1SK.to_owned(),
+            string(format!("{SESSION_PREFIX}{}", session.id)),
+        );
+        let token = refresh_item(token, session, session.expires_at)?;
+        let epoch_as_read = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::user(session.user_id).attributes()))
+            .condition_expression(if session.epoch == 0 {
+                "attribute_exists(PK) AND (attribute_not_exists(#epoch) OR #epoch = :read)"
+            } else {
+                "attribute_exists(PK) AND #epoch = :read"
+            })
+            .expression_attribute_names("#epoch", SESSION_EPOCH)
+            .expression_attribute_values(":read", epoch(session.epoch))
+            .build()
+            .expect("table, key and condition are set");
+        Ok([
+            TransactWriteItem::builder()
+                .condition_check(epoch_as_read)
+                .build(),
+            new_item(&self.table, item),
+            new_item(&self.table, token),
+        ])
+    }
+
     /// Starts a session with its first refresh token and records the login (`succeeded`,
     /// withdrawing the failure `provisional` recorded in case the password was wrong, and
     /// releasing the attempt it reserved), in one transaction: all or nothing. It holds only
@@ -273,17 +331,6 @@ impl Store {
         succeeded: &AuditEvent,
         provisional: &[AuditEvent],
     ) -> Result<SessionStart, StoreError> {
-        let mut item = to_item(session)?;
-        item.extend(keys::session(session.id).attributes());
-        item.insert(
-            GSI1PK.to_owned(),
-            string(keys::user_partition(session.user_id)),
-        );
-        item.insert(
-            GSI1SK.to_owned(),
-            string(format!("{SESSION_PREFIX}{}", session.id)),
-        );
-        let token = refresh_item(token, session, session.expires_at)?;
         let credential = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(keys::username(verified.username).attributes()))
@@ -292,27 +339,14 @@ impl Store {
             .expression_attribute_values(":owner", string(session.user_id.to_string()))
             .build()
             .expect("table, key and condition are set");
-        let epoch_as_read = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(keys::user(session.user_id).attributes()))
-            .condition_expression(if session.epoch == 0 {
-                "attribute_exists(PK) AND (attribute_not_exists(#epoch) OR #epoch = :read)"
-            } else {
-                "attribute_exists(PK) AND #epoch = :read"
-            })
-            .expression_attribute_names("#epoch", SESSION_EPOCH)
-            .expression_attribute_values(":read", epoch(session.epoch))
-            .build()
-            .expect("table, key and condition are set");
+        let [epoch_as_read, session_item, token_item] = self.session_start_items(session, token)?;
         let mut items = vec![
             TransactWriteItem::builder()
                 .condition_check(credential)
                 .build(),
-            TransactWriteItem::builder()
-                .condition_check(epoch_as_read)
-                .build(),
-            new_item(&self.table, item),
-            new_item(&self.table, token),
+            epoch_as_read,
+            session_item,
+            token_item,
             self.audit_put(succeeded)?,
             self.attempt_release(verified.username, verified.attempt),
         ];
@@ -323,7 +357,7 @@ impl Store {
             succeeded.log();
             return Ok(SessionStart::Started);
         };
-        if refusal.any_failed(2) {
+        if refusal.any_failed(0..2) {
             Ok(SessionStart::CredentialChanged)
         } else {
             Err(refusal.unexpected("the session's start was cancelled"))
@@ -584,7 +618,7 @@ impl Store {
             return Ok(PasswordChange::Changed);
         };
         tracing::info!(reasons = ?refusal, "password change refused by its conditions");
-        if refusal.any_failed(password_items) {
+        if refusal.any_failed(0..password_items) {
             Ok(PasswordChange::Conflict)
         } else {
             Ok(PasswordChange::KeysChanged)
@@ -623,15 +657,17 @@ impl Store {
     /// Records that `user` proved their password again at `at` in session `session_id`: its
     /// `auth_time`, with the `succeeded` event, withdrawing the failure `provisional` recorded
     /// in case the password was wrong, in one transaction; on condition that the session is
-    /// still live (the user's, active, not behind the user's epoch as read, unexpired).
+    /// still live (the user's, active, not behind the user's epoch as read, unexpired). A user
+    /// with a second factor spends the one they proved (`second_factor`) in it too.
     pub async fn reauthenticate(
         &self,
         user: &User,
         session_id: Uuid,
         at: OffsetDateTime,
-        succeeded: &AuditEvent,
-        provisional: &[AuditEvent],
+        second_factor: Option<&FactorUse>,
+        events: (&[AuditEvent], &[AuditEvent]),
     ) -> Result<Reauthentication, StoreError> {
+        let (recorded, provisional) = events;
         let signed_in = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::session(session_id).attributes()))
@@ -649,19 +685,27 @@ impl Store {
             .expression_attribute_values(":now", number(at.unix_timestamp()))
             .build()
             .expect("table, key and expressions are set");
-        let mut items = vec![
-            TransactWriteItem::builder().update(signed_in).build(),
-            self.audit_put(succeeded)?,
-        ];
+        let mut items = vec![TransactWriteItem::builder().update(signed_in).build()];
+        for event in recorded {
+            items.push(self.audit_put(event)?);
+        }
         for event in provisional {
             items.push(self.audit_delete(event)?);
         }
+        let factor_at = items.len();
+        if let Some(used) = second_factor {
+            items.extend(self.factor_items(user.id, used, at.unix_timestamp())?);
+        }
         let Err(refusal) = self.transact(items).await? else {
-            succeeded.log();
+            recorded.iter().for_each(AuditEvent::log);
             return Ok(Reauthentication::Recorded);
         };
         if refusal.failed(0) {
             Ok(Reauthentication::SessionEnded)
+        } else if refusal.failed(factor_at + 1) {
+            Ok(Reauthentication::SecondFactorLimited)
+        } else if refusal.failed(factor_at) {
+            Ok(Reauthentication::SecondFactorSpent)
         } else {
             Err(refusal.unexpected("reauthentication cancelled"))
         }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::error::unless_refused;
 use super::keys::{self, Key};
 use super::login_attempts::{LoginAttempts, login_attempts_in};
+use super::recovery::NewToken;
 use super::sessions::{SessionRecord, session_in};
 use super::{Item, Store, StoreError, find, number, string};
 use crate::domain::{AuditEvent, User, rfc3339};
@@ -28,6 +29,9 @@ pub enum CreateUserError {
 pub struct Credential {
     pub user_id: Uuid,
     pub password_hash: String,
+    /// Whether the user has an enabled second factor: a login then asks for it.
+    #[serde(default)]
+    pub mfa: bool,
 }
 
 /// What login reads about a username before it verifies a password.
@@ -103,13 +107,15 @@ fn with_key(mut item: Item, key: Key) -> Item {
 }
 
 impl Store {
-    /// Writes the user, its username credential, its email reservation, its empty wallet and
-    /// its `registered` event in one transaction: either all exist afterwards or none does.
+    /// Writes the user, its username credential, its email reservation, its empty wallet, its
+    /// `registered` event and its address's verification token in one transaction: either all
+    /// exist afterwards or none does.
     pub async fn create_user(
         &self,
         user: &User,
         password_hash: &str,
         registered: &AuditEvent,
+        verification: NewToken,
     ) -> Result<(), CreateUserError> {
         let mut profile = with_key(
             to_item(user).map_err(StoreError::from)?,
@@ -119,6 +125,7 @@ impl Store {
         let credential = Credential {
             user_id: user.id,
             password_hash: password_hash.to_owned(),
+            mfa: false,
         };
         let credential = with_key(
             to_item(&credential).map_err(StoreError::from)?,
@@ -149,6 +156,7 @@ impl Store {
             })
             .into();
         items.push(self.audit_put(registered)?);
+        items.push(self.verification_put(user, &verification)?);
         let Err(refusal) = self.transact(items).await? else {
             registered.log();
             return Ok(());

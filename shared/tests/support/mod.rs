@@ -5,6 +5,7 @@
 
 pub mod faults;
 pub mod interleave;
+pub mod mail;
 pub mod sessions;
 
 use aws_sdk_dynamodb::config::retry::RetryPartition;
@@ -21,6 +22,7 @@ use faults::FaultInjector;
 
 pub const PASSWORD: &str = "Fog-Compute-2024";
 const SECRET: &str = "in-process-test-secret-of-at-least-32-bytes";
+pub const MFA_KEY: &str = "in-process-test-mfa-key-of-at-least-32-bytes";
 
 pub struct TestApp {
     pub state: &'static AppState,
@@ -43,7 +45,12 @@ impl TestApp {
     /// With a clock `offset` ahead of the system's, against the same table: the API as it will
     /// answer then.
     pub async fn later(offset: time::Duration) -> Self {
-        let mut state = app_state(&[]).await;
+        Self::later_with_settings(offset, &[]).await
+    }
+
+    /// `later`, with settings (as `with_settings`).
+    pub async fn later_with_settings(offset: time::Duration, settings: &[(&str, &str)]) -> Self {
+        let mut state = app_state(settings).await;
         state.clock = Clock::offset(offset);
         Self {
             state: Box::leak(Box::new(state)),
@@ -193,13 +200,15 @@ async fn app_state(settings: &[(&str, &str)]) -> AppState {
             .map(|(_, value)| value.to_string());
         match name {
             "JWT_SECRET" => Some(SECRET.to_owned()),
+            "MFA_KEY" => Some(MFA_KEY.to_owned()),
             _ if setting.is_some() => setting,
             _ if name.starts_with("RATE_LIMIT_") => Some("100000".to_owned()),
             _ => std::env::var(name).ok(),
         }
     })
     .expect("TABLE_NAME and DYNAMODB_ENDPOINT are set by `make test`");
-    AppState::new(config, &shared::handlers::ROOT.route)
+    // A route that checks second factors, so that the state holds every key any endpoint needs.
+    AppState::new(config, &shared::handlers::MFA_SETUP.route)
         .await
         .expect("the app starts")
 }
