@@ -39,7 +39,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -211,18 +211,30 @@ class Sam:
             raise RuntimeError(f"sam local invoke {logical_id} failed ({result.returncode}):\n{result.stderr[-4000:]}")
         return json.loads(lines[-1])
 
-    def start_api(self, port: int, log: Path | None = None, warm: str = "LAZY", timeout: float = 300) -> StartApi:
+    def start_api(self, port: int, log: Path | None = None, warm: str = "LAZY", timeout: float = 300) -> SamServer:
         command = [str(VENV_BIN / "sam"), "local", "start-api", "--host", "127.0.0.1", "--port", str(port),
                    *self.common_args()]
         if warm:
             command += ["--warm-containers", warm]
-        return StartApi(command, self.env(), port, log, timeout)
+        # Up once the root route answers: its function runs in a container.
+        return SamServer(command, self.env(), port, log, timeout, up=lambda status: status == 200)
+
+    def start_lambda(self, port: int, log: Path | None = None, timeout: float = 300) -> SamServer:
+        """`sam local start-lambda`: the Lambda Invoke API for every function of the template,
+        each in its own container from its first invocation on (one SAM process for many
+        invocations, where `invoke` starts SAM for each)."""
+        command = [str(VENV_BIN / "sam"), "local", "start-lambda", "--host", "127.0.0.1", "--port", str(port),
+                   *self.common_args(), "--warm-containers", "LAZY"]
+        # Up once it answers at all: it has no route at /.
+        return SamServer(command, self.env(), port, log, timeout, up=lambda status: True)
 
 
-class StartApi:
-    """A running `sam local start-api`, once its root route has answered."""
+class SamServer:
+    """A running `sam local start-api` or `start-lambda`, once `/` answers with a status `up`
+    accepts."""
 
-    def __init__(self, command: list[str], env: dict[str, str], port: int, log: Path | None, timeout: float):
+    def __init__(self, command: list[str], env: dict[str, str], port: int, log: Path | None, timeout: float,
+                 up: Callable[[int], bool]):
         self.url = f"http://127.0.0.1:{port}"
         self._log = open(log, "ab") if log else None
         self.process = subprocess.Popen(
@@ -233,19 +245,34 @@ class StartApi:
             deadline = time.monotonic() + timeout
             while True:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"sam local start-api exited with {self.process.returncode}")
+                    raise RuntimeError(f"{' '.join(command[1:3])} exited with {self.process.returncode}")
                 try:
                     with urllib.request.urlopen(f"{self.url}/", timeout=timeout) as response:
-                        if response.status == 200:
-                            break
-                except (OSError, urllib.error.HTTPError):
-                    pass
+                        status = response.status
+                except urllib.error.HTTPError as error:
+                    status = error.code
+                except OSError:
+                    status = None
+                if status is not None and up(status):
+                    break
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"sam local start-api did not answer on {self.url} within {timeout:.0f}s")
+                    raise TimeoutError(f"{' '.join(command[1:3])} did not answer on {self.url} within {timeout:.0f}s")
                 time.sleep(0.5)
         except BaseException:  # a signal too: SAM runs in a session of its own
             self.stop()
             raise
+
+    def invoke(self, logical_id: str, event: dict, timeout: float = 300) -> dict:
+        """One invocation through start-lambda's Invoke API; returns the function's response."""
+        request = urllib.request.Request(
+            f"{self.url}/2015-03-31/functions/{logical_id}/invocations",
+            data=json.dumps(event).encode(), method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            body = answer.read()
+            if answer.headers.get("X-Amz-Function-Error"):
+                raise RuntimeError(f"{logical_id} failed in start-lambda: {body[-4000:]!r}")
+        return json.loads(body)
 
     def stop(self) -> None:
         # SAM removes the containers it started when it gets SIGTERM.

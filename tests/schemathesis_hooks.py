@@ -7,7 +7,7 @@ import schemathesis
 def filter_body(context, body):
     """Drops bodies that are not UTF-8: cargo-lambda's emulator answers those with its own 500
     before any function runs, where API Gateway would base64-encode them. The functions' answer
-    to such a body (400) is tested in-process (shared/tests/body_encoding.rs) and through `sam
+    to such a body (400) is tested in-process (shared/tests/handlers/body_encoding.rs) and through `sam
     local invoke` (tests/sam/test_sam_local.py)."""
     if isinstance(body, (bytes, bytearray)):
         try:
@@ -33,5 +33,5 @@ def filter_case(context, case):
     """Drops cases with a header value that is not UTF-8 on the wire (an `Idempotency-Key` of
     `×ø`, say): cargo-lambda's emulator answers those with its own 500 before any function runs,
     where API Gateway passes the header on. That such a key is a 422 is tested in-process
-    (shared/tests/ledger.rs)."""
+    (shared/tests/handlers/ledger.rs)."""
     return all(_utf8_on_the_wire(value) for value in (case.headers or {}).values())

@@ -188,7 +188,7 @@ def test_a_vote_and_an_unstake_at_once_never_both_succeed(api, admin):
 def end_voting_now(api, proposal_id, *wallets):
     """What the passing of the voting period does, without waiting for it: the proposal's voting
     end and the wallets' locks on it are moved to a second ago (the functions' clock cannot be
-    moved; shared/tests/governance.rs moves it in-process)."""
+    moved; shared/tests/handlers/governance.rs moves it in-process)."""
     client = api.dynamodb.client()
     past = {"N": str(int(time.time()) - 1)}
     client.update_item(TableName=api.table, Key={"PK": {"S": f"PROPOSAL#{proposal_id}"}, "SK": {"S": "PROPOSAL"}},

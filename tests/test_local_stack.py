@@ -296,7 +296,7 @@ def test_a_taken_functions_port_is_named(tmp_path):
 def test_the_emulator_answers_a_body_that_is_not_utf8_itself(api):
     """cargo-lambda's emulator (`make run`) answers a JSON body that is not UTF-8 with its own
     500 before any function runs, where API Gateway would hand the function the body
-    base64-encoded: the functions' 400 for it is tested in-process (shared/tests/body_encoding.rs)
+    base64-encoded: the functions' 400 for it is tested in-process (shared/tests/handlers/body_encoding.rs)
     and through `sam local invoke` (tests/sam/). docs/local-development.md says so; this fails if a cargo-lambda
     release changes it."""
     response = api.post("/api/auth/register", data='{"username":"café"}'.encode("latin-1"),

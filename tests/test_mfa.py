@@ -3,7 +3,7 @@ verification, a login's two steps, a replayed code, backup codes, reauthenticati
 disabling, and administrators held to a second factor when ADMIN_MFA_REQUIRED is true. Codes are
 computed from the setup's secret with the standard library (RFC 6238: HMAC-SHA-1, 30-second
 steps, 6 digits), as an authenticator app would. Tests that need time to pass (the hourly limit,
-the temp token's expiry) run in-process with a moved clock (shared/tests/mfa.rs)."""
+the temp token's expiry) run in-process with a moved clock (shared/tests/handlers/mfa.rs)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Sessions end to end (issue 15), over HTTP through the real function binaries: refresh tokens
 with rotation, the grace for honest races, logout of one session and of all, revocation, the
 session list, ending a session, changing the password. Reuse after the grace, which needs time to
-pass, is tested in-process with a moved clock (shared/tests/sessions.rs)."""
+pass, is tested in-process with a moved clock (shared/tests/handlers/sessions.rs)."""
 
 from __future__ import annotations
 

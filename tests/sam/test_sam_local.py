@@ -1,5 +1,7 @@
-"""The functions in SAM's Lambda containers: `sam local invoke` with every events/ fixture, and
-`sam local start-api` end to end, against a local DynamoDB. Driven by template.yaml."""
+"""The functions in SAM's Lambda containers, against a local DynamoDB, driven by template.yaml:
+every events/ fixture invoked through `sam local start-lambda` (one SAM process for them all),
+`sam local invoke` itself for a registration and login and for bodies that are not UTF-8, and
+`sam local start-api` end to end."""
 
 from __future__ import annotations
 
@@ -41,7 +43,16 @@ def invocation_order() -> list[str]:
 
 @pytest.fixture(scope="session")
 def invocations(sam_stack) -> dict[str, dict | Exception]:
-    """Every function invoked once with its fixture; binary -> response (or the error)."""
+    """Every function invoked once with its fixture, through `sam local start-lambda`;
+    binary -> response (or the error)."""
+    server = sam_stack.sam.start_lambda(local_stack.free_port(), log=sam_stack.workdir / "start-lambda.log")
+    try:
+        return invoke_every_fixture(server)
+    finally:
+        server.stop()
+
+
+def invoke_every_fixture(server) -> dict[str, dict | Exception]:
     results: dict[str, dict | Exception] = {}
     token = refresh_token = None
     for binary in invocation_order():
@@ -55,7 +66,7 @@ def invocations(sam_stack) -> dict[str, dict | Exception]:
             event["body"] = json.dumps({"refresh_token": refresh_token})
             event["headers"]["content-length"] = str(len(event["body"]))
         try:
-            results[binary] = sam_stack.sam.invoke(BINARY_TO_ID[binary], event)
+            results[binary] = server.invoke(BINARY_TO_ID[binary], event)
         except Exception as error:  # reported by the function's own test
             results[binary] = error
             continue
@@ -283,7 +294,7 @@ CHECKS = {
 
 
 @pytest.mark.parametrize("binary", invocation_order())
-def test_sam_local_invoke_answers_the_fixture(invocations, binary):
+def test_every_function_answers_its_fixture_in_sam(invocations, binary):
     CHECKS[binary](*response_of(invocations, binary))
 
 

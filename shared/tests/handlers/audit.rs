@@ -4,14 +4,13 @@
 //! pages them for administrators only. (That a failure at any DynamoDB call leaves neither the
 //! action nor its event is `faults.rs`, whose items include the events the writes name.)
 
-mod support;
 
 use serde_json::{Value, json};
 use shared::domain::{AuditEvent, UserAction};
 use shared::handlers;
 use shared::ratelimit::MAX_FAILED_LOGINS;
 use shared::store::AuditQuery;
-use support::{PASSWORD, TestApp, event, unique_username};
+use crate::support::{PASSWORD, TestApp, event, unique_username};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -403,7 +402,7 @@ async fn page(app: &TestApp, admin: &str, query: String) -> Value {
 }
 
 /// `GET /api/admin/audit` as `token`'s user with `query`.
-async fn audit(app: &TestApp, token: Option<&str>, query: &str) -> support::TestResponse {
+async fn audit(app: &TestApp, token: Option<&str>, query: &str) -> crate::support::TestResponse {
     let mut request = event("GET", "/api/admin/audit").query(query);
     if let Some(token) = token {
         request = request.bearer(token);
@@ -587,7 +586,7 @@ async fn a_walk_over_months_stops_at_its_bound_with_a_cursor_that_goes_on() {
 /// failed in the lockout too). Sent again, it succeeds with exactly one `login.succeeded`.
 #[tokio::test]
 async fn a_login_failing_at_a_dynamodb_call_records_no_success() {
-    use support::faults::{Fault, FaultInjector};
+    use crate::support::faults::{Fault, FaultInjector};
     let injector = FaultInjector::start().await;
     let faulty = TestApp::with_fault_injector(&injector).await;
     let app = TestApp::new().await;
@@ -636,7 +635,7 @@ async fn a_login_failing_at_a_dynamodb_call_records_no_success() {
 async fn concurrently(
     app: &TestApp,
     endpoint: &'static shared::http::Endpoint,
-    request: support::EventBuilder,
+    request: crate::support::EventBuilder,
     count: usize,
 ) -> Vec<u16> {
     let tasks: Vec<_> = (0..count)
@@ -860,7 +859,7 @@ async fn events_past_their_retention_are_not_answered_before_ttl_deletes_them() 
     let recorded = |retention_days| {
         let context = shared::domain::AuditContext {
             retention_days,
-            ..support::audit_context(shared::domain::Actor::Fogctl, now)
+            ..crate::support::audit_context(shared::domain::Actor::Fogctl, now)
         };
         context.event(shared::domain::AuditEventType::UserUnlocked, &subject)
     };

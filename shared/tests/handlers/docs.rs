@@ -1,13 +1,12 @@
 //! The docs function through `http::dispatch`, as API Gateway calls it: the page, every asset it
 //! names, unknown names, and the headers its answers get, which no other route can get.
 
-mod support;
 
 use lambda_http::{Body, Response};
 use shared::handlers::{DOCS, HEALTH, ME, OPENAPI, ROOT};
 use shared::http::{Endpoint, file_response, no_first_read};
 use shared::routes::{ApiKeys, RateLimit, Route, Serves};
-use support::{TestApp, TestResponse, event};
+use crate::support::{TestApp, TestResponse, event};
 
 const DOCS_PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
@@ -170,7 +169,7 @@ async fn every_answer_varies_by_origin_when_origins_are_allowed() {
     let allowed = "https://app.example.com";
     let app = TestApp::with_settings(&[("CORS_ALLOWED_ORIGINS", allowed)]).await;
     let requests = |origin: Option<&str>| {
-        let with = |builder: support::EventBuilder| match origin {
+        let with = |builder: crate::support::EventBuilder| match origin {
             Some(origin) => builder.header("origin", origin),
             None => builder,
         };

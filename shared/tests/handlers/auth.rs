@@ -1,13 +1,12 @@
 //! The auth handlers in-process, against the local DynamoDB.
 
-mod support;
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use shared::handlers::{HEALTH, LOGIN, LOGOUT, ME};
-use support::{PASSWORD, TestApp, event, unique_username};
+use crate::support::{PASSWORD, TestApp, event, unique_username};
 
 fn claims(app: &TestApp, token: &str) -> shared::auth::Claims {
     app.state.jwt_keys().unwrap().verify(token).unwrap()
@@ -216,7 +215,7 @@ async fn a_base64_encoded_body_that_is_not_json_gets_400() {
 
 #[tokio::test]
 async fn login_reads_its_credential_in_the_rate_limiters_round_trip() {
-    let injector = support::faults::FaultInjector::start().await;
+    let injector = crate::support::faults::FaultInjector::start().await;
     let app = TestApp::with_fault_injector(&injector).await;
     let username = unique_username();
     app.register(&username).await;

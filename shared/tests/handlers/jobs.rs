@@ -1,15 +1,14 @@
 //! The job handlers in-process: what is stored, and the listing's pages.
 
-mod support;
 
 use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use shared::handlers::{CANCEL_JOB, GET_JOB, LIST_JOBS, SUBMIT_JOB};
-use support::{TestApp, event};
+use crate::support::{TestApp, event};
 
-async fn submit(app: &TestApp, token: &str, body: Value) -> support::TestResponse {
+async fn submit(app: &TestApp, token: &str, body: Value) -> crate::support::TestResponse {
     app.call(
         &SUBMIT_JOB,
         event("POST", "/api/scheduler/jobs")
@@ -186,7 +185,7 @@ async fn malformed_job_ids_and_cursors() {
 
 #[tokio::test]
 async fn get_job_reads_the_job_in_the_rate_limiters_round_trip() {
-    let injector = support::faults::FaultInjector::start().await;
+    let injector = crate::support::faults::FaultInjector::start().await;
     let app = TestApp::with_fault_injector(&injector).await;
     let (_, owner) = app.user_with_token().await;
     let (_, other) = app.user_with_token().await;

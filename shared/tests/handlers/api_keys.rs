@@ -2,7 +2,6 @@
 //! every route family, their refusals, their hourly budget, the 25-key cap, `last_used`, and
 //! what each key-authenticated request costs.
 
-mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,8 +17,8 @@ use shared::handlers::{
     ROOT, STAKE, SUBMIT_JOB, TRANSFER, UNSTAKE, VOTE,
 };
 use shared::http::Endpoint;
-use support::faults::FaultInjector;
-use support::{EventBuilder, TestApp, TestResponse, event};
+use crate::support::faults::FaultInjector;
+use crate::support::{EventBuilder, TestApp, TestResponse, event};
 use uuid::Uuid;
 
 const LIMITER: [&str; 2] = ["UpdateItem", "BatchGetItem"];

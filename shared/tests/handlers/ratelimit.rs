@@ -1,14 +1,13 @@
 //! The rate limiter in-process, against the local DynamoDB: atomicity, identities, headers,
 //! brute-force lockout, stale counters and the failure policy.
 
-mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::domain::UserAction;
 use shared::handlers::{HEALTH, LIST_JOBS, LOGIN, ME, ROOT};
-use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
+use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
 fn now_ms() -> u64 {
     SystemTime::now()

@@ -52,8 +52,8 @@ impl fmt::Display for Fault {
     }
 }
 
-/// Every fault the fault tests inject (shared/tests/faults.rs, and the admin actions' in
-/// shared/tests/admin.rs).
+/// Every fault the fault tests inject (shared/tests/handlers/faults.rs, and the admin actions' in
+/// shared/tests/handlers/admin.rs).
 pub const FAULTS: [Fault; 8] = [
     Fault::Unreachable,
     Fault::ResponseLost,

@@ -6,7 +6,6 @@
 //! may revoke every API key in its own transaction. Time moves with the test app's clock
 //! (`TestApp::later`), never by sleeping.
 
-mod support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use secrecy::ExposeSecret;
@@ -16,8 +15,8 @@ use shared::domain::AuditEvent;
 use shared::handlers::{CHANGE_PASSWORD, LIST_API_KEYS, REAUTHENTICATE};
 use shared::ratelimit::MAX_FAILED_LOGINS;
 use shared::store::{AuditQuery, keys};
-use support::sessions::{Pair, text};
-use support::{PASSWORD, TestApp, TestResponse, event};
+use crate::support::sessions::{Pair, text};
+use crate::support::{PASSWORD, TestApp, TestResponse, event};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -355,7 +354,7 @@ async fn a_session_ended_meanwhile_is_not_signed_in_again() {
         .unwrap()
         .unwrap();
     let now = app.state.clock.now();
-    let audit = support::audit_context(shared::domain::Actor::User(user.id), now);
+    let audit = crate::support::audit_context(shared::domain::Actor::User(user.id), now);
     let logout = audit.event(shared::domain::AuditEventType::Logout, user.id.to_string());
     assert!(store.end_session(claims.sid, &user, &logout).await.unwrap());
     let succeeded = audit.event(

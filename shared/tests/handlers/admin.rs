@@ -2,7 +2,6 @@
 //! administrators only (read from the table on every request); each action and its audit event
 //! written together or not at all, with a fault at every DynamoDB call of the action.
 
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -13,8 +12,8 @@ use shared::domain::{AuditEvent, UserAction};
 use shared::handlers::{ADMIN_LIST_USERS, ADMIN_USER_ACTION, LIST_JOBS, ME, REFRESH};
 use shared::store::AuditQuery;
 use shared::store::keys;
-use support::faults::{FAULTS, Fault, FaultInjector, RATE_LIMITER_CALLS, injected_at};
-use support::{EventBuilder, PASSWORD, TestApp, TestResponse, event};
+use crate::support::faults::{FAULTS, Fault, FaultInjector, RATE_LIMITER_CALLS, injected_at};
+use crate::support::{EventBuilder, PASSWORD, TestApp, TestResponse, event};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -455,7 +454,7 @@ async fn an_unlock_racing_a_wrong_password_leaves_the_record_consistent() {
     assert!(matches!(stale, shared::store::AttemptsWrite::Changed(_)));
     // Unlocking a username with no record (it never tried to log in) makes an empty one,
     // expiring at once.
-    let fresh = support::unique_username();
+    let fresh = crate::support::unique_username();
     assert_eq!(app.register(&fresh).await.status(), 201);
     let fresh_id = app
         .state

@@ -108,7 +108,7 @@ async fn the_health_check_starts_without_a_secret() {
         .unwrap();
     let response = shared::http::dispatch(
         &HEALTH,
-        lambda_http::request::from_str(include_str!("../../events/health.json")).unwrap(),
+        lambda_http::request::from_str(include_str!("../../../events/health.json")).unwrap(),
         Box::leak(Box::new(state)),
     )
     .await;
@@ -126,7 +126,7 @@ async fn the_unmatched_route_starts_without_a_secret() {
     assert!(state.jwt_keys().is_none());
     let response = shared::http::dispatch(
         &UNMATCHED,
-        lambda_http::request::from_str(include_str!("../../events/not-found.json")).unwrap(),
+        lambda_http::request::from_str(include_str!("../../../events/not-found.json")).unwrap(),
         Box::leak(Box::new(state)),
     )
     .await;

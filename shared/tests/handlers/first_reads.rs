@@ -3,15 +3,14 @@
 //! A route whose declared first read differs from what its handler reads would show a second read
 //! here.
 
-mod support;
 
 use serde_json::json;
 use shared::handlers::{
     GET_JOB, LOGIN, LOGOUT, ME, MINT, REAUTHENTICATE, REFRESH, REVOKE, STAKE, SUBMIT_JOB, UNSTAKE,
     VOTE,
 };
-use support::faults::FaultInjector;
-use support::{PASSWORD, TestApp, event};
+use crate::support::faults::FaultInjector;
+use crate::support::{PASSWORD, TestApp, event};
 
 const LIMITER: [&str; 2] = ["UpdateItem", "BatchGetItem"];
 

@@ -1,11 +1,10 @@
 //! The ledger in-process: what a movement writes, and the idempotency records.
 
-mod support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use shared::handlers::{MINT, TRANSFER};
-use support::{TestApp, TestResponse, event};
+use crate::support::{TestApp, TestResponse, event};
 use time::OffsetDateTime;
 
 async fn post(

@@ -1,7 +1,6 @@
 //! Account recovery by email (issue 25), in process against the local server, which serves SES
 //! v2 beside DynamoDB: the mail read back is what the SDK really sent (support/mail.rs).
 
-mod support;
 
 use serde_json::json;
 use shared::domain::AuditEvent;
@@ -11,9 +10,9 @@ use shared::handlers::{
 };
 use shared::store::AuditQuery;
 use shared::store::keys;
-use support::faults::{FAULTS, FaultInjector, injected_at};
-use support::mail::mail_to;
-use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
+use crate::support::faults::{FAULTS, FaultInjector, injected_at};
+use crate::support::mail::mail_to;
+use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 use time::Duration;
 use uuid::Uuid;
 

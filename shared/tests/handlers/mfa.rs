@@ -5,7 +5,6 @@
 //! call of setup, verify, login/mfa and disable. Time moves with the test app's clock
 //! (`TestApp::later`), never by sleeping: each app is 30 seconds (one TOTP step) apart.
 
-mod support;
 
 use serde_json::{Value, json};
 use shared::domain::Assurance;
@@ -14,9 +13,9 @@ use shared::handlers::{
     MFA_VALIDATE, MFA_VERIFY, REAUTHENTICATE,
 };
 use shared::store::keys;
-use support::faults::{Fault, FaultInjector};
-use support::sessions::{Item, Pair};
-use support::{PASSWORD, TestApp, TestResponse, event};
+use crate::support::faults::{Fault, FaultInjector};
+use crate::support::sessions::{Item, Pair};
+use crate::support::{PASSWORD, TestApp, TestResponse, event};
 use time::Duration;
 use uuid::Uuid;
 
@@ -657,7 +656,7 @@ enum Operation {
 async fn prepare(
     operation: Operation,
     earlier: &TestApp,
-) -> (support::EventBuilder, Vec<keys::Key>) {
+) -> (crate::support::EventBuilder, Vec<keys::Key>) {
     let at = now(earlier) + STEP;
     let (username, pair, secret) = match operation {
         Operation::Setup | Operation::Verify => {
@@ -704,7 +703,7 @@ async fn prepare(
     (request, items)
 }
 
-async fn send(app: &TestApp, operation: Operation, request: support::EventBuilder) -> TestResponse {
+async fn send(app: &TestApp, operation: Operation, request: crate::support::EventBuilder) -> TestResponse {
     let endpoint = match operation {
         Operation::Setup => &MFA_SETUP,
         Operation::Verify => &MFA_VERIFY,

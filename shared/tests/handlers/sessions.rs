@@ -3,15 +3,14 @@
 //! session list, ending one session, and changing the password. Time moves with the test app's
 //! clock (`TestApp::later`), never by sleeping.
 
-mod support;
 
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use shared::config::JwtSecretSource;
 use shared::domain::UserAction;
 use shared::handlers::{CHANGE_PASSWORD, DELETE_SESSION, LIST_SESSIONS, LOGOUT, REFRESH, REVOKE};
-use support::sessions::{Pair, number, text};
-use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
+use crate::support::sessions::{Pair, number, text};
+use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 use time::Duration;
 use uuid::Uuid;
 
@@ -598,7 +597,7 @@ async fn a_login_verified_against_a_credential_that_changed_meanwhile_starts_no_
             };
             assert_eq!(response.status(), 200, "{}", response.text());
         };
-        let interleave = support::interleave::Interleave::before(operation, nth, race);
+        let interleave = crate::support::interleave::Interleave::before(operation, nth, race);
         let racing_app = TestApp::with_interceptor(interleave.clone()).await;
         let login = racing_app.login(&username, PASSWORD).await;
         assert!(interleave.ran(), "{case}");

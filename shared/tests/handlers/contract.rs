@@ -2,11 +2,10 @@
 //! answer, the correlation id, what a refused access token is told, unknown query parameters, and
 //! the answer to requests no route matches.
 
-mod support;
 
 use lambda_http::{Context, Request, RequestExt};
 use shared::handlers::{DOCS, HEALTH, LIST_JOBS, LOGIN, LOGOUT, ME, ROOT, SUBMIT_JOB, UNMATCHED};
-use support::{PASSWORD, TestApp, TestResponse, event, unique_username};
+use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
 /// `request` as Lambda hands it over, with its request id.
 fn invoked(request: Request, request_id: &str) -> Request {

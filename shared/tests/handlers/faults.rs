@@ -8,7 +8,6 @@
 //! take effect, answers what is now so (400 username taken, 409 already voted or cancelled).
 //! Either way the effect is then applied exactly once.
 
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -21,8 +20,8 @@ use shared::domain::{
 use shared::handlers;
 use shared::routes::Scope;
 use shared::store::keys::{self, Key};
-use support::faults::{FAULTS, Fault, FaultInjector, ItemKey, RATE_LIMITER_CALLS, injected_at};
-use support::{EventBuilder, PASSWORD, TestApp, TestResponse, event, unique_username};
+use crate::support::faults::{FAULTS, Fault, FaultInjector, ItemKey, RATE_LIMITER_CALLS, injected_at};
+use crate::support::{EventBuilder, PASSWORD, TestApp, TestResponse, event, unique_username};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -432,7 +431,7 @@ impl Fixture {
                     scopes: vec![Scope::JobsRead],
                 };
                 let key = ApiKey::new(id, self.user.id, new, issued.hash, issued.prefix, now);
-                let created = support::audit_context(Actor::User(self.user.id), now)
+                let created = crate::support::audit_context(Actor::User(self.user.id), now)
                     .event(AuditEventType::ApiKeyCreated, self.user.id.to_string());
                 self.app
                     .state
