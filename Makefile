@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < infra/requirements.txt | cut -d' ' -
 CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < infra/requirements-checkov.txt | cut -d' ' -f1)
 
-.PHONY: run sam-local test test-checkov test-unit test-handlers test-e2e test-sam test-deploy lint build sam-image bench browser
+.PHONY: run sam-local test test-build test-sam-then-deploy test-checkov test-unit test-handlers test-e2e test-sam test-deploy lint build sam-image bench browser
 
 # The function binaries, as template.yaml names them (Metadata.BuildProperties.Binary).
 BINARIES := $(shell sed -n 's/^ *Binary: *//p' template.yaml)
@@ -59,8 +59,22 @@ sam-image: $(STAMP)
 	$(PYTHON) infra/sam_image.py
 
 ## Everything: lint, checkov, unit tests, in-process handler tests, end-to-end tests over HTTP,
-## SAM local, and the deploy path checked offline.
-test: lint test-checkov test-unit test-handlers test-e2e test-sam test-deploy
+## SAM local, and the deploy path checked offline. What waits on the network or on Docker runs
+## beside what needs the CPU: the Python tools and the browser install while cargo compiles every
+## test and function once, and SAM local and the deploy check run beside the end-to-end tests.
+## Each target's output is printed whole when it ends.
+test:
+	$(MAKE) --no-print-directory -j4 --output-sync=target $(STAMP) $(CHECKOV_STAMP) browser test-build
+	$(MAKE) --no-print-directory lint test-checkov test-unit test-handlers
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-e2e test-sam-then-deploy
+
+test-sam-then-deploy: test-sam
+	$(MAKE) --no-print-directory test-deploy
+
+## Every test binary and every function, compiled once for the stages that run them.
+test-build:
+	cargo test --workspace --no-run --quiet $(addprefix --exclude ,$(BINARIES))
+	cargo build --workspace --quiet
 
 lint:
 	cargo fmt --all --check
@@ -81,8 +95,12 @@ test-unit:
 test-handlers: $(STAMP)
 	$(PYTHON) infra/local_stack.py with-dynamodb -- cargo test --workspace --test '*' --quiet
 
+## End-to-end tests over HTTP, E2E_WORKERS processes (pytest-xdist), each file in one process
+## with stacks of its own: the tests wait on the local DynamoDB and the functions as much as
+## they compute, so more processes than cores keep both cores busy.
+E2E_WORKERS ?= 3
 test-e2e: $(STAMP) build browser
-	$(PYTHON) -m pytest tests -q --ignore=tests/sam
+	$(PYTHON) -m pytest tests -q --ignore=tests/sam -n $(E2E_WORKERS) --dist loadfile
 
 ## The browser tests/test_docs_browser.py drives: Debian's chromium and chromium-driver, installed
 ## by package name where either is missing and apt-get can install (as root). Otherwise one line
