@@ -2,9 +2,10 @@
 //! administrators only (read from the table on every request); each action and its audit event
 //! written together or not at all, with a fault at every DynamoDB call of the action.
 
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::support::faults::{FAULTS, Fault, FaultInjector, RATE_LIMITER_CALLS, injected_at};
+use crate::support::{EventBuilder, PASSWORD, TestApp, TestResponse, event};
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Context, RequestExt};
 use serde_json::{Value, json};
@@ -12,8 +13,6 @@ use shared::domain::{AuditEvent, UserAction};
 use shared::handlers::{ADMIN_LIST_USERS, ADMIN_USER_ACTION, LIST_JOBS, ME, REFRESH};
 use shared::store::AuditQuery;
 use shared::store::keys;
-use crate::support::faults::{FAULTS, Fault, FaultInjector, RATE_LIMITER_CALLS, injected_at};
-use crate::support::{EventBuilder, PASSWORD, TestApp, TestResponse, event};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 

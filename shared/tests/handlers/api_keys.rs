@@ -2,9 +2,10 @@
 //! every route family, their refusals, their hourly budget, the 25-key cap, `last_used`, and
 //! what each key-authenticated request costs.
 
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::faults::FaultInjector;
+use crate::support::{EventBuilder, TestApp, TestResponse, event};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,8 +18,6 @@ use shared::handlers::{
     ROOT, STAKE, SUBMIT_JOB, TRANSFER, UNSTAKE, VOTE,
 };
 use shared::http::Endpoint;
-use crate::support::faults::FaultInjector;
-use crate::support::{EventBuilder, TestApp, TestResponse, event};
 use uuid::Uuid;
 
 const LIMITER: [&str; 2] = ["UpdateItem", "BatchGetItem"];

@@ -4,13 +4,12 @@
 //! pages them for administrators only. (That a failure at any DynamoDB call leaves neither the
 //! action nor its event is `faults.rs`, whose items include the events the writes name.)
 
-
+use crate::support::{PASSWORD, TestApp, event, unique_username};
 use serde_json::{Value, json};
 use shared::domain::{AuditEvent, UserAction};
 use shared::handlers;
 use shared::ratelimit::MAX_FAILED_LOGINS;
 use shared::store::AuditQuery;
-use crate::support::{PASSWORD, TestApp, event, unique_username};
 use time::OffsetDateTime;
 use uuid::Uuid;
 

@@ -1,12 +1,11 @@
 //! The auth handlers in-process, against the local DynamoDB.
 
-
 use std::time::{Duration, Instant};
 
+use crate::support::{PASSWORD, TestApp, event, unique_username};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use shared::handlers::{HEALTH, LOGIN, LOGOUT, ME};
-use crate::support::{PASSWORD, TestApp, event, unique_username};
 
 fn claims(app: &TestApp, token: &str) -> shared::auth::Claims {
     app.state.jwt_keys().unwrap().verify(token).unwrap()

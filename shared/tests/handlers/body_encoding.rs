@@ -3,13 +3,12 @@
 //! before any function runs, so `make run` cannot show this). Every body-reading route answers
 //! 400 in the problem shape and stores nothing.
 
-
+use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::handlers::{
     CREATE_PROPOSAL, LOGIN, MINT, REGISTER, REGISTER_DEVICE, STAKE, SUBMIT_JOB, TRANSFER, UNSTAKE,
     VOTE,
 };
-use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
 /// A registration whose password a client sent in Latin-1: `é` as the single byte 0xE9.
 fn latin1_registration(username: &str) -> Vec<u8> {

@@ -2,10 +2,9 @@
 //! answer, the correlation id, what a refused access token is told, unknown query parameters, and
 //! the answer to requests no route matches.
 
-
+use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 use lambda_http::{Context, Request, RequestExt};
 use shared::handlers::{DOCS, HEALTH, LIST_JOBS, LOGIN, LOGOUT, ME, ROOT, SUBMIT_JOB, UNMATCHED};
-use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
 /// `request` as Lambda hands it over, with its request id.
 fn invoked(request: Request, request_id: &str) -> Request {

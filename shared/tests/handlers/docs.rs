@@ -1,12 +1,11 @@
 //! The docs function through `http::dispatch`, as API Gateway calls it: the page, every asset it
 //! names, unknown names, and the headers its answers get, which no other route can get.
 
-
+use crate::support::{TestApp, TestResponse, event};
 use lambda_http::{Body, Response};
 use shared::handlers::{DOCS, HEALTH, ME, OPENAPI, ROOT};
 use shared::http::{Endpoint, file_response, no_first_read};
 use shared::routes::{ApiKeys, RateLimit, Route, Serves};
-use crate::support::{TestApp, TestResponse, event};
 
 const DOCS_PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \

@@ -8,10 +8,13 @@
 //! take effect, answers what is now so (400 username taken, 409 already voted or cancelled).
 //! Either way the effect is then applied exactly once.
 
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use crate::support::faults::{
+    FAULTS, Fault, FaultInjector, ItemKey, RATE_LIMITER_CALLS, injected_at,
+};
+use crate::support::{EventBuilder, PASSWORD, TestApp, TestResponse, event, unique_username};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde_json::json;
 use shared::domain::{
@@ -20,8 +23,6 @@ use shared::domain::{
 use shared::handlers;
 use shared::routes::Scope;
 use shared::store::keys::{self, Key};
-use crate::support::faults::{FAULTS, Fault, FaultInjector, ItemKey, RATE_LIMITER_CALLS, injected_at};
-use crate::support::{EventBuilder, PASSWORD, TestApp, TestResponse, event, unique_username};
 use time::OffsetDateTime;
 use uuid::Uuid;
 

@@ -3,14 +3,13 @@
 //! A route whose declared first read differs from what its handler reads would show a second read
 //! here.
 
-
+use crate::support::faults::FaultInjector;
+use crate::support::{PASSWORD, TestApp, event};
 use serde_json::json;
 use shared::handlers::{
     GET_JOB, LOGIN, LOGOUT, ME, MINT, REAUTHENTICATE, REFRESH, REVOKE, STAKE, SUBMIT_JOB, UNSTAKE,
     VOTE,
 };
-use crate::support::faults::FaultInjector;
-use crate::support::{PASSWORD, TestApp, event};
 
 const LIMITER: [&str; 2] = ["UpdateItem", "BatchGetItem"];
 

@@ -1,12 +1,11 @@
 //! Governance in-process: a token backs at most one vote per proposal. A vote locks the stake it
 //! weighed until the proposal's voting ends; votes after that are refused.
 
-
+use crate::support::{TestApp, TestResponse, event};
 use serde_json::{Value, json};
 use shared::handlers::{
     BALANCE, CREATE_PROPOSAL, LIST_PROPOSALS, MINT, STAKE, TRANSFER, UNSTAKE, VOTE,
 };
-use crate::support::{TestApp, TestResponse, event};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 

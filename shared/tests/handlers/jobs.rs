@@ -1,12 +1,11 @@
 //! The job handlers in-process: what is stored, and the listing's pages.
 
-
 use std::collections::HashSet;
 
+use crate::support::{TestApp, event};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use shared::handlers::{CANCEL_JOB, GET_JOB, LIST_JOBS, SUBMIT_JOB};
-use crate::support::{TestApp, event};
 
 async fn submit(app: &TestApp, token: &str, body: Value) -> crate::support::TestResponse {
     app.call(

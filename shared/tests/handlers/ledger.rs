@@ -1,10 +1,9 @@
 //! The ledger in-process: what a movement writes, and the idempotency records.
 
-
+use crate::support::{TestApp, TestResponse, event};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use shared::handlers::{MINT, TRANSFER};
-use crate::support::{TestApp, TestResponse, event};
 use time::OffsetDateTime;
 
 async fn post(

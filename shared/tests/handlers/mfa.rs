@@ -5,7 +5,9 @@
 //! call of setup, verify, login/mfa and disable. Time moves with the test app's clock
 //! (`TestApp::later`), never by sleeping: each app is 30 seconds (one TOTP step) apart.
 
-
+use crate::support::faults::{Fault, FaultInjector};
+use crate::support::sessions::{Item, Pair};
+use crate::support::{PASSWORD, TestApp, TestResponse, event};
 use serde_json::{Value, json};
 use shared::domain::Assurance;
 use shared::handlers::{
@@ -13,9 +15,6 @@ use shared::handlers::{
     MFA_VALIDATE, MFA_VERIFY, REAUTHENTICATE,
 };
 use shared::store::keys;
-use crate::support::faults::{Fault, FaultInjector};
-use crate::support::sessions::{Item, Pair};
-use crate::support::{PASSWORD, TestApp, TestResponse, event};
 use time::Duration;
 use uuid::Uuid;
 
@@ -703,7 +702,11 @@ async fn prepare(
     (request, items)
 }
 
-async fn send(app: &TestApp, operation: Operation, request: crate::support::EventBuilder) -> TestResponse {
+async fn send(
+    app: &TestApp,
+    operation: Operation,
+    request: crate::support::EventBuilder,
+) -> TestResponse {
     let endpoint = match operation {
         Operation::Setup => &MFA_SETUP,
         Operation::Verify => &MFA_VERIFY,

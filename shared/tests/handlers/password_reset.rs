@@ -1,7 +1,9 @@
 //! Account recovery by email (issue 25), in process against the local server, which serves SES
 //! v2 beside DynamoDB: the mail read back is what the SDK really sent (support/mail.rs).
 
-
+use crate::support::faults::{FAULTS, FaultInjector, injected_at};
+use crate::support::mail::mail_to;
+use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 use serde_json::json;
 use shared::domain::AuditEvent;
 use shared::handlers::{
@@ -10,9 +12,6 @@ use shared::handlers::{
 };
 use shared::store::AuditQuery;
 use shared::store::keys;
-use crate::support::faults::{FAULTS, FaultInjector, injected_at};
-use crate::support::mail::mail_to;
-use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 use time::Duration;
 use uuid::Uuid;
 

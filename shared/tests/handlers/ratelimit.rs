@@ -1,13 +1,12 @@
 //! The rate limiter in-process, against the local DynamoDB: atomicity, identities, headers,
 //! brute-force lockout, stale counters and the failure policy.
 
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::domain::UserAction;
 use shared::handlers::{HEALTH, LIST_JOBS, LOGIN, ME, ROOT};
-use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 
 fn now_ms() -> u64 {
     SystemTime::now()

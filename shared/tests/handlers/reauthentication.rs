@@ -6,7 +6,8 @@
 //! may revoke every API key in its own transaction. Time moves with the test app's clock
 //! (`TestApp::later`), never by sleeping.
 
-
+use crate::support::sessions::{Pair, text};
+use crate::support::{PASSWORD, TestApp, TestResponse, event};
 use aws_sdk_dynamodb::types::AttributeValue;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -15,8 +16,6 @@ use shared::domain::AuditEvent;
 use shared::handlers::{CHANGE_PASSWORD, LIST_API_KEYS, REAUTHENTICATE};
 use shared::ratelimit::MAX_FAILED_LOGINS;
 use shared::store::{AuditQuery, keys};
-use crate::support::sessions::{Pair, text};
-use crate::support::{PASSWORD, TestApp, TestResponse, event};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 

@@ -3,14 +3,13 @@
 //! session list, ending one session, and changing the password. Time moves with the test app's
 //! clock (`TestApp::later`), never by sleeping.
 
-
+use crate::support::sessions::{Pair, number, text};
+use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use shared::config::JwtSecretSource;
 use shared::domain::UserAction;
 use shared::handlers::{CHANGE_PASSWORD, DELETE_SESSION, LIST_SESSIONS, LOGOUT, REFRESH, REVOKE};
-use crate::support::sessions::{Pair, number, text};
-use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 use time::Duration;
 use uuid::Uuid;
 
