@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < infra/requirements.txt | cut -d' ' -
 CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < infra/requirements-checkov.txt | cut -d' ' -f1)
 
-.PHONY: run sam-local test test-build test-sam-then-deploy test-checkov test-unit test-handlers test-e2e test-sam test-deploy lint build sam-image bench browser
+.PHONY: run sam-local test test-build test-checkov test-unit test-handlers test-e2e test-sam test-deploy lint build sam-image bench browser
 
 # The function binaries, as template.yaml names them (Metadata.BuildProperties.Binary).
 BINARIES := $(shell sed -n 's/^ *Binary: *//p' template.yaml)
@@ -59,17 +59,17 @@ sam-image: $(STAMP)
 	$(PYTHON) infra/sam_image.py
 
 ## Everything: lint, checkov, unit tests, in-process handler tests, end-to-end tests over HTTP,
-## SAM local, and the deploy path checked offline. What waits on the network or on Docker runs
-## beside what needs the CPU: the Python tools and the browser install while cargo compiles every
-## test and function once, and SAM local and the deploy check run beside the end-to-end tests.
-## Each target's output is printed whole when it ends.
+## SAM local, and the deploy path checked offline. What waits runs beside what computes: the
+## Python tools and the browser install while cargo compiles every test and function once; the
+## handler tests (which wait on their local DynamoDB, one request at a time) run beside SAM local
+## (which waits on Docker), each with a DynamoDB server of its own. The end-to-end tests then run
+## alone: they keep both cores busy. Side by side, each target's output is printed whole when it
+## ends.
 test:
 	$(MAKE) --no-print-directory -j4 --output-sync=target $(STAMP) $(CHECKOV_STAMP) browser test-build
-	$(MAKE) --no-print-directory lint test-checkov test-unit test-handlers
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-e2e test-sam-then-deploy
-
-test-sam-then-deploy: test-sam
-	$(MAKE) --no-print-directory test-deploy
+	$(MAKE) --no-print-directory lint test-checkov test-unit
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-handlers test-sam
+	$(MAKE) --no-print-directory test-e2e test-deploy
 
 ## Every test binary and every function, compiled once for the stages that run them.
 test-build:

@@ -16,7 +16,7 @@ use crate::domain::{
 };
 use crate::http::{ApiError, audit_context, json_body, json_response, source_ip};
 use crate::mail::Outbox;
-use crate::store::{NewToken, ResetRecord, Spend, VerificationRecord};
+use crate::store::{MailCount, NewToken, ResetRecord, Spend, VerificationRecord};
 
 const RESET_REQUESTED: &str =
     "If an account exists with that email, a password reset link has been sent.";
@@ -54,7 +54,7 @@ pub async fn request_password_reset(
         state.store.user_by_email(&email),
     )?;
     match user.filter(|user| user.is_active) {
-        Some(user) if within_cap => {
+        Some(user) if within_cap == MailCount::Counted => {
             let token = RecoveryToken::generate();
             let minutes = state.config.password_reset_token_minutes;
             let expires_at = (now + time::Duration::minutes(minutes)).unix_timestamp();
@@ -182,7 +182,7 @@ pub async fn resend_verification(
     }
     let outbox = outbox(state)?;
     let now = state.clock.now();
-    let within_cap = state
+    let count = state
         .store
         .count_mail(
             TokenPurpose::EmailVerification,
@@ -191,8 +191,10 @@ pub async fn resend_verification(
             now.unix_timestamp(),
         )
         .await?;
-    if !within_cap {
-        let retry_after_seconds = (3600 - now.unix_timestamp().rem_euclid(3600)) as u64;
+    if let MailCount::Capped {
+        retry_after_seconds,
+    } = count
+    {
         return Err(ApiError::RateLimited {
             retry_after_seconds,
             detail: format!(

@@ -220,10 +220,10 @@ pub fn verification_token(hash: &str) -> Key {
 }
 
 /// The mails of one kind sent to one recipient (the SHA-256 of an address, or of a user id) in
-/// the hour-long window that starts at `window_start_seconds`.
-pub fn mail_counter(kind: &str, recipient_hash: &str, window_start_seconds: i64) -> Key {
+/// the last hour: the times of the last few, oldest first.
+pub fn mail_log(kind: &str, recipient_hash: &str) -> Key {
     key(
         format!("RATE#mail#{kind}#{recipient_hash}"),
-        format!("WINDOW#{window_start_seconds}"),
+        "MAILS".to_owned(),
     )
 }

@@ -57,7 +57,7 @@ pub use mfa::{
     PendingLogin, SecondFactor, SecondFactorFailure, SecondFactorFailures, SecondFactorState,
 };
 pub use rate_counters::counter_hits;
-pub use recovery::{NewToken, ResetRecord, Spend, VerificationRecord};
+pub use recovery::{MailCount, NewToken, ResetRecord, Spend, VerificationRecord};
 pub use sessions::{
     NewPassword, PasswordChange, Reauthentication, RefreshLookup, RefreshRecord, RefreshState,
     Rotation, SessionRecord, SessionStart, SessionStatus, VerifiedLogin,

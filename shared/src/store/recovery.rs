@@ -1,6 +1,6 @@
 //! Account recovery's items (issue 25): one-time tokens, stored under their SHA-256 with a TTL
 //! (`RESET#<hash>`: a password reset; `VERIFY#<hash>`: an address's verification), and the
-//! hourly mail counters. A reset token carries the user's `reset_generation` at its issue: the
+//! mail logs that cap each recipient's mails in any hour. A reset token carries the user's `reset_generation` at its issue: the
 //! reset that spends one moves the generation on, which kills every other. See
 //! docs/table-design.md.
 
@@ -10,11 +10,18 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+
+use super::error::{unless_refused, update_or_read_back};
 use super::keys::{self, Key};
-use super::{Store, StoreError, TTL_ATTRIBUTE, expired, number, string};
+use super::{Item, Store, StoreError, TTL_ATTRIBUTE, expired, number, string};
 use crate::domain::{AuditEvent, Email, RecoveryTokenHash, TokenPurpose, User};
 
 const RESET_GENERATION: &str = "reset_generation";
+/// A mail log's attribute: the times (epoch s) of the recipient's last mails, oldest first.
+const SENT: &str = "sent";
+/// How long a mail counts against its recipient's cap.
+const MAIL_LOG_SECONDS: i64 = 3600;
 const SESSION_EPOCH: &str = "session_epoch";
 
 /// A password-reset token as stored.
@@ -33,6 +40,27 @@ pub struct VerificationRecord {
     pub user_id: Uuid,
     pub email: String,
     pub expires_at: i64,
+}
+
+/// Whether a mail may go out under its recipient's cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailCount {
+    /// Counted: send it.
+    Counted,
+    /// The cap is reached; a place frees in this many seconds.
+    Capped { retry_after_seconds: u64 },
+}
+
+fn sent_times(item: &Item) -> Vec<i64> {
+    item.get(SENT)
+        .and_then(|sent| sent.as_l().ok())
+        .map(|times| {
+            times
+                .iter()
+                .filter_map(|time| time.as_n().ok()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A token to store, and until when it works (epoch s).
@@ -77,26 +105,107 @@ impl Store {
         }
     }
 
-    /// Counts one mail of `purpose` to `recipient` (an address, or a user id) in the current
-    /// hour unless `cap` were sent already: `false` at the cap. One conditional write, so the
-    /// cap holds across every Lambda instance.
+    /// Counts one mail of `purpose` to `recipient` (an address, or a user id) unless `cap` were
+    /// sent in the hour before `now`. The recipient's item keeps the times of its last `cap`
+    /// mails, oldest first: a place is free while fewer are kept, or once the oldest is an hour
+    /// old (then it gives way). Each write is conditioned on what it read, so the cap holds
+    /// across every Lambda instance and in any 60 minutes, not only within a clock hour.
     pub async fn count_mail(
         &self,
         purpose: TokenPurpose,
         recipient: &str,
         cap: u64,
         now: i64,
-    ) -> Result<bool, StoreError> {
-        let window_start = now - now.rem_euclid(3600);
+    ) -> Result<MailCount, StoreError> {
         let digest: String = Sha256::digest(recipient.as_bytes())
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect();
-        let key = keys::mail_counter(purpose.as_str(), &digest, window_start);
-        Ok(self
-            .hit_counter(&key, cap, window_start + 3600, now)
-            .await?
-            .is_some())
+        let key = keys::mail_log(purpose.as_str(), &digest);
+        let kept = match self.append_mail(&key, cap, now).await? {
+            Ok(()) => return Ok(MailCount::Counted),
+            Err(kept) => kept,
+        };
+        // Full: a racing request may take the place that frees, but only one of them.
+        match kept.first() {
+            Some(&oldest) if oldest <= now - MAIL_LOG_SECONDS => {
+                let mut times = kept[1..].to_vec();
+                times.push(now);
+                if self.rotate_mail(&key, oldest, &times, now).await? {
+                    return Ok(MailCount::Counted);
+                }
+                Ok(MailCount::Capped {
+                    retry_after_seconds: MAIL_LOG_SECONDS as u64,
+                })
+            }
+            Some(&oldest) => Ok(MailCount::Capped {
+                retry_after_seconds: (oldest + MAIL_LOG_SECONDS - now).max(1) as u64,
+            }),
+            None => Err(StoreError::Unexpected(
+                "a mail log refused an append but keeps no time".into(),
+            )),
+        }
+    }
+
+    /// Appends `now` to the log while it keeps fewer than `cap` times; otherwise the times it
+    /// keeps.
+    async fn append_mail(
+        &self,
+        key: &Key,
+        cap: u64,
+        now: i64,
+    ) -> Result<Result<(), Vec<i64>>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key.attributes()))
+            .update_expression(
+                "SET #sent = list_append(if_not_exists(#sent, :none), :now), #ttl = :ttl",
+            )
+            .condition_expression("attribute_not_exists(#sent) OR size(#sent) < :cap")
+            .expression_attribute_names("#sent", SENT)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":now", AttributeValue::L(vec![number(now)]))
+            .expression_attribute_values(":cap", number(cap as i64))
+            .expression_attribute_values(":ttl", number(now + MAIL_LOG_SECONDS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        Ok(match update_or_read_back(result)? {
+            Ok(_) => Ok(()),
+            Err(old) => Err(old.as_ref().map(sent_times).unwrap_or_default()),
+        })
+    }
+
+    /// Replaces a full log whose oldest time is still `oldest` by `times`: `false` when another
+    /// request changed it first.
+    async fn rotate_mail(
+        &self,
+        key: &Key,
+        oldest: i64,
+        times: &[i64],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key.attributes()))
+            .update_expression("SET #sent = :times, #ttl = :ttl")
+            .condition_expression("#sent[0] = :oldest")
+            .expression_attribute_names("#sent", SENT)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(
+                ":times",
+                AttributeValue::L(times.iter().map(|time| number(*time)).collect()),
+            )
+            .expression_attribute_values(":oldest", number(oldest))
+            .expression_attribute_values(":ttl", number(now + MAIL_LOG_SECONDS))
+            .send()
+            .await;
+        Ok(unless_refused(result)?.is_some())
     }
 
     /// Stores a password-reset token for `user` (its item names the user, its username and

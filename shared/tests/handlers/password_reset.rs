@@ -263,6 +263,45 @@ async fn three_mails_an_hour_per_address_and_the_same_answer_beyond() {
     assert_eq!(reset_tokens(&email).await.len(), 4);
 }
 
+/// An app whose clock reads `seconds` past the next full hour of the system's clock (negative:
+/// before it).
+async fn app_at_next_hour(seconds: i64) -> TestApp {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    TestApp::later(Duration::seconds(3600 - now.rem_euclid(3600) + seconds)).await
+}
+
+#[tokio::test]
+async fn the_cap_holds_in_any_sixty_minutes_not_only_within_a_clock_hour() {
+    let app = TestApp::new().await;
+    let (_, email, access) = user(&app).await;
+    let before_the_hour = app_at_next_hour(-60).await;
+    for _ in 0..3 {
+        before_the_hour.request_reset(&email).await;
+    }
+    assert_eq!(reset_tokens(&email).await.len(), 3);
+    let after_the_hour = app_at_next_hour(60).await;
+    let answer = after_the_hour.request_reset(&email).await;
+    assert_eq!((answer.status(), answer.text()), (200, REQUESTED));
+    assert_eq!(reset_tokens(&email).await.len(), 3);
+    // An hour after the first three, their places are free again.
+    let an_hour_on = app_at_next_hour(3600).await;
+    for _ in 0..2 {
+        an_hour_on.request_reset(&email).await;
+    }
+    assert_eq!(reset_tokens(&email).await.len(), 5);
+
+    // The resend's cap likewise, and its Retry-After is when its oldest mail ages out: about
+    // 3480 s, give or take the seconds the apps' clocks ran apart (each reads the system's
+    // clock plus its own offset); the clock hour would say about 3540.
+    for _ in 0..3 {
+        assert_eq!(before_the_hour.resend(&access).await.status(), 202);
+    }
+    let capped = after_the_hour.resend(&access).await;
+    assert_eq!(capped.status(), 429, "{}", capped.text());
+    let retry_after: i64 = capped.header("retry-after").unwrap().parse().unwrap();
+    assert!((3460..=3500).contains(&retry_after), "{retry_after}");
+}
+
 #[tokio::test]
 async fn an_unknown_address_gets_the_same_answer_and_no_mail() {
     let app = TestApp::new().await;
