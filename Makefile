@@ -63,8 +63,7 @@ sam-image: $(STAMP)
 ## Python tools and the browser install while cargo compiles every test and function once; the
 ## handler tests (which wait on their local DynamoDB, one request at a time) run beside SAM local
 ## (which waits on Docker), each with a DynamoDB server of its own. The end-to-end tests then run
-## alone: they keep both cores busy. Side by side, each target's output is printed whole when it
-## ends.
+## alone. Side by side, each target's output is printed whole when it ends.
 test:
 	$(MAKE) --no-print-directory -j4 --output-sync=target $(STAMP) $(CHECKOV_STAMP) browser test-build
 	$(MAKE) --no-print-directory lint test-checkov test-unit
@@ -95,10 +94,11 @@ test-unit:
 test-handlers: $(STAMP)
 	$(PYTHON) infra/local_stack.py with-dynamodb -- cargo test --workspace --test '*' --quiet
 
-## End-to-end tests over HTTP, E2E_WORKERS processes (pytest-xdist), each file in one process
-## with stacks of its own: the tests wait on the local DynamoDB and the functions as much as
-## they compute, so more processes than cores keep both cores busy.
-E2E_WORKERS ?= 3
+## End-to-end tests over HTTP, in this process, or in E2E_WORKERS processes (pytest-xdist), each
+## file in one process with stacks of its own. 3 took 448-505 s where one takes 656, but in two
+## clean-clone runs of 3 the same two requests (GET /api/auth/me) hung 60 s in cargo-lambda's
+## emulator, which no run in one process has shown (docs/testing.md): one, until that is understood.
+E2E_WORKERS ?= 0
 test-e2e: $(STAMP) build browser
 	$(PYTHON) -m pytest tests -q --ignore=tests/sam -n $(E2E_WORKERS) --dist loadfile
 
