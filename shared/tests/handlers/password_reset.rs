@@ -5,12 +5,10 @@ use crate::support::faults::{FAULTS, FaultInjector, injected_at};
 use crate::support::mail::mail_to;
 use crate::support::{PASSWORD, TestApp, TestResponse, event, unique_username};
 use serde_json::json;
-use shared::domain::AuditEvent;
 use shared::handlers::{
     ADMIN_LIST_USERS, ME, PASSWORD_RESET_CONFIRM, PASSWORD_RESET_REQUEST, SUBMIT_JOB, VERIFY_EMAIL,
     VERIFY_EMAIL_RESEND,
 };
-use shared::store::AuditQuery;
 use shared::store::keys;
 use time::Duration;
 use uuid::Uuid;
@@ -60,29 +58,6 @@ impl TestApp {
     async fn user_id(&self, username: &str) -> Uuid {
         let user = self.state.store.user_by_username(username).await.unwrap();
         user.unwrap().id
-    }
-
-    /// Every event of `kind` about `subject`.
-    async fn events(&self, subject: Uuid, kind: &str) -> Vec<AuditEvent> {
-        let now = self.state.clock.now();
-        let page = self
-            .state
-            .store
-            .audit_events(&AuditQuery {
-                at: now,
-                kind: None,
-                subject: Some(subject.to_string()),
-                since: now - Duration::days(1),
-                until: now + Duration::days(1),
-                before: None,
-                limit: 100,
-            })
-            .await
-            .unwrap();
-        page.events
-            .into_iter()
-            .filter(|event| event.kind.as_str() == kind)
-            .collect()
     }
 }
 

@@ -12,10 +12,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use shared::config::JwtSecretSource;
-use shared::domain::AuditEvent;
 use shared::handlers::{CHANGE_PASSWORD, LIST_API_KEYS, REAUTHENTICATE};
 use shared::ratelimit::MAX_FAILED_LOGINS;
-use shared::store::{AuditQuery, keys};
+use shared::store::keys;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -68,29 +67,6 @@ async fn keys_of(app: &TestApp, access: &str) -> Vec<Value> {
 async fn active_count(app: &TestApp, user: Uuid) -> Option<i64> {
     let item = app.item(&keys::active_api_keys(user)).await?;
     Some(item["active"].as_n().unwrap().parse().unwrap())
-}
-
-/// Every event about `subject` of `kind`, newest first.
-async fn events(app: &TestApp, subject: Uuid, kind: &str) -> Vec<AuditEvent> {
-    let now = app.state.clock.now();
-    let page = app
-        .state
-        .store
-        .audit_events(&AuditQuery {
-            at: now,
-            kind: None,
-            subject: Some(subject.to_string()),
-            since: now - Duration::days(1),
-            until: now + Duration::days(1),
-            before: None,
-            limit: 100,
-        })
-        .await
-        .unwrap();
-    page.events
-        .into_iter()
-        .filter(|event| event.kind.as_str() == kind)
-        .collect()
 }
 
 /// The token's claims as JSON, changed by `change` and signed with the app's key.
@@ -247,7 +223,7 @@ async fn reauthenticating_answers_a_token_of_the_same_session_signed_in_now() {
     let refreshed = Pair::of(&later.refresh(&pair.refresh).await);
     assert_eq!(app.claims(&refreshed.access).auth_time, Some(auth_time));
 
-    let succeeded = events(&app, before.sub, "login.succeeded").await;
+    let succeeded = app.events(before.sub, "login.succeeded").await;
     let reauthenticated = serde_json::to_value(&succeeded[0]).unwrap();
     assert_eq!(reauthenticated["detail"]["via"], "reauthenticate");
     assert_eq!(
@@ -255,7 +231,7 @@ async fn reauthenticating_answers_a_token_of_the_same_session_signed_in_now() {
         before.sid.to_string()
     );
     assert_eq!(reauthenticated["actor"], before.sub.to_string());
-    assert!(events(&app, before.sub, "login.failed").await.is_empty());
+    assert!(app.events(before.sub, "login.failed").await.is_empty());
 }
 
 /// A wrong password is a failed login: recorded, and counted until the username is locked, for
@@ -280,7 +256,7 @@ async fn a_wrong_password_counts_toward_the_lockout_and_is_audited() {
     assert_eq!(locked.status(), 423, "{}", locked.text());
     assert!(locked.header("retry-after").is_some());
 
-    let failed = events(&app, user, "login.failed").await;
+    let failed = app.events(user, "login.failed").await;
     assert_eq!(failed.len(), MAX_FAILED_LOGINS + 1);
     let reasons: Vec<Value> = failed
         .iter()
@@ -296,9 +272,9 @@ async fn a_wrong_password_counts_toward_the_lockout_and_is_audited() {
         .map(|event| serde_json::to_value(event).unwrap()["detail"]["via"].clone())
         .collect();
     assert!(via.iter().all(|via| via == "reauthenticate"), "{via:?}");
-    assert_eq!(events(&app, user, "login.locked").await.len(), 1);
+    assert_eq!(app.events(user, "login.locked").await.len(), 1);
     // No sign-in was renewed by any of them, and logins are locked out too.
-    assert_eq!(events(&app, user, "login.succeeded").await.len(), 1);
+    assert_eq!(app.events(user, "login.succeeded").await.len(), 1);
     assert_eq!(app.login(&username, PASSWORD).await.status(), 423);
 }
 
@@ -374,7 +350,7 @@ async fn a_session_ended_meanwhile_is_not_signed_in_again() {
     let session = app.session_item(claims.sid).await.unwrap();
     assert_eq!(text(&session, "status"), "revoked");
     assert_eq!(
-        events(&app, user.id, "login.succeeded").await.len(),
+        app.events(user.id, "login.succeeded").await.len(),
         1,
         "the login's only"
     );
@@ -421,7 +397,8 @@ async fn a_password_change_may_revoke_every_key_in_its_transaction() {
     assert_eq!(keys.len(), 3);
     assert!(keys.iter().all(|key| key["is_active"] == false), "{keys:?}");
     assert_eq!(active_count(&app, user).await, Some(0));
-    let mut revoked: Vec<String> = events(&app, user, "apikey.revoked")
+    let mut revoked: Vec<String> = app
+        .events(user, "apikey.revoked")
         .await
         .iter()
         .map(|event| serde_json::to_value(event).unwrap()["detail"]["api_key_id"].clone())
@@ -434,7 +411,7 @@ async fn a_password_change_may_revoke_every_key_in_its_transaction() {
         revoked, expected,
         "one event each, the earlier revocation's included"
     );
-    assert_eq!(events(&app, user, "password.changed").await.len(), 1);
+    assert_eq!(app.events(user, "password.changed").await.len(), 1);
 }
 
 #[tokio::test]
@@ -506,5 +483,5 @@ async fn keys_that_changed_since_they_were_read_fail_the_whole_change() {
     assert_eq!(app.login(&username, PASSWORD).await.status(), 200);
     assert_eq!(keys_of(&app, &pair.access).await[0]["is_active"], true);
     assert_eq!(active_count(&app, user).await, Some(2));
-    assert!(events(&app, user, "password.changed").await.is_empty());
+    assert!(app.events(user, "password.changed").await.is_empty());
 }

@@ -14,9 +14,11 @@ use serde_json::{Value, json};
 use shared::AppState;
 use shared::clock::Clock;
 use shared::config::Config;
-use shared::domain::{Actor, AuditContext, UserAction};
+use shared::domain::{Actor, AuditContext, AuditEvent, UserAction};
 use shared::http::Endpoint;
-use shared::store::Store;
+use shared::store::{AuditQuery, Store};
+use time::Duration;
+use uuid::Uuid;
 
 use faults::FaultInjector;
 
@@ -29,6 +31,29 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Every event of `kind` about `subject` in the day around the app's clock, newest first.
+    pub async fn events(&self, subject: Uuid, kind: &str) -> Vec<AuditEvent> {
+        let now = self.state.clock.now();
+        let page = self
+            .state
+            .store
+            .audit_events(&AuditQuery {
+                at: now,
+                kind: None,
+                subject: Some(subject.to_string()),
+                since: now - Duration::days(1),
+                until: now + Duration::days(1),
+                before: None,
+                limit: 100,
+            })
+            .await
+            .unwrap();
+        page.events
+            .into_iter()
+            .filter(|event| event.kind.as_str() == kind)
+            .collect()
+    }
+
     /// Rate limits high enough that only the rate-limit tests meet them.
     pub async fn new() -> Self {
         Self::with_settings(&[]).await
